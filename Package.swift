@@ -1,0 +1,60 @@
+// swift-tools-version:6.0
+// digits-dist: MPI data-parallel ResNet training for spoken digits.
+// Dependency arrows point one way: CLI → Train → Dist / NN / Datasets → Audio.
+import PackageDescription
+
+let package = Package(
+    name: "digits-dist",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "digits-dist", targets: ["CLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // System libraries, found with pkg-config (Debian -dev packages in scripts/setup.sh).
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(name: "CSndFile", path: "Sources/CSndFile", pkgConfig: "sndfile",
+                       providers: [.apt(["libsndfile1-dev"])]),
+        .systemLibrary(name: "CFFTW", path: "Sources/CFFTW", pkgConfig: "fftw3f",
+                       providers: [.apt(["libfftw3-dev"])]),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CSoxr", path: "Sources/CSoxr", pkgConfig: "soxr",
+                       providers: [.apt(["libsoxr-dev"])]),
+
+        // Audio: decoding, resampling, log-mel features (librosa-equal).
+        .target(name: "Audio", dependencies: ["CSndFile", "CFFTW", "CSoxr"], path: "Sources/Audio",
+                swiftSettings: optimized),
+        // Datasets: layouts, speaker-grouped folds, memory-mapped feature cache, synthetic digits.
+        .target(name: "Datasets", dependencies: ["Audio"], path: "Sources/Datasets",
+                swiftSettings: optimized),
+        // NN: layers (forward + backward), ResNet, losses, AdamW on OpenBLAS.
+        .target(name: "NN", dependencies: ["CBLAS"], path: "Sources/NN", swiftSettings: optimized),
+        // Dist: the MPI communicator.
+        .target(name: "Dist", dependencies: ["CMPI"], path: "Sources/Dist", swiftSettings: optimized),
+        // Train: configs, the training loop, metrics, checkpoints.
+        .target(name: "Train",
+                dependencies: ["Audio", "Datasets", "NN", "Dist", .product(name: "Yams", package: "Yams")],
+                path: "Sources/Train", swiftSettings: optimized),
+        // CLI: the `digits-dist` command.
+        .executableTarget(name: "CLI",
+                          dependencies: ["Train", "Datasets", "Audio", "NN", "Dist",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/CLI", swiftSettings: optimized),
+
+        .testTarget(name: "AudioTests", dependencies: ["Audio"], path: "Tests/AudioTests",
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Audio"], path: "Tests/DatasetsTests"),
+        .testTarget(name: "NNTests", dependencies: ["NN"], path: "Tests/NNTests"),
+        .testTarget(name: "IntegrationTests", dependencies: ["Datasets", "Audio"], path: "Tests/IntegrationTests"),
+    ],
+    // Swift 5 mode: the kernels share raw buffers across threads by design (disjoint slices).
+    swiftLanguageModes: [.v5]
+)
+
+/// Numeric kernels are checked for bounds in debug builds; release builds (benchmarks, training) drop the checks.
+var optimized: [SwiftSetting] { [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))] }
