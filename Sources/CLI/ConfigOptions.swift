@@ -1,0 +1,26 @@
+import ArgumentParser
+import Train
+
+/// `--config FILE` and `--set key=value`, shared by every command that reads a run config.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "Run config (YAML, the seed's H2O Hydrogen Torch keys). Defaults apply without one.")
+    var config: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. --set training.epochs=3 (repeatable).", valueName: "key=value"))
+    var overrides: [String] = []
+
+    func load() throws -> RunConfig {
+        if let config { return try RunConfig.load(path: config, overrides: overrides) }
+        var defaults = RunConfig()
+        try defaults.apply(overrides: overrides)
+        return defaults
+    }
+}
+
+/// Turns our one-line errors into a clean exit: the message on stderr, exit code 1.
+func failing<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as ExitCode { throw error } catch let error as CleanExit { throw error } catch {
+        Log.error("\(error)")
+        throw ExitCode.failure
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+
+/// One labelled recording.
+public struct Clip: Hashable, Sendable {
+    /// Absolute or working-directory-relative path of the audio file.
+    public var path: String
+    /// The spoken digit, 0–9.
+    public var label: Int
+    /// Who spoke it; folds never split a speaker.
+    public var speaker: String
+
+    public init(path: String, label: Int, speaker: String) {
+        self.path = path
+        self.label = label
+        self.speaker = speaker
+    }
+}
+
+/// The on-disk layouts `--data` may point at.
+public enum DatasetLayout: String, Sendable {
+    /// `ROOT/NN/{digit}_{NN}_{index}.wav`, speaker = NN (AudioMNIST's `data/` folder).
+    case audioMNIST = "AudioMNIST"
+    /// Flat `ROOT/{digit}_{speaker}_{index}.wav` (Free Spoken Digit Dataset's `recordings/`).
+    case fsdd = "FSDD"
+    /// A CSV with columns `audio,label[,speaker]`, audio paths relative to a data folder.
+    case csv = "CSV"
+}
+
+/// A file the scan or the feature cache passed over, with the reason; listed at the end of a run.
+public struct SkippedFile: Hashable, Sendable, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+    public var description: String { "\(path): \(reason)" }
+}
+
+/// A one-line error naming the file and the problem.
+public struct DatasetError: Error, CustomStringConvertible {
+    public let path: String
+    public let problem: String
+    public init(path: String, problem: String) {
+        self.path = path
+        self.problem = problem
+    }
+    public var description: String { "\(path): \(problem)" }
+}
+
+/// The clips of a dataset, in a deterministic order (sorted by path).
+public struct Dataset: Sendable {
+    public var root: String
+    public var layout: DatasetLayout
+    public var clips: [Clip]
+    /// Files that looked like part of the dataset but could not be used.
+    public var skipped: [SkippedFile]
+
+    public init(root: String, layout: DatasetLayout, clips: [Clip], skipped: [SkippedFile] = []) {
+        self.root = root
+        self.layout = layout
+        self.clips = clips.sorted { $0.path < $1.path }
+        self.skipped = skipped
+    }
+
+    /// Speakers in sorted order.
+    public var speakers: [String] { Array(Set(clips.map(\.speaker))).sorted() }
+
+    /// Clip counts per digit 0–9.
+    public var labelCounts: [Int] { Self.labelCounts(of: clips.indices, in: clips) }
+
+    static func labelCounts(of indices: some Sequence<Int>, in clips: [Clip]) -> [Int] {
+        var counts = [Int](repeating: 0, count: 10)
+        for i in indices { counts[clips[i].label] += 1 }
+        return counts
+    }
+}

@@ -1,0 +1,85 @@
+@testable import Train
+import Foundation
+import XCTest
+
+final class RunConfigTests: XCTestCase {
+    let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    func write(_ yaml: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.path + "/cfg-\(UUID().uuidString).yaml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    func testTheSeedConfigLoadsAsItIs() throws {
+        let config = try RunConfig.load(path: repositoryRoot + "/configs/amnist.yaml")
+        XCTAssertEqual(config.string("architecture.backbone"), "resnet50")
+        XCTAssertEqual(config.string("audio.spectrogram_normalization"), "No")
+        XCTAssertEqual(config.list("dataset.folds"), ["4"])
+        XCTAssertEqual(config.list("training.differential_learning_rate_layers"), [])
+        XCTAssertEqual(config.int("environment.seed"), -1)
+        XCTAssertEqual(config.double("dataset.validation_size"), 0.2)
+        XCTAssertEqual(config.path("dataset.train_dataframe"), repositoryRoot + "/configs/amnist_meta.csv")
+        XCTAssertNil(config.path("dataset.test_dataframe"))
+        let audio = config.audioSettings
+        XCTAssertEqual([audio.sampleRate, audio.fftSize, audio.hopSize, audio.melBins], [22050, 2048, 512, 128])
+        XCTAssertEqual(audio.maxFrequency, 16000)
+    }
+
+    func testOverridesAndTheResolvedConfigRoundTrips() throws {
+        var config = try RunConfig.load(path: repositoryRoot + "/configs/amnist.yaml",
+                                        overrides: ["training.epochs=3", "architecture.backbone=resnet18", "dataset.folds=[0, 2]"])
+        XCTAssertEqual(config.int("training.epochs"), 3)
+        XCTAssertEqual(config.string("architecture.backbone"), "resnet18")
+        XCTAssertEqual(config.list("dataset.folds"), ["0", "2"])
+        try config.apply(overrides: ["experiment_name=it's mine"])
+        let reread = try RunConfig.load(path: try write(config.yaml))
+        XCTAssertEqual(reread.values, config.values)
+    }
+
+    func testUnknownKeysNameTheClosestValidKey() throws {
+        let path = try write("training:\n    batchsize: 16\n")
+        XCTAssertThrowsError(try RunConfig.load(path: path)) {
+            XCTAssertEqual("\($0)", "\(path): unknown key 'training.batchsize'; did you mean 'training.batch_size'?")
+        }
+        XCTAssertThrowsError(try RunConfig.load(path: path, overrides: [])) { _ in }
+        XCTAssertThrowsError(try RunConfig().loadOverride("trainig.epochs=3")) {
+            XCTAssertEqual("\($0)", "--set: unknown key 'trainig.epochs'; did you mean 'training.epochs'?")
+        }
+        let section = try write("trainng:\n    epochs: 2\n")
+        XCTAssertThrowsError(try RunConfig.load(path: section)) {
+            XCTAssertTrue("\($0)".contains("unknown section 'trainng'; did you mean"), "\($0)")
+        }
+    }
+
+    func testBadValuesNameKeyValueAndWhatIsAllowed() throws {
+        let cases: [(String, String)] = [
+            ("training.batch_size=0", "--set: training.batch_size = 0: expected a whole number in 1 or more"),
+            ("architecture.backbone=resnet101", "--set: architecture.backbone = resnet101: expected one of resnet18, resnet34, resnet50"),
+            ("training.learning_rate=-1", "--set: training.learning_rate = -1: expected a number in 1e-12...10.0"),
+            ("training.learning_rate=.nan", "--set: training.learning_rate = .nan: expected a number in 1e-12...10.0"),
+            ("training.drop_last_batch=maybe", "--set: training.drop_last_batch = maybe: expected true or false"),
+            ("training.epochs", "--set training.epochs: expected key=value, e.g. training.epochs=3"),
+        ]
+        for (override, message) in cases {
+            XCTAssertThrowsError(try RunConfig().loadOverride(override)) { XCTAssertEqual("\($0)", message) }
+        }
+    }
+
+    func testEveryIgnoredKeySaysWhy() {
+        for key in ConfigKey.all where key.ignoredBecause != nil {
+            XCTAssertFalse(key.ignoredBecause!.isEmpty, key.name)
+        }
+        XCTAssertNotNil(ConfigKey.byName["environment.gpus"]?.ignoredBecause)
+        XCTAssertNil(ConfigKey.byName["training.batch_size"]?.ignoredBecause)
+    }
+}
+
+extension RunConfig {
+    func loadOverride(_ override: String) throws {
+        var copy = self
+        try copy.apply(overrides: [override])
+    }
+}
