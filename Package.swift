@@ -50,7 +50,8 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Audio"], path: "Tests/DatasetsTests"),
         .testTarget(name: "NNTests", dependencies: ["NN"], path: "Tests/NNTests"),
-        .testTarget(name: "TrainTests", dependencies: ["Train"], path: "Tests/TrainTests"),
+        .testTarget(name: "TrainTests", dependencies: ["Train"], path: "Tests/TrainTests",
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "IntegrationTests", dependencies: ["Datasets", "Audio"], path: "Tests/IntegrationTests"),
     ],
     // Swift 5 mode: the kernels share raw buffers across threads by design (disjoint slices).
