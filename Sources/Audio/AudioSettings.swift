@@ -1,3 +1,6 @@
+/// The sample rate every clip is resampled to before features are computed (the seed's `audio.sample_rate`).
+public let defaultSampleRate = 22_050
+
 /// The audio front end's settings: the seed's `audio.*` keys, with librosa's names in the comments.
 public struct AudioSettings: Hashable, Codable, Sendable {
     /// Every clip is resampled to this rate before features (`sr`).

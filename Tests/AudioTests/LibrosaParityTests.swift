@@ -1,0 +1,96 @@
+import XCTest
+@testable import Audio
+
+/// Features and resampled signals against librosa 0.11 references (scripts/make-librosa-fixtures.py).
+final class LibrosaParityTests: XCTestCase {
+    /// The fixture's clips: 22,050 Hz (no resampling), 48 kHz (down) and the real 8 kHz FSDD clip (up).
+    private func clips() throws -> [(name: String, path: String)] {
+        var clips = [("chirp22050", try fixturePath("chirp22050.wav")), ("chirp48000", try fixturePath("chirp48000.wav"))]
+        if let fsdd = try? fsddRecordingPath("3_theo_7.wav") { clips.append(("3_theo_7", fsdd)) }
+        return clips
+    }
+
+    func testLogMelMatchesLibrosaAtAllRates() throws {
+        let extractor = LogMelExtractor(settings: AudioSettings())
+        for (name, path) in try clips() {
+            let reference = try NPY.read(path: try fixturePath("\(name).logmel.npy"))
+            let (values, frames) = try extractor.logMel(path: path)
+            XCTAssertEqual(reference.shape, [128, frames], name)
+            XCTAssertEqual(values.count, reference.values.count, name)
+            let diff = dbDifference(values, reference: reference.values, range: 60)
+            print(String(format: "%@: %d frames, %d bins within 60 dB of max: mean |diff| %.5f dB, p99 %.5f dB, max %.5f dB",
+                         name, frames, diff.compared, diff.mean, diff.p99, diff.max))
+            XCTAssertLessThanOrEqual(diff.mean, 0.02, name)
+            XCTAssertLessThanOrEqual(diff.p99, 0.2, name)
+        }
+        _ = try fsddRecordingPath("3_theo_7.wav")  // report the FSDD clip as skipped when absent
+    }
+
+    func testFrameCountMatchesLibrosa() throws {
+        for (name, _) in try clips() {
+            let y = try NPY.read(path: try fixturePath("\(name).y.npy"))
+            let logmel = try NPY.read(path: try fixturePath("\(name).logmel.npy"))
+            XCTAssertEqual(LogMelExtractor.frameCount(sampleCount: y.values.count, settings: AudioSettings()), logmel.shape[1], name)
+        }
+        XCTAssertEqual(LogMelExtractor.frameCount(sampleCount: 0, settings: AudioSettings()), 1)
+        XCTAssertEqual(LogMelExtractor.frameCount(sampleCount: 511, settings: AudioSettings()), 1)
+        XCTAssertEqual(LogMelExtractor.frameCount(sampleCount: 512, settings: AudioSettings()), 2)
+    }
+
+    /// Decoding + libsoxr driven like python-soxr should reproduce librosa.load's y bit for bit.
+    func testDecodeAndResampleMatchLibrosaLoad() throws {
+        for (name, path) in try clips() {
+            let reference = try NPY.read(path: try fixturePath("\(name).y.npy")).values
+            let decoded = try AudioFile.read(path: path)
+            let y = try Resampler.resample(decoded.samples, from: decoded.sampleRate, to: 22_050)
+            XCTAssertEqual(y.count, reference.count, name)
+            let maxDiff = zip(y, reference).map { abs($0 - $1) }.max() ?? .infinity
+            print("\(name): resampled \(decoded.sampleRate) -> 22050 Hz, \(y.count) samples, max |y - librosa y| = \(maxDiff)")
+            XCTAssertLessThanOrEqual(maxDiff, 1e-6, name)
+        }
+    }
+
+    /// The extractor reuses one libsoxr converter per rate (soxr_clear between clips): no state may leak.
+    func testRepeatedExtractionIsIdentical() throws {
+        let extractor = LogMelExtractor(settings: AudioSettings())
+        let path48k = try fixturePath("chirp48000.wav")
+        let first = try extractor.logMel(path: path48k)
+        _ = try extractor.logMel(path: try fixturePath("chirp22050.wav"))
+        let second = try extractor.logMel(path: path48k)
+        XCTAssertEqual(first.values, second.values)
+        XCTAssertEqual(first.frames, second.frames)
+        let fresh = try LogMelExtractor(settings: AudioSettings()).logMel(path: path48k)
+        XCTAssertEqual(first.values, fresh.values)
+    }
+
+    func testMelFilterbankMatchesLibrosa() throws {
+        var settings = AudioSettings()
+        settings.fftSize = 512
+        settings.melBins = 64
+        let reference = try NPY.read(path: try fixturePath("mel-22050-512-64-50-16000.npy"))
+        XCTAssertEqual(reference.shape, [64, 257])
+        let filterbank = MelFilterbank(settings: settings)
+        var dense = [Float](repeating: 0, count: 64 * 257)
+        for m in 0..<64 {
+            for j in 0..<filterbank.binCount[m] {
+                dense[m * 257 + filterbank.firstBin[m] + j] = filterbank.weights[filterbank.offset[m] + j]
+            }
+        }
+        let maxDiff = zip(dense, reference.values).map { abs($0 - $1) }.max()!
+        print("mel filterbank (64 x 257): max |ours - librosa| = \(maxDiff), largest weight \(reference.values.max()!)")
+        XCTAssertLessThanOrEqual(maxDiff, 1e-9)
+        let librosaEmpty = (0..<64).filter { m in (0..<257).allSatisfy { reference.values[m * 257 + $0] == 0 } }.count
+        XCTAssertEqual(filterbank.emptyFilterCount, librosaEmpty)
+        XCTAssertGreaterThan(librosaEmpty, 0)
+    }
+
+    func testEmptyFilterWarningOnlyAboveNyquist() throws {
+        let warning = try XCTUnwrap(LogMelExtractor.emptyFilterWarning(settings: AudioSettings()))
+        print("warning: \(warning)")
+        XCTAssertFalse(warning.contains("\n"))
+        XCTAssertTrue(warning.contains("16000"))
+        var nyquist = AudioSettings()
+        nyquist.maxFrequency = 11_025
+        XCTAssertNil(LogMelExtractor.emptyFilterWarning(settings: nyquist))
+    }
+}
