@@ -19,3 +19,16 @@ public enum Log {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 }
+
+extension Log {
+    /// Progress lines: about twenty per run, plus the first and last step.
+    static func shouldReport(step: Int, of total: Int) -> Bool {
+        step == 1 || step == total || step % max(1, total / 20) == 0
+    }
+
+    /// "1:02:03" or "2:03".
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}

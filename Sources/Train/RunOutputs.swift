@@ -1,0 +1,97 @@
+import Foundation
+
+/// The run folder's record, written by rank 0: `steps.jsonl` (loss and learning rate of every step),
+/// `metrics.jsonl` (one object per validation: epoch and fold), `summary.json` (every fold and the
+/// k-fold mean ± standard deviation).
+public final class RunOutputs {
+    public let directory: String
+    private let steps: FileHandle
+    private let metrics: FileHandle
+
+    public init(directory: String) throws {
+        self.directory = directory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        steps = try Self.appending(directory + "/steps.jsonl")
+        metrics = try Self.appending(directory + "/metrics.jsonl")
+    }
+
+    static func appending(_ path: String) throws -> FileHandle {
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        guard let handle = FileHandle(forWritingAtPath: path) else {
+            throw TrainingError("\(path): cannot be opened for writing")
+        }
+        handle.seekToEndOfFile()
+        return handle
+    }
+
+    struct StepRecord: Codable {
+        var fold: Int?
+        var epoch: Int
+        var step: Int
+        var loss: Float
+        var learning_rate: Float
+    }
+
+    public struct EpochRecord: Codable {
+        public var fold: Int?
+        public var epoch: Int
+        public var step: Int
+        public var train_loss: Double
+        public var learning_rate: Float
+        public var samples_per_second: Double
+        public var validation: ClassificationMetrics?
+    }
+
+    func recordStep(fold: Int?, epoch: Int, step: Int, loss: Float, learningRate: Float) throws {
+        try append(StepRecord(fold: fold, epoch: epoch, step: step, loss: loss, learning_rate: learningRate), to: steps)
+    }
+
+    func recordEpoch(fold: Int?, epoch: Int, step: Int, trainLoss: Double, learningRate: Float,
+                     samplesPerSecond: Double, metrics: ClassificationMetrics?) throws {
+        try append(EpochRecord(fold: fold, epoch: epoch, step: step, train_loss: trainLoss, learning_rate: learningRate,
+                               samples_per_second: samplesPerSecond, validation: metrics), to: self.metrics)
+    }
+
+    private func append<T: Encodable>(_ record: T, to handle: FileHandle) throws {
+        var line = try JSONEncoder.sorted.encode(record)
+        line.append(UInt8(ascii: "\n"))
+        handle.write(line)
+    }
+
+    public struct FoldSummary: Codable, Sendable {
+        public var fold: Int?
+        public var validation_speakers: [String]
+        public var checkpoint: String
+        public var metrics: ClassificationMetrics?
+    }
+
+    public struct Summary: Codable, Sendable {
+        public var experiment_name: String
+        public var ranks: Int
+        public var folds: [FoldSummary]
+        public var accuracy_mean: Double?
+        public var accuracy_std: Double?
+        public var macro_roc_auc_mean: Double?
+        public var macro_roc_auc_std: Double?
+        public var seconds: Double
+    }
+
+    /// Writes summary.json with the mean and (population) standard deviation over folds.
+    @discardableResult
+    public func writeSummary(experiment: String, ranks: Int, folds: [FoldSummary], seconds: Double) throws -> Summary {
+        func meanStd(_ values: [Double]) -> (Double?, Double?) {
+            guard !values.isEmpty else { return (nil, nil) }
+            let mean = values.reduce(0, +) / Double(values.count)
+            let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)
+            return (mean, variance.squareRoot())
+        }
+        let accuracy = meanStd(folds.compactMap { $0.metrics?.accuracy })
+        let auc = meanStd(folds.compactMap { $0.metrics?.macroROCAUC })
+        let summary = Summary(experiment_name: experiment, ranks: ranks, folds: folds, accuracy_mean: accuracy.0,
+                              accuracy_std: accuracy.1, macro_roc_auc_mean: auc.0, macro_roc_auc_std: auc.1, seconds: seconds)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(summary).write(to: URL(fileURLWithPath: directory + "/summary.json"), options: .atomic)
+        return summary
+    }
+}

@@ -1,0 +1,256 @@
+import Audio
+import Datasets
+import Dist
+import Foundation
+import NN
+
+/// Trains one fold run on every rank of `communicator`: each rank computes its share of every global
+/// batch, gradients are summed across ranks in buckets while backward runs, and every rank applies the
+/// same AdamW update, so all ranks hold the same weights after every step.
+public final class Trainer {
+    public let recipe: TrainingRecipe
+    public let run: FoldRun
+    let dataset: Dataset
+    let cache: FeatureCache
+    let communicator: Communicator
+    let model: ResNet
+    let optimizer: AdamW
+    let bucketer: GradientBucketer
+    let outputs: RunOutputs?
+    /// Largest share of a global batch any rank gets.
+    let maxLocalBatch: Int
+    let evaluationBatch: Int
+    let input: UnsafeMutablePointer<Float>   // [maxBatch][1][melBins][cropFrames]
+    let dlogits: UnsafeMutablePointer<Float> // [maxBatch][classes]
+    var labels: [Int]
+    var probabilities: [Float]               // [evaluationBatch][classes] softmax scratch
+    /// Set by the backward hook, which cannot throw.
+    var communicationError: Error?
+
+    public private(set) var step = 0
+    public private(set) var lastMetrics: ClassificationMetrics?
+
+    public init(recipe: TrainingRecipe, run: FoldRun, dataset: Dataset, cache: FeatureCache,
+                communicator: Communicator, outputs: RunOutputs?) throws {
+        self.recipe = recipe
+        self.run = run
+        self.dataset = dataset
+        self.cache = cache
+        self.communicator = communicator
+        self.outputs = outputs
+        maxLocalBatch = (recipe.globalBatch + communicator.size - 1) / communicator.size
+        evaluationBatch = max(maxLocalBatch, 32)
+        model = try ResNet(arch: recipe.architecture, width: recipe.width, inputHeight: recipe.audio.melBins,
+                           inputWidth: recipe.cropFrames, maxBatch: evaluationBatch, classes: 10,
+                           dropout: Float(recipe.dropout), seed: recipe.seed)
+        optimizer = try AdamW(parameterCount: model.parameterCount, weightDecay: recipe.weightDecay)
+        bucketer = try GradientBucketer(communicator: communicator, gradients: model.gradients, count: model.parameterCount,
+                                        tensorOffsets: model.parameterSlots.map(\.offset),
+                                        bucketBytes: recipe.bucketBytes, mode: recipe.bucketMode)
+        input = .allocate(capacity: evaluationBatch * recipe.audio.melBins * recipe.cropFrames)
+        dlogits = .allocate(capacity: evaluationBatch * 10)
+        labels = [Int](repeating: 0, count: evaluationBatch)
+        probabilities = [Float](repeating: 0, count: evaluationBatch * 10)
+
+        // Same seed gives the same weights everywhere already; the broadcast makes it a guarantee.
+        try communicator.broadcast(model.parameters, count: model.parameterCount)
+        try communicator.broadcast(model.buffers, count: model.bufferCount)
+        if recipe.syncBatchNorm(ranks: communicator.size) {
+            model.batchNormReduce = { [communicator] values, count in
+                do { try communicator.allReduceSum(values, count: count) } catch {
+                    Log.error("synchronised BatchNorm: \(error)")
+                    communicator.abort(code: 1)
+                }
+            }
+        }
+    }
+
+    deinit {
+        input.deallocate()
+        dlogits.deallocate()
+    }
+
+    /// Trains every epoch, validating when due; returns the last validation's metrics.
+    public func train() throws -> ClassificationMetrics? {
+        let batchesPerEpoch = recipe.dropLastBatch ? run.trainingClips.count / recipe.globalBatch
+            : (run.trainingClips.count + recipe.globalBatch - 1) / recipe.globalBatch
+        let stepsPerEpoch = batchesPerEpoch / recipe.gradientAccumulation
+        guard stepsPerEpoch >= 1 else {
+            throw ConfigError("training.batch_size = \(recipe.globalBatch) × grad_accumulation \(recipe.gradientAccumulation) "
+                + "exceeds the \(run.trainingClips.count) training clips of this run")
+        }
+        let totalSteps = stepsPerEpoch * recipe.epochs
+        let schedule = try recipe.schedule(totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch)
+        let runName = run.fold.map { "fold \($0)" } ?? "run"
+        Log.info("\(runName): \(run.trainingClips.count) training clips, \(run.validationClips.count) validation clips "
+            + "(speakers \(run.validationSpeakers.joined(separator: ","))), \(stepsPerEpoch) steps per epoch")
+        var throughput = Throughput()
+        for epoch in 0..<recipe.epochs {
+            let order = EpochOrder(trainingClips: run.trainingClips, globalBatch: recipe.globalBatch,
+                                   dropLast: recipe.dropLastBatch, seed: recipe.seed, epoch: epoch)
+            var epochLoss = 0.0
+            for stepInEpoch in 0..<stepsPerEpoch {
+                let started = Date()
+                let learningRate = schedule(step)
+                let loss = try trainStep(order: order, firstBatch: stepInEpoch * recipe.gradientAccumulation,
+                                         epoch: epoch, learningRate: learningRate)
+                epochLoss += Double(loss)
+                throughput.add(samples: recipe.globalBatch * recipe.gradientAccumulation, seconds: Date().timeIntervalSince(started))
+                try outputs?.recordStep(fold: run.fold, epoch: epoch, step: step, loss: loss, learningRate: learningRate)
+                step += 1
+                if Log.shouldReport(step: step, of: totalSteps) {
+                    let remaining = Double(totalSteps - step) * throughput.secondsPerStep
+                    Log.info(String(format: "%@ epoch %d/%d step %d/%d loss %.4f lr %.2e %.0f samples/s ETA %@",
+                                    runName, epoch + 1, recipe.epochs, step, totalSteps, loss, learningRate,
+                                    throughput.samplesPerSecond, Log.duration(remaining)))
+                }
+            }
+            if recipe.evaluates(afterEpoch: epoch) {
+                let metrics = try evaluate(clips: run.validationClips)
+                if let metrics {
+                    lastMetrics = metrics
+                    Log.info(String(format: "%@ epoch %d: validation accuracy %.4f, macro ROC-AUC %.4f (%d clips)",
+                                    runName, epoch + 1, metrics.accuracy, metrics.macroROCAUC ?? .nan, metrics.clips))
+                }
+                try outputs?.recordEpoch(fold: run.fold, epoch: epoch, step: step, trainLoss: epochLoss / Double(stepsPerEpoch),
+                                         learningRate: schedule(max(0, step - 1)),
+                                         samplesPerSecond: throughput.samplesPerSecond, metrics: metrics)
+            }
+        }
+        return lastMetrics
+    }
+
+    /// One optimizer step over `gradientAccumulation` global batches; returns the global mean loss.
+    func trainStep(order: EpochOrder, firstBatch: Int, epoch: Int, learningRate: Float) throws -> Float {
+        let ranks = communicator.size
+        var weightedLoss: Float = 0
+        for micro in 0..<recipe.gradientAccumulation {
+            let global = order.batch(firstBatch + micro)
+            let local = EpochOrder.shard(global, rank: communicator.rank, ranks: ranks)
+            try fillTrainingBatch(order: order, positions: local, epoch: epoch)
+            let logits = try model.forward(input: input, batch: local.count, training: true)
+            let loss = try model.timed(.loss) {
+                try recipe.loss(logits, labels, local.count, dlogits)
+            }
+            // The loss is a mean over this rank's share; rescale so the ranks' gradients sum to the
+            // gradient of the mean over the global batch (and over the accumulated batches).
+            let share = Float(local.count) / Float(global.count * recipe.gradientAccumulation)
+            for i in 0..<(local.count * 10) { dlogits[i] *= share }
+            weightedLoss += loss * share
+            let isLast = micro == recipe.gradientAccumulation - 1
+            if isLast && ranks > 1 {
+                model.gradientsReady = { [unowned self] range in
+                    do { try bucketer.gradientsReady(from: range.lowerBound) } catch { communicationError = error }
+                }
+            }
+            model.backward(dlogits: dlogits)
+            model.gradientsReady = nil
+        }
+        if ranks > 1 {
+            try bucketer.finish(scale: 1)
+            if let communicationError { throw communicationError }
+            weightedLoss = try communicator.allReduceSum(weightedLoss)
+        }
+        guard weightedLoss.isFinite else {
+            throw TrainingError("the loss became \(weightedLoss) at step \(step) (epoch \(epoch + 1)); stopping without saving NaN weights")
+        }
+        if recipe.gradientClip > 0 {
+            _ = try clipGradientNorm(model.gradients, count: model.parameterCount, maxNorm: Float(recipe.gradientClip))
+        }
+        try model.timed(.optimizer) {
+            try optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: learningRate)
+        }
+        model.zeroGradients()
+        return weightedLoss
+    }
+
+    /// Copies the crops and labels of `positions` (of the epoch order) into `input` and `labels`.
+    func fillTrainingBatch(order: EpochOrder, positions: Range<Int>, epoch: Int) throws {
+        let plane = recipe.audio.melBins * recipe.cropFrames
+        for (slot, position) in positions.enumerated() {
+            let clip = order.clips[position]
+            let start = EpochOrder.cropStart(seed: recipe.seed, epoch: epoch, position: position,
+                                             clipFrames: cache.frames(ofClip: clip), cropFrames: recipe.cropFrames)
+            cache.crop(clip: clip, startFrame: start, frames: recipe.cropFrames, into: input + slot * plane)
+            labels[slot] = dataset.clips[clip].label
+        }
+    }
+
+    /// Validates on `clips`, sharded over ranks: each clip is cut into crop-length chunks (the last one
+    /// padded) whose softmax probabilities are averaged. Rank 0 gathers them and returns the metrics;
+    /// other ranks return nil.
+    public func evaluate(clips: [Int]) throws -> ClassificationMetrics? {
+        let mine = stride(from: communicator.rank, to: clips.count, by: communicator.size).map { clips[$0] }
+        var clipProbabilities = [Float](repeating: 0, count: mine.count * 10)
+        var chunks: [(clip: Int, start: Int)] = []
+        for (slot, clip) in mine.enumerated() {
+            let frames = cache.frames(ofClip: clip)
+            for start in stride(from: 0, to: max(frames, 1), by: recipe.cropFrames) { chunks.append((slot, start)) }
+        }
+        var chunkCounts = [Int](repeating: 0, count: mine.count)
+        let plane = recipe.audio.melBins * recipe.cropFrames
+        for batchStart in stride(from: 0, to: chunks.count, by: evaluationBatch) {
+            let batch = chunks[batchStart..<min(chunks.count, batchStart + evaluationBatch)]
+            for (row, chunk) in batch.enumerated() {
+                cache.crop(clip: mine[chunk.clip], startFrame: chunk.start, frames: recipe.cropFrames, into: input + row * plane)
+            }
+            let logits = try model.forward(input: input, batch: batch.count, training: false)
+            for (row, chunk) in batch.enumerated() {
+                let x = logits + row * 10
+                var largest = -Float.infinity
+                for k in 0..<10 { largest = max(largest, x[k]) }
+                var sum: Float = 0
+                for k in 0..<10 { sum += exp(x[k] - largest) }
+                for k in 0..<10 { clipProbabilities[chunk.clip * 10 + k] += exp(x[k] - largest) / sum }
+                chunkCounts[chunk.clip] += 1
+            }
+        }
+        for slot in 0..<mine.count {
+            for k in 0..<10 { clipProbabilities[slot * 10 + k] /= Float(chunkCounts[slot]) }
+        }
+        let gatheredProbabilities = try communicator.gatherv(clipProbabilities)
+        let gatheredClips = try communicator.gatherv(mine.map { Int64($0) })
+        guard communicator.rank == 0 else { return nil }
+        let allClips = gatheredClips.flatMap { $0 }.map { Int($0) }
+        return ClassificationMetrics(probabilities: gatheredProbabilities.flatMap { $0 },
+                                     labels: allClips.map { dataset.clips[$0].label },
+                                     speakers: allClips.map { dataset.clips[$0].speaker })
+    }
+
+    /// The model's state as a checkpoint (parameters, BN statistics, optimizer moments).
+    public func checkpoint(epoch: Int, batchInEpoch: Int, datasetKey: String, configYAML: String) -> Checkpoint {
+        let metadata = CheckpointMetadata(
+            architecture: recipe.architecture.rawValue, width: recipe.width, classes: 10, dropout: recipe.dropout,
+            inputHeight: recipe.audio.melBins, inputWidth: recipe.cropFrames, audio: recipe.audio, config: configYAML,
+            fold: run.fold, validationSpeakers: run.validationSpeakers, seed: recipe.seed, step: step, epoch: epoch,
+            batchInEpoch: batchInEpoch, datasetKey: datasetKey, ranks: communicator.size, metrics: lastMetrics)
+        return Checkpoint(metadata: metadata, sections: [
+            ("parameters", Array(UnsafeBufferPointer(start: model.parameters, count: model.parameterCount))),
+            ("buffers", Array(UnsafeBufferPointer(start: model.buffers, count: model.bufferCount))),
+            ("adam.m", Array(UnsafeBufferPointer(start: optimizer.firstMoment, count: model.parameterCount))),
+            ("adam.v", Array(UnsafeBufferPointer(start: optimizer.secondMoment, count: model.parameterCount))),
+        ])
+    }
+}
+
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Samples per second over a sliding window of recent steps.
+struct Throughput {
+    var samples = 0
+    var seconds = 0.0
+    var steps = 0
+
+    mutating func add(samples: Int, seconds: Double) {
+        if steps >= 50 { self = Throughput() }
+        self.samples += samples
+        self.seconds += seconds
+        steps += 1
+    }
+
+    var samplesPerSecond: Double { seconds > 0 ? Double(samples) / seconds : 0 }
+    var secondsPerStep: Double { steps > 0 ? seconds / Double(steps) : 0 }
+}

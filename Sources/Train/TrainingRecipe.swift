@@ -1,0 +1,93 @@
+import Audio
+import Dist
+import Foundation
+import NN
+
+/// The run config's training keys, checked and typed once before any work starts.
+public struct TrainingRecipe: Sendable {
+    public var architecture: Architecture
+    public var width: Int
+    public var dropout: Double
+    public var audio: AudioSettings
+    /// Frames in one training crop (`audio.training_chunk_seconds`).
+    public var cropFrames: Int
+    public var seed: UInt64
+    public var globalBatch: Int
+    public var epochs: Int
+    public var learningRate: Double
+    public var weightDecay: Double
+    public var warmupEpochs: Double
+    public var cosine: Bool
+    public var gradientClip: Double
+    public var gradientAccumulation: Int
+    public var dropLastBatch: Bool
+    public var crossEntropy: Bool
+    public var evaluationEpochs: Int
+    public var bucketBytes: Int
+    public var bucketMode: GradientBucketer.Mode = .overlapped
+    public var syncBatchNormSetting: String
+
+    public init(config: RunConfig, seed: UInt64) throws {
+        architecture = try Architecture(parsing: config.string("architecture.backbone"))
+        width = config.int("architecture.width")
+        dropout = config.double("architecture.dropout")
+        audio = config.audioSettings
+        cropFrames = LogMelExtractor.frameCount(
+            sampleCount: Int((config.double("audio.training_chunk_seconds") * Double(audio.sampleRate)).rounded()),
+            settings: audio)
+        self.seed = seed
+        globalBatch = config.int("training.batch_size")
+        epochs = config.int("training.epochs")
+        learningRate = config.double("training.learning_rate")
+        weightDecay = config.double("training.weight_decay")
+        warmupEpochs = config.double("training.warmup_epochs")
+        cosine = config.string("training.schedule") == "Cosine"
+        gradientClip = config.double("training.gradient_clip")
+        gradientAccumulation = config.int("training.grad_accumulation")
+        dropLastBatch = config.bool("training.drop_last_batch")
+        crossEntropy = config.string("training.loss_function") == "CrossEntropy"
+        evaluationEpochs = max(1, Int(config.double("training.evaluation_epochs").rounded()))
+        bucketBytes = max(4, Int(config.double("training.bucket_megabytes") * 1_048_576))
+        syncBatchNormSetting = config.string("training.sync_batchnorm")
+        if config.string("augmentation.mix_audio") != "Disabled" {
+            throw ConfigError("augmentation.mix_audio = \(config.string("augmentation.mix_audio")): mixup is not supported yet; use Disabled")
+        }
+        if config.bool("architecture.pretrained") {
+            Log.info("architecture.pretrained = true: no --pretrained FILE given, so training starts from random weights")
+        }
+    }
+
+    /// Synchronised BatchNorm when asked, or (auto) when a rank's share of the batch is below 16.
+    public func syncBatchNorm(ranks: Int) -> Bool {
+        switch syncBatchNormSetting {
+        case "true": return ranks > 1
+        case "false": return false
+        default: return ranks > 1 && globalBatch / ranks < 16
+        }
+    }
+
+    /// The learning rate of each step: linear warm-up, then cosine decay to 0 (or constant).
+    func schedule(totalSteps: Int, stepsPerEpoch: Int) throws -> (Int) -> Float {
+        let warmup = min(totalSteps - 1, Int((warmupEpochs * Double(stepsPerEpoch)).rounded()))
+        if cosine {
+            let cosineSchedule = try CosineSchedule(base: Float(learningRate), warmupSteps: warmup, totalSteps: totalSteps)
+            return cosineSchedule.learningRate(atStep:)
+        }
+        let base = Float(learningRate)
+        return { step in step < warmup ? base * Float(step + 1) / Float(warmup) : base }
+    }
+
+    /// Whether validation runs after `epoch` (0-based): every `evaluation_epochs` epochs, and after the last.
+    func evaluates(afterEpoch epoch: Int) -> Bool {
+        (epoch + 1) % evaluationEpochs == 0 || epoch == epochs - 1
+    }
+
+    /// The configured loss: mean over the batch, writing dlogits.
+    func loss(_ logits: UnsafePointer<Float>, _ labels: [Int], _ batch: Int, _ dlogits: UnsafeMutablePointer<Float>) throws -> Float {
+        try labels.withUnsafeBufferPointer { labels in
+            crossEntropy
+                ? try Loss.softmaxCrossEntropy(logits: logits, labels: labels.baseAddress!, batch: batch, classes: 10, dlogits: dlogits)
+                : try Loss.binaryCrossEntropyWithLogits(logits: logits, labels: labels.baseAddress!, batch: batch, classes: 10, dlogits: dlogits)
+        }
+    }
+}
