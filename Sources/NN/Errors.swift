@@ -21,8 +21,10 @@ public enum NNError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// Throws unless `condition` holds; keeps argument checks one line each at the top of a function.
+/// Throws unless `condition` holds; keeps argument checks one line each at the top of a function. The
+/// message parts are autoclosures so a passing check (every training step) builds no strings.
 @inline(__always)
-func require(_ condition: Bool, _ name: String, _ value: Any, _ problem: String) throws {
-    if !condition { throw NNError.invalidArgument(name: name, value: "\(value)", problem: problem) }
+func require(_ condition: Bool, _ name: @autoclosure () -> String, _ value: @autoclosure () -> Any,
+             _ problem: @autoclosure () -> String) throws {
+    if !condition { throw NNError.invalidArgument(name: name(), value: "\(value())", problem: problem()) }
 }

@@ -45,12 +45,12 @@ public final class AdamW {
         let decay = Float(1 - lr * weightDecay)
         let stepSize = Float(lr / (1 - pow(beta1, Double(step))))
         let correction2Root = Float((1 - pow(beta2, Double(step))).squareRoot())
-        let b1 = Float(beta1), b2 = Float(beta2), eps = Float(epsilon)
+        let firstWeight = Float(1 - beta1), b2 = Float(beta2), secondWeight = Float(1 - beta2), eps = Float(epsilon)
         let m = firstMoment, v = secondMoment
         for i in 0..<count {
             let g = gradients[i]
-            m[i] += (g - m[i]) * (1 - b1)
-            v[i] = v[i] * b2 + (1 - b2) * g * g
+            m[i] += (g - m[i]) * firstWeight
+            v[i] = v[i] * b2 + secondWeight * g * g
             parameters[i] = parameters[i] * decay - stepSize * m[i] / (v[i].squareRoot() / correction2Root + eps)
         }
     }
