@@ -1,0 +1,142 @@
+/// Σx and Σx² of a contiguous run, accumulated in Double: one pass serves both the batch mean and the
+/// variance, and Double keeps E[x²] − E[x]² accurate over the tens of thousands of values per channel.
+@inline(__always)
+private func sumAndSquares(_ x: UnsafePointer<Float>, _ n: Int) -> (Double, Double) {
+    var sum = 0.0, squares = 0.0
+    for i in 0..<n {
+        let v = Double(x[i])
+        sum += v
+        squares += v * v
+    }
+    return (sum, squares)
+}
+
+/// Σdy and Σdy·x of two contiguous runs, in Double.
+@inline(__always)
+private func sumAndDot(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) -> (Double, Double) {
+    var sum = 0.0, dot = 0.0
+    for i in 0..<n {
+        let g = Double(dy[i])
+        sum += g
+        dot += g * Double(x[i])
+    }
+    return (sum, dot)
+}
+
+/// BatchNorm2d as PyTorch: training normalises with the batch statistics (biased variance) and moves the
+/// running averages by momentum 0.1 using the unbiased variance; evaluation uses the running statistics.
+///
+/// Synchronised BN across ranks: both passes first build a per-channel reduction vector
+/// [Σ₀ … Σ_{C−1}, Σ'₀ … Σ'_{C−1}, count] in Double and hand it to `context.batchNormReduce` (an in-place
+/// all-reduce) before using it, so with the hook set every rank normalises with global statistics.
+final class BatchNorm2d {
+    let channels: Int
+    let spatial: Int  // H·W
+    let momentum = 0.1
+    let epsilon = 1e-5
+    let weight, bias: TensorSlot  // [C] each, contiguous: one gradient range
+    let runningMean, runningVar: TensorSlot  // [C] each in the buffers array
+    private let context: NetworkContext
+    /// Statistics the last forward normalised with, kept for backward: mean[C], 1/√(var+ε)[C].
+    private let mean, inverseStd: UnsafeMutablePointer<Double>
+    private let reduction: UnsafeMutablePointer<Double>  // [2C + 1]
+    private var lastForwardWasTraining = false
+
+    init(_ context: NetworkContext, name: String, channels: Int, height: Int, width: Int) {
+        self.channels = channels
+        spatial = height * width
+        self.context = context
+        weight = context.reserveParameter(name + ".weight", shape: [channels])
+        bias = context.reserveParameter(name + ".bias", shape: [channels])
+        runningMean = context.reserveBuffer(name + ".running_mean", shape: [channels])
+        runningVar = context.reserveBuffer(name + ".running_var", shape: [channels])
+        mean = .allocate(capacity: channels)
+        inverseStd = .allocate(capacity: channels)
+        reduction = .allocate(capacity: 2 * channels + 1)
+    }
+
+    deinit {
+        mean.deallocate()
+        inverseStd.deallocate()
+        reduction.deallocate()
+    }
+
+    /// Weight 1, bias 0, running mean 0, running variance 1 (PyTorch's reset_parameters).
+    func initialize() {
+        (context.parameters + weight.offset).update(repeating: 1, count: channels)
+        (context.parameters + bias.offset).update(repeating: 0, count: channels)
+        (context.buffers + runningMean.offset).update(repeating: 0, count: channels)
+        (context.buffers + runningVar.offset).update(repeating: 1, count: channels)
+    }
+
+    private func reduceAcrossRanks(count: Int) -> Double {
+        reduction[2 * channels] = Double(count)
+        context.batchNormReduce?(reduction, 2 * channels + 1)
+        return reduction[2 * channels]
+    }
+
+    /// input [C][B][H][W] → output [C][B][H][W]; output may alias input.
+    func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch: Int, training: Bool) {
+        let n = batch * spatial
+        let gamma = context.parameters + weight.offset, beta = context.parameters + bias.offset
+        let runMean = context.buffers + runningMean.offset, runVar = context.buffers + runningVar.offset
+        lastForwardWasTraining = training
+        if training {
+            for c in 0..<channels {
+                (reduction[c], reduction[channels + c]) = sumAndSquares(input + c * n, n)
+            }
+            let total = reduceAcrossRanks(count: n)
+            for c in 0..<channels {
+                let m = reduction[c] / total
+                let variance = max(reduction[channels + c] / total - m * m, 0)
+                mean[c] = m
+                inverseStd[c] = 1 / (variance + epsilon).squareRoot()
+                let unbiased = total > 1 ? variance * total / (total - 1) : variance
+                runMean[c] = Float((1 - momentum) * Double(runMean[c]) + momentum * m)
+                runVar[c] = Float((1 - momentum) * Double(runVar[c]) + momentum * unbiased)
+            }
+        } else {
+            for c in 0..<channels {
+                mean[c] = Double(runMean[c])
+                inverseStd[c] = 1 / (Double(runVar[c]) + epsilon).squareRoot()
+            }
+        }
+        for c in 0..<channels {
+            let scale = Float(Double(gamma[c]) * inverseStd[c])
+            let shift = beta[c] - Float(mean[c]) * scale
+            let x = input + c * n, y = output + c * n
+            for i in 0..<n { y[i] = x[i] * scale + shift }
+        }
+    }
+
+    /// doutput [C][B][H][W] → dweight, dbias += (local sums); dinput [C][B][H][W] (overwritten).
+    /// After a training forward the statistics depend on the input, which adds the two mean terms:
+    ///   dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂));  after an eval forward simply dx = γ/σ · dy.
+    func backward(input: UnsafePointer<Float>, doutput: UnsafePointer<Float>, dinput: UnsafeMutablePointer<Float>,
+                  batch: Int) {
+        let n = batch * spatial
+        let gamma = context.parameters + weight.offset
+        let dgamma = context.gradients + weight.offset, dbeta = context.gradients + bias.offset
+        for c in 0..<channels {
+            let (sumDy, sumDyX) = sumAndDot(doutput + c * n, input + c * n, n)
+            let sumDyXhat = (sumDyX - mean[c] * sumDy) * inverseStd[c]
+            dbeta[c] += Float(sumDy)
+            dgamma[c] += Float(sumDyXhat)
+            reduction[c] = sumDy
+            reduction[channels + c] = sumDyXhat
+        }
+        let total = lastForwardWasTraining ? reduceAcrossRanks(count: n) : 0
+        for c in 0..<channels {
+            let scale = Double(gamma[c]) * inverseStd[c]
+            let meanDy = total > 0 ? reduction[c] / total : 0
+            let meanDyXhat = total > 0 ? reduction[channels + c] / total : 0
+            // dx = scale·dy − scale·meanDy − scale·meanDyXhat·(x − mean)·invStd, folded to a·dy + b·x + d
+            let a = Float(scale)
+            let b = Float(-scale * meanDyXhat * inverseStd[c])
+            let d = Float(-scale * meanDy + scale * meanDyXhat * inverseStd[c] * mean[c])
+            let dy = doutput + c * n, x = input + c * n, dx = dinput + c * n
+            for i in 0..<n { dx[i] = a * dy[i] + b * x[i] + d }
+        }
+        context.gradientsReady?(weight.offset..<(bias.offset + channels))
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+
+/// torch.optim.AdamW over one flat parameter buffer and its gradient buffer: decoupled weight decay
+/// (p ← p·(1 − lr·λ)) followed by the bias-corrected Adam step, computed in the same order as PyTorch.
+/// The moments are flat buffers with the parameters' layout, so checkpoints can store them directly.
+public final class AdamW {
+    public let count: Int
+    public let beta1, beta2, epsilon, weightDecay: Double
+    /// Number of updates taken; the bias corrections use it.
+    public var step = 0
+    /// First and second moment estimates, [count] each.
+    public let firstMoment, secondMoment: UnsafeMutablePointer<Float>
+
+    public init(parameterCount: Int, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8,
+                weightDecay: Double = 0.01) throws {
+        try require(parameterCount >= 1, "AdamW parameter count", parameterCount, "must be at least 1")
+        try require((0..<1).contains(beta1), "AdamW beta1", beta1, "must be in [0, 1)")
+        try require((0..<1).contains(beta2), "AdamW beta2", beta2, "must be in [0, 1)")
+        try require(epsilon > 0, "AdamW epsilon", epsilon, "must be positive")
+        try require(weightDecay >= 0, "AdamW weight decay", weightDecay, "must be non-negative")
+        count = parameterCount
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+        firstMoment = .allocate(capacity: count)
+        firstMoment.initialize(repeating: 0, count: count)
+        secondMoment = .allocate(capacity: count)
+        secondMoment.initialize(repeating: 0, count: count)
+    }
+
+    deinit {
+        firstMoment.deallocate()
+        secondMoment.deallocate()
+    }
+
+    /// One update of all `count` parameters from their gradients.
+    public func update(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+                       learningRate: Float) throws {
+        try require(learningRate > 0 && learningRate.isFinite, "learning rate", learningRate,
+                    "must be a positive finite number")
+        step += 1
+        // Scalars in Double like PyTorch's Python floats; the per-element arithmetic in Float like its kernels.
+        let lr = Double(learningRate)
+        let decay = Float(1 - lr * weightDecay)
+        let stepSize = Float(lr / (1 - pow(beta1, Double(step))))
+        let correction2Root = Float((1 - pow(beta2, Double(step))).squareRoot())
+        let firstWeight = Float(1 - beta1), b2 = Float(beta2), secondWeight = Float(1 - beta2), eps = Float(epsilon)
+        let m = firstMoment, v = secondMoment
+        for i in 0..<count {
+            let g = gradients[i]
+            m[i] += (g - m[i]) * firstWeight
+            v[i] = v[i] * b2 + secondWeight * g * g
+            parameters[i] = parameters[i] * decay - stepSize * m[i] / (v[i].squareRoot() / correction2Root + eps)
+        }
+    }
+}
+
+/// torch.nn.utils.clip_grad_norm_ over one flat buffer: scales all gradients by
+/// min(1, maxNorm / (‖g‖₂ + 1e-6)) and returns the norm before clipping.
+public func clipGradientNorm(_ gradients: UnsafeMutablePointer<Float>, count: Int, maxNorm: Float) throws -> Float {
+    try require(maxNorm > 0 && maxNorm.isFinite, "gradient clipping norm", maxNorm, "must be a positive finite number")
+    var squares = 0.0
+    for i in 0..<count { squares += Double(gradients[i]) * Double(gradients[i]) }
+    let norm = Float(squares.squareRoot())
+    let scale = min(1, maxNorm / (norm + 1e-6))
+    if scale < 1 {
+        for i in 0..<count { gradients[i] *= scale }
+    }
+    return norm
+}
+
+/// Learning rate as a pure function of the step (so a resumed run needs only the step number): linear
+/// warm-up to `base` over `warmupSteps` (step 0 already gets base/warmupSteps, never 0), then a half cosine
+/// from `base` down to `minimum` at `totalSteps`; steps past the end stay at `minimum`.
+public struct CosineSchedule: Sendable {
+    public let base, minimum: Float
+    public let warmupSteps, totalSteps: Int
+
+    public init(base: Float, minimum: Float = 0, warmupSteps: Int, totalSteps: Int) throws {
+        try require(base > 0 && base.isFinite, "learning rate", base, "must be a positive finite number")
+        try require(minimum >= 0 && minimum <= base, "minimum learning rate", minimum, "must be in [0, base]")
+        try require(warmupSteps >= 0, "warm-up steps", warmupSteps, "must be non-negative")
+        try require(totalSteps > warmupSteps, "total steps", totalSteps, "must exceed the \(warmupSteps) warm-up steps")
+        self.base = base
+        self.minimum = minimum
+        self.warmupSteps = warmupSteps
+        self.totalSteps = totalSteps
+    }
+
+    public func learningRate(atStep step: Int) -> Float {
+        if step < warmupSteps { return base * Float(step + 1) / Float(warmupSteps) }
+        let progress = min(1, Double(step - warmupSteps) / Double(totalSteps - warmupSteps))
+        return minimum + (base - minimum) * Float(0.5 * (1 + cos(Double.pi * progress)))
+    }
+}

@@ -1,0 +1,364 @@
+import XCTest
+@testable import NN
+
+/// Naive convolution over [C][B][H][W] data: the definition, index by index.
+private func naiveConvolution(input: Buffer, weight: UnsafePointer<Float>, g: ConvGeometry, outChannels: Int,
+                              batch: Int) -> [Float] {
+    let outH = g.outputHeight, outW = g.outputWidth
+    var output = [Float](repeating: 0, count: outChannels * batch * outH * outW)
+    for co in 0..<outChannels {
+        for b in 0..<batch {
+            for oy in 0..<outH {
+                for ox in 0..<outW {
+                    var sum: Float = 0
+                    for ci in 0..<g.channels {
+                        for ky in 0..<g.kernel {
+                            for kx in 0..<g.kernel {
+                                let iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx
+                                guard (0..<g.height).contains(iy), (0..<g.width).contains(ix) else { continue }
+                                sum += weight[((co * g.channels + ci) * g.kernel + ky) * g.kernel + kx]
+                                    * input[((ci * batch + b) * g.height + iy) * g.width + ix]
+                            }
+                        }
+                    }
+                    output[((co * batch + b) * outH + oy) * outW + ox] = sum
+                }
+            }
+        }
+    }
+    return output
+}
+
+final class ConvolutionTests: XCTestCase {
+    /// (inChannels, outChannels, kernel, stride, padding, height, width): strides, padding, odd sizes,
+    /// the 1×1 GEMM-only path, 1×1 stride 2 (ResNet projections) and the 7×7/2 stem.
+    private let cases: [(Int, Int, Int, Int, Int, Int, Int)] = [
+        (3, 4, 3, 1, 1, 7, 5), (2, 3, 3, 2, 1, 9, 6), (2, 5, 1, 1, 0, 5, 3), (3, 2, 1, 2, 0, 7, 4),
+        (1, 3, 7, 2, 3, 11, 9), (2, 2, 3, 3, 0, 8, 7), (1, 2, 5, 2, 2, 3, 2), (2, 3, 2, 1, 1, 4, 5),
+    ]
+
+    func testForwardMatchesNaiveLoops() throws {
+        var rng = Xoshiro256(seed: 1)
+        for (cin, cout, k, s, p, h, w) in cases {
+            let batch = 3
+            let context = makeContext()
+            let conv = try Conv2d(context, name: "c", inChannels: cin, outChannels: cout, kernel: k, stride: s,
+                                  padding: p, inputHeight: h, inputWidth: w, maxBatch: batch)
+            context.allocate()
+            randomize(context.parameters, context.parameterCount, &rng)
+            let input = Buffer(random: cin * batch * h * w, rng: &rng)
+            let output = Buffer(cout * batch * conv.outputHeight * conv.outputWidth, value: .nan)
+            conv.forward(input: input.pointer, output: output.pointer, batch: batch)
+            let expected = naiveConvolution(input: input, weight: context.parameters, g: conv.geometry,
+                                            outChannels: cout, batch: batch)
+            for i in 0..<expected.count {
+                XCTAssertEqual(output[i], expected[i], accuracy: 1e-4, "conv \((cin, cout, k, s, p, h, w)) output \(i)")
+            }
+        }
+    }
+
+    func testBackwardMatchesFiniteDifferences() throws {
+        var rng = Xoshiro256(seed: 2)
+        for (cin, cout, k, s, p, h, w) in cases {
+            let batch = 2
+            let context = makeContext()
+            let conv = try Conv2d(context, name: "c", inChannels: cin, outChannels: cout, kernel: k, stride: s,
+                                  padding: p, inputHeight: h, inputWidth: w, maxBatch: batch)
+            context.allocate()
+            randomize(context.parameters, context.parameterCount, &rng)
+            let outCount = cout * batch * conv.outputHeight * conv.outputWidth
+            let input = Buffer(random: cin * batch * h * w, rng: &rng)
+            let output = Buffer(outCount), upstream = Buffer(random: outCount, rng: &rng)
+            let loss: () -> Double = {
+                conv.forward(input: input.pointer, output: output.pointer, batch: batch)
+                return projection(output.pointer, upstream.pointer, outCount)
+            }
+            // Gradients accumulate into dweight: start from a known non-zero value to check "+=".
+            context.gradients.update(repeating: 0.5, count: context.parameterCount)
+            let dinput = Buffer(input.count, value: 0.25)
+            conv.backward(input: input.pointer, doutput: upstream.pointer, dinput: dinput.pointer, accumulate: true,
+                          batch: batch)
+            let dweight = (0..<context.parameterCount).map { context.gradients[$0] - 0.5 }
+            let label = "conv \((cin, cout, k, s, p, h, w))"
+            assertGradientsClose(dweight, numericGradient(context.parameters, count: context.parameterCount,
+                                                          step: 1e-2, loss: loss), tolerance: 1e-3, label + " dweight")
+            assertGradientsClose(dinput.array.map { $0 - 0.25 },
+                                 numericGradient(input.pointer, count: input.count, step: 1e-2, loss: loss),
+                                 tolerance: 1e-3, label + " dinput (accumulated)")
+            // Without accumulate the input gradient is overwritten.
+            let overwritten = Buffer(input.count, value: 99)
+            conv.backward(input: input.pointer, doutput: upstream.pointer, dinput: overwritten.pointer,
+                          accumulate: false, batch: batch)
+            for i in 0..<input.count { XCTAssertEqual(overwritten[i], dinput[i] - 0.25, accuracy: 1e-5, label) }
+        }
+    }
+
+    func testInputSmallerThanKernelThrows() {
+        XCTAssertThrowsError(try Conv2d(makeContext(), name: "conv1", inChannels: 1, outChannels: 2, kernel: 7,
+                                        stride: 2, padding: 0, inputHeight: 4, inputWidth: 9, maxBatch: 1)) { error in
+            XCTAssertEqual("\(error)", "invalid input size of conv1 4x9: smaller than its 7x7 kernel")
+        }
+    }
+}
+
+final class BatchNormTests: XCTestCase {
+    private let channels = 3, batch = 2, height = 3, width = 5
+
+    private func makeNorm() -> (NetworkContext, BatchNorm2d) {
+        let context = makeContext()
+        let norm = BatchNorm2d(context, name: "bn", channels: channels, height: height, width: width)
+        context.allocate()
+        norm.initialize()
+        var rng = Xoshiro256(seed: 3)
+        randomize(context.parameters, context.parameterCount, &rng)
+        return (context, norm)
+    }
+
+    func testTrainingNormalisesWithBatchStatisticsAndUpdatesRunningAverages() {
+        let (context, norm) = makeNorm()
+        var rng = Xoshiro256(seed: 4)
+        let n = batch * height * width
+        let input = Buffer(random: channels * n, rng: &rng, scale: 3)
+        for i in 0..<input.count { input[i] += 2 }
+        let output = Buffer(input.count)
+        norm.forward(input: input.pointer, output: output.pointer, batch: batch, training: true)
+        for c in 0..<channels {
+            let x = (0..<n).map { Double(input[c * n + $0]) }
+            let mean = x.reduce(0, +) / Double(n)
+            let biased = x.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n)
+            let gamma = Double(context.parameters[c]), beta = Double(context.parameters[channels + c])
+            for i in 0..<n {
+                let expected = (x[i] - mean) / (biased + 1e-5).squareRoot() * gamma + beta
+                XCTAssertEqual(Double(output[c * n + i]), expected, accuracy: 1e-5)
+            }
+            // PyTorch: running = 0.9·running + 0.1·batch statistic, with the unbiased variance.
+            XCTAssertEqual(Double(context.buffers[c]), 0.1 * mean, accuracy: 1e-6)
+            XCTAssertEqual(Double(context.buffers[channels + c]), 0.9 + 0.1 * biased * Double(n) / Double(n - 1),
+                           accuracy: 1e-5)
+        }
+    }
+
+    func testEvaluationUsesRunningStatisticsAndLeavesThemAlone() {
+        let (context, norm) = makeNorm()
+        for c in 0..<channels {
+            context.buffers[c] = Float(c) - 1  // running mean
+            context.buffers[channels + c] = Float(c + 1) * 0.5  // running variance
+        }
+        var rng = Xoshiro256(seed: 5)
+        let input = Buffer(random: channels * batch * height * width, rng: &rng)
+        let output = Buffer(input.count)
+        norm.forward(input: input.pointer, output: output.pointer, batch: batch, training: false)
+        let n = batch * height * width
+        for c in 0..<channels {
+            let gamma = context.parameters[c], beta = context.parameters[channels + c]
+            for i in 0..<n {
+                let expected = (input[c * n + i] - (Float(c) - 1)) / (Float(c + 1) * 0.5 + 1e-5).squareRoot() * gamma + beta
+                XCTAssertEqual(output[c * n + i], expected, accuracy: 1e-5)
+            }
+            XCTAssertEqual(context.buffers[c], Float(c) - 1)
+            XCTAssertEqual(context.buffers[channels + c], Float(c + 1) * 0.5)
+        }
+        // In eval mode a sample's output does not depend on the rest of the batch: the first plane (channel
+        // 0, sample 0) is the same data in a batch of one and comes out the same.
+        let single = Buffer(channels * height * width)
+        norm.forward(input: input.pointer, output: single.pointer, batch: 1, training: false)
+        for i in 0..<(height * width) { XCTAssertEqual(single[i], output[i]) }
+        norm.forward(input: input.pointer, output: single.pointer, batch: 1, training: true)
+        XCTAssertNotEqual(single[0], output[0], "training mode normalises with the batch's own statistics")
+    }
+
+    func testBackwardMatchesFiniteDifferencesInBothModes() {
+        for training in [true, false] {
+            let (context, norm) = makeNorm()
+            var rng = Xoshiro256(seed: 6)
+            let input = Buffer(random: channels * batch * height * width, rng: &rng, scale: 2)
+            let output = Buffer(input.count), upstream = Buffer(random: input.count, rng: &rng)
+            let loss: () -> Double = {
+                norm.forward(input: input.pointer, output: output.pointer, batch: self.batch, training: training)
+                return projection(output.pointer, upstream.pointer, input.count)
+            }
+            _ = loss()
+            let dinput = Buffer(input.count)
+            norm.backward(input: input.pointer, doutput: upstream.pointer, dinput: dinput.pointer, batch: batch)
+            let label = training ? "training" : "eval"
+            assertGradientsClose(dinput.array, numericGradient(input.pointer, count: input.count, step: 1e-2, loss: loss),
+                                 tolerance: 2e-3, "bn dinput " + label)
+            assertGradientsClose(Array(UnsafeBufferPointer(start: context.gradients, count: context.parameterCount)),
+                                 numericGradient(context.parameters, count: context.parameterCount, step: 1e-2, loss: loss),
+                                 tolerance: 2e-3, "bn dweight/dbias " + label)
+        }
+    }
+
+    func testReductionHookSeesLocalSumsAndCanMakeStatisticsGlobal() {
+        // Two "ranks" holding the two halves of a batch, reduced by a hook, must normalise exactly like one
+        // process holding the whole batch.
+        var rng = Xoshiro256(seed: 7)
+        let plane = height * width
+        let whole = Buffer(random: channels * batch * plane, rng: &rng)
+        let (referenceContext, reference) = makeNorm()
+        let referenceOutput = Buffer(whole.count)
+        reference.forward(input: whole.pointer, output: referenceOutput.pointer, batch: batch, training: true)
+
+        let halves = (0..<batch).map { b -> Buffer in
+            let half = Buffer(channels * plane)
+            for c in 0..<channels { (half.pointer + c * plane).update(from: whole.pointer + (c * batch + b) * plane, count: plane) }
+            return half
+        }
+        let norms = (0..<batch).map { _ in makeNorm() }
+        // Forward: each rank's local vector is collected, then the hook writes back the sum of both.
+        var forwardVectors: [[Double]] = []
+        for (context, _) in norms {
+            context.batchNormReduce = { vector, count in forwardVectors.append(Array(UnsafeBufferPointer(start: vector, count: count))) }
+        }
+        let outputs = halves.map { Buffer($0.count) }
+        for (rank, (_, norm)) in norms.enumerated() {
+            norm.forward(input: halves[rank].pointer, output: outputs[rank].pointer, batch: 1, training: true)
+        }
+        XCTAssertEqual(forwardVectors.count, 2)
+        XCTAssertEqual(forwardVectors[0].last, Double(plane), "local element count")
+        let total = zip(forwardVectors[0], forwardVectors[1]).map { $0 + $1 }
+        for (rank, (context, norm)) in norms.enumerated() {
+            context.batchNormReduce = { vector, count in for i in 0..<count { vector[i] = total[i] } }
+            norm.forward(input: halves[rank].pointer, output: outputs[rank].pointer, batch: 1, training: true)
+            for c in 0..<channels {
+                for i in 0..<plane {
+                    XCTAssertEqual(outputs[rank][c * plane + i], referenceOutput[(c * batch + rank) * plane + i], accuracy: 1e-5)
+                }
+            }
+        }
+        _ = referenceContext
+    }
+}
+
+final class PoolingAndPointwiseTests: XCTestCase {
+    func testMaxPoolForwardMatchesNaiveLoopsAndBackwardRoutesToTheMax() throws {
+        var rng = Xoshiro256(seed: 8)
+        for (h, w) in [(7, 5), (8, 8), (3, 2), (1, 1), (6, 11)] {
+            let channels = 2, batch = 2
+            let pool = try MaxPool2d(channels: channels, height: h, width: w, kernel: 3, stride: 2, padding: 1, maxBatch: batch)
+            let outH = pool.outputHeight, outW = pool.outputWidth
+            XCTAssertEqual(outH, (h - 1) / 2 + 1, "torch: floor((H + 2 − 3) / 2) + 1")
+            // Distinct values at least 0.01 apart, so the finite-difference step never changes a window's winner.
+            let input = Buffer(channels * batch * h * w)
+            for i in 0..<input.count { input[i] = Float(i) * 0.01 }
+            for i in stride(from: input.count - 1, to: 0, by: -1) {
+                let j = Int(rng.next() % UInt64(i + 1))
+                (input[i], input[j]) = (input[j], input[i])
+            }
+            let output = Buffer(channels * batch * outH * outW)
+            pool.forward(input: input.pointer, output: output.pointer, batch: batch)
+            for plane in 0..<(channels * batch) {
+                for oy in 0..<outH {
+                    for ox in 0..<outW {
+                        var best = -Float.infinity
+                        for iy in (2 * oy - 1)...(2 * oy + 1) where (0..<h).contains(iy) {
+                            for ix in (2 * ox - 1)...(2 * ox + 1) where (0..<w).contains(ix) {
+                                best = max(best, input[plane * h * w + iy * w + ix])
+                            }
+                        }
+                        XCTAssertEqual(output[plane * outH * outW + oy * outW + ox], best)
+                    }
+                }
+            }
+            let upstream = Buffer(random: output.count, rng: &rng)
+            let dinput = Buffer(input.count, value: .nan)
+            pool.backward(doutput: upstream.pointer, dinput: dinput.pointer, batch: batch)
+            let numeric = numericGradient(input.pointer, count: input.count, step: 1e-3) {
+                pool.forward(input: input.pointer, output: output.pointer, batch: batch)
+                return projection(output.pointer, upstream.pointer, output.count)
+            }
+            assertGradientsClose(dinput.array, numeric, tolerance: 1e-3, "maxpool \(h)x\(w)")
+        }
+    }
+
+    func testGlobalAveragePoolAgainstFiniteDifferences() {
+        var rng = Xoshiro256(seed: 9)
+        let planes = 6, spatial = 7
+        let input = Buffer(random: planes * spatial, rng: &rng), output = Buffer(planes)
+        let upstream = Buffer(random: planes, rng: &rng)
+        GlobalAveragePool.forward(input: input.pointer, output: output.pointer, planes: planes, spatial: spatial)
+        for p in 0..<planes {
+            XCTAssertEqual(output[p], (0..<spatial).map { input[p * spatial + $0] }.reduce(0, +) / 7, accuracy: 1e-6)
+        }
+        let dinput = Buffer(input.count)
+        GlobalAveragePool.backward(doutput: upstream.pointer, dinput: dinput.pointer, planes: planes, spatial: spatial)
+        let numeric = numericGradient(input.pointer, count: input.count, step: 1e-2) {
+            GlobalAveragePool.forward(input: input.pointer, output: output.pointer, planes: planes, spatial: spatial)
+            return projection(output.pointer, upstream.pointer, planes)
+        }
+        assertGradientsClose(dinput.array, numeric, tolerance: 1e-3, "avgpool")
+    }
+
+    func testReLUForwardAndBackward() {
+        var rng = Xoshiro256(seed: 10)
+        let x = Buffer(random: 50, rng: &rng), original = x.array
+        let upstream = Buffer(random: 50, rng: &rng)
+        ReLU.forward(x.pointer, count: 50)
+        let grad = Buffer(50)
+        grad.pointer.update(from: upstream.pointer, count: 50)
+        ReLU.backward(output: x.pointer, grad: grad.pointer, count: 50)
+        for i in 0..<50 {
+            XCTAssertEqual(x[i], max(original[i], 0))
+            XCTAssertEqual(grad[i], original[i] > 0 ? upstream[i] : 0)
+        }
+        XCTAssert(original.contains { $0 < 0 } && original.contains { $0 > 0 })
+    }
+
+    func testDropoutScalesKeptValuesMasksGradientsAndIsSeeded() {
+        let count = 10_000
+        let first = Dropout(probability: 0.3, capacity: count, seed: 42)
+        let x = Buffer(count, value: 1)
+        first.forward(x.pointer, count: count, training: true)
+        let kept = x.array.filter { $0 != 0 }
+        XCTAssertEqual(Double(kept.count) / Double(count), 0.7, accuracy: 0.02)
+        XCTAssert(kept.allSatisfy { abs($0 - 1 / 0.7) < 1e-6 })
+        let grad = Buffer(count, value: 2)
+        first.backward(grad.pointer, count: count)
+        for i in 0..<count { XCTAssertEqual(grad[i], x[i] * 2, accuracy: 1e-6) }
+
+        let second = Dropout(probability: 0.3, capacity: count, seed: 42), y = Buffer(count, value: 1)
+        second.forward(y.pointer, count: count, training: true)
+        XCTAssertEqual(x.array, y.array, "same seed, same mask")
+        second.forward(y.pointer, count: count, training: true)
+        XCTAssertNotEqual(x.array, y.array.map { $0 == 0 ? 0 : 1 / 0.7 }, "the mask changes between steps")
+
+        let evaluation = Buffer(count, value: 3)
+        second.forward(evaluation.pointer, count: count, training: false)
+        XCTAssert(evaluation.array.allSatisfy { $0 == 3 })
+    }
+
+    func testLinearAgainstNaiveLoopsAndFiniteDifferences() {
+        var rng = Xoshiro256(seed: 11)
+        let inFeatures = 5, outFeatures = 3, batch = 4
+        let context = makeContext()
+        let fc = Linear(context, name: "fc", inFeatures: inFeatures, outFeatures: outFeatures)
+        context.allocate()
+        fc.initialize(&rng)
+        let bound = 1 / Float(inFeatures).squareRoot()
+        XCTAssert((0..<context.parameterCount).allSatisfy { abs(context.parameters[$0]) <= bound })
+        let input = Buffer(random: inFeatures * batch, rng: &rng)  // [in][B]
+        let output = Buffer(batch * outFeatures)  // [B][out]
+        fc.forward(input: input.pointer, output: output.pointer, batch: batch)
+        for b in 0..<batch {
+            for o in 0..<outFeatures {
+                var expected = context.parameters[fc.bias.offset + o]
+                for i in 0..<inFeatures { expected += context.parameters[o * inFeatures + i] * input[i * batch + b] }
+                XCTAssertEqual(output[b * outFeatures + o], expected, accuracy: 1e-5)
+            }
+        }
+        let upstream = Buffer(random: output.count, rng: &rng), dinput = Buffer(input.count)
+        var readyRanges: [Range<Int>] = []
+        context.gradientsReady = { readyRanges.append($0) }
+        fc.backward(input: input.pointer, doutput: upstream.pointer, dinput: dinput.pointer, batch: batch)
+        XCTAssertEqual(readyRanges, [0..<context.parameterCount])
+        let loss: () -> Double = {
+            fc.forward(input: input.pointer, output: output.pointer, batch: batch)
+            return projection(output.pointer, upstream.pointer, output.count)
+        }
+        assertGradientsClose(dinput.array, numericGradient(input.pointer, count: input.count, step: 1e-2, loss: loss),
+                             tolerance: 1e-3, "fc dinput")
+        assertGradientsClose(Array(UnsafeBufferPointer(start: context.gradients, count: context.parameterCount)),
+                             numericGradient(context.parameters, count: context.parameterCount, step: 1e-2, loss: loss),
+                             tolerance: 1e-3, "fc dweight/dbias")
+    }
+}
