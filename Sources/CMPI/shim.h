@@ -21,3 +21,5 @@ static inline MPI_Status *cmpi_statuses_ignore(void) { return MPI_STATUSES_IGNOR
 static inline int cmpi_success(void) { return MPI_SUCCESS; }
 static inline int cmpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 static inline int cmpi_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
+static inline int cmpi_undefined(void) { return MPI_UNDEFINED; }
+static inline int cmpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }

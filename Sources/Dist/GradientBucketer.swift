@@ -1,0 +1,121 @@
+import CMPI
+import Foundation
+
+/// Sums a flat gradient buffer over all ranks while backward is still running (the core of DDP).
+///
+/// Backward produces the last parameter tensors' gradients first, so the buffer is cut into buckets
+/// from the end: `buckets[0]` holds the last tensors. As soon as backward reports that everything from
+/// some offset to the end is final (`gradientsReady(from:)`), each bucket lying wholly in that tail
+/// starts an in-place MPI_Iallreduce, overlapping communication with the rest of backward. Buckets
+/// always start in the same order on every rank, which MPI requires of collectives on one communicator.
+///
+/// Per step: backward calls `gradientsReady(from:)` after each layer (each call also advances MPI,
+/// which Open MPI needs to make progress), then `finish(scale:)` waits and averages. The gradients
+/// of a started bucket must not be written until `finish` returns. All state is allocated in `init`.
+///
+/// `.blocking` mode ignores `gradientsReady` and does one MPI_Allreduce over the whole buffer in
+/// `finish`, the baseline the overlap is measured against.
+public final class GradientBucketer {
+    public enum Mode: String, CaseIterable, Sendable {
+        case overlapped, blocking
+    }
+
+    public let communicator: Communicator
+    public let gradients: UnsafeMutablePointer<Float>
+    public let count: Int
+    public let mode: Mode
+    /// Bucket element ranges in launch order (descending offsets), covering 0..<count without gaps.
+    public let buckets: [Range<Int>]
+
+    /// One MPI request per bucket; a slot is MPI_REQUEST_NULL once its reduction completed (or before it started).
+    private let requests: UnsafeMutablePointer<MPI_Request?>
+    /// Buckets 0..<startedBucketCount have been started this step.
+    private var startedBucketCount = 0
+
+    /// - Parameters:
+    ///   - gradients: `count` floats, reduced in place; must outlive the bucketer.
+    ///   - tensorOffsets: ascending start offsets of the parameter tensors in `gradients`; buckets are cut
+    ///     only at these offsets (a tensor is never split between two reductions).
+    ///   - bucketBytes: a bucket is closed once it holds at least this many bytes (e.g. 4 MB); a single
+    ///     tensor larger than that gets a bucket of its own.
+    public init(communicator: Communicator, gradients: UnsafeMutablePointer<Float>, count: Int,
+                tensorOffsets: [Int], bucketBytes: Int, mode: Mode = .overlapped) throws {
+        self.buckets = try GradientBucketer.partition(count: count, tensorOffsets: tensorOffsets, bucketBytes: bucketBytes)
+        if mode == .blocking { _ = try mpiCount(count, "gradient count for a blocking all-reduce") }
+        self.communicator = communicator
+        self.gradients = gradients
+        self.count = count
+        self.mode = mode
+        self.requests = .allocate(capacity: max(buckets.count, 1))
+        self.requests.initialize(repeating: cmpi_request_null(), count: max(buckets.count, 1))
+    }
+
+    deinit {
+        requests.deallocate()
+    }
+
+    /// Cuts 0..<count into buckets walking the tensors from the last one, closing a bucket once it
+    /// reaches `bucketBytes`; the first tensors form the final, possibly smaller, bucket.
+    public static func partition(count: Int, tensorOffsets: [Int], bucketBytes: Int) throws -> [Range<Int>] {
+        guard count >= 0 else { throw DistError.invalidArgument("gradient count = \(count) is negative") }
+        guard bucketBytes > 0 else { throw DistError.invalidArgument("bucketBytes = \(bucketBytes) must be positive") }
+        var previous = 0
+        for (index, offset) in tensorOffsets.enumerated() {
+            guard offset >= previous, offset <= count else {
+                throw DistError.invalidArgument(
+                    "tensorOffsets[\(index)] = \(offset) must be ascending and within 0...\(count)")
+            }
+            previous = offset
+        }
+        let bytesPerElement = MemoryLayout<Float>.stride
+        var buckets: [Range<Int>] = []
+        var bucketEnd = count
+        for tensorStart in tensorOffsets.reversed() + [0] where tensorStart < bucketEnd {
+            if (bucketEnd - tensorStart) >= (bucketBytes + bytesPerElement - 1) / bytesPerElement {
+                buckets.append(tensorStart..<bucketEnd)
+                bucketEnd = tensorStart
+            }
+        }
+        if bucketEnd > 0 { buckets.append(0..<bucketEnd) }
+        for bucket in buckets { _ = try mpiCount(bucket.count, "bucket \(bucket) element count") }
+        return buckets
+    }
+
+    /// Backward has finished every gradient in `offset..<count`: start the buckets lying wholly inside it.
+    public func gradientsReady(from offset: Int) throws {
+        guard offset >= 0, offset <= count else {
+            throw DistError.invalidArgument("ready offset = \(offset) is outside 0...\(count)")
+        }
+        guard mode == .overlapped else { return }
+        while startedBucketCount < buckets.count, buckets[startedBucketCount].lowerBound >= offset {
+            let bucket = buckets[startedBucketCount]
+            try communicator.startAllReduceSum(gradients + bucket.lowerBound, count: bucket.count, type: Float.self,
+                                               request: requests + startedBucketCount)
+            startedBucketCount += 1
+        }
+        try progress()
+    }
+
+    /// Lets Open MPI advance the started reductions (it progresses non-blocking collectives only inside MPI calls).
+    public func progress() throws {
+        guard startedBucketCount > 0 else { return }
+        var allDone: Int32 = 0
+        try check(MPI_Testall(Int32(startedBucketCount), requests, &allDone, cmpi_statuses_ignore()), "MPI_Testall")
+    }
+
+    /// Completes the all-reduce of the whole buffer and multiplies it by `scale` (1/ranks for a mean);
+    /// the bucketer is then ready for the next step.
+    public func finish(scale: Float) throws {
+        switch mode {
+        case .overlapped:
+            try gradientsReady(from: 0)
+            try check(MPI_Waitall(Int32(startedBucketCount), requests, cmpi_statuses_ignore()), "MPI_Waitall")
+            startedBucketCount = 0
+        case .blocking:
+            try communicator.allReduceSum(gradients, count: count)
+        }
+        if scale != 1 {
+            for i in 0..<count { gradients[i] *= scale }
+        }
+    }
+}
