@@ -1,4 +1,5 @@
 import ArgumentParser
+import Datasets
 import Dist
 import Foundation
 
@@ -289,15 +290,3 @@ extension Double: ExactTestValue { init(eighths: Int64) { self = Double(eighths)
 extension Int32: ExactTestValue { init(eighths: Int64) { self = Int32(eighths) } }
 extension Int64: ExactTestValue { init(eighths: Int64) { self = eighths << 20 } }
 
-/// Small, fast, seedable generator (Steele et al.), so every rank can regenerate every rank's data.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E9B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -21,6 +21,8 @@ public final class FeatureCache {
     public let path: String
     public let melBins: Int
     public let clipCount: Int
+    /// Hash of the audio settings and the dataset's files (path, size, modification time).
+    public let key: UInt64
     /// Clips that could not be decoded: their features are absent and training must leave them out.
     public let skipped: [Int: String]
 
@@ -147,6 +149,7 @@ public final class FeatureCache {
         self.path = path
         self.melBins = melBins
         self.clipCount = clipCount
+        self.key = key
         self.skipped = skipped
         self.mapping = map
         self.mappedBytes = size

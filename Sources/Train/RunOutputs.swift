@@ -63,6 +63,13 @@ public final class RunOutputs {
         public var validation_speakers: [String]
         public var checkpoint: String
         public var metrics: ClassificationMetrics?
+
+        public init(fold: Int?, validation_speakers: [String], checkpoint: String, metrics: ClassificationMetrics?) {
+            self.fold = fold
+            self.validation_speakers = validation_speakers
+            self.checkpoint = checkpoint
+            self.metrics = metrics
+        }
     }
 
     public struct Summary: Codable, Sendable {

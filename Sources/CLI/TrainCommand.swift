@@ -1,0 +1,152 @@
+import ArgumentParser
+import Audio
+import Datasets
+import Dist
+import Foundation
+import NN
+import Train
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train the ResNet on one rank or many (under mpirun or srun).",
+        discussion: """
+            Every rank trains on its share of each global batch (training.batch_size is the global batch); \
+            gradients are summed across ranks while backward runs. Validation uses speaker-grouped folds \
+            (round(1 / dataset.validation_size) of them; dataset.folds picks which run) or the speakers \
+            given with --val-speakers. Rank 0 writes RUN_DIR/config.yaml, steps.jsonl, metrics.jsonl, \
+            summary.json and the models: RUN_DIR/fold-K/final.ckpt (RUN_DIR/final.ckpt with --val-speakers).
+
+            Examples:
+              digits-dist train --config configs/demo.yaml --data demo-data --out runs/demo
+              mpirun -n 8 digits-dist train --config configs/amnist.yaml
+              digits-dist train --config configs/fsdd.yaml --val-speakers theo --set training.epochs=3
+            """)
+
+    @OptionGroup var configOptions: ConfigOptions
+
+    @Option(help: "Dataset folder or CSV (default: the config's dataset.train_dataframe / data_folder).")
+    var data: String?
+
+    @Option(help: "Run folder (default: runs/<experiment_name>).")
+    var out: String?
+
+    @Option(help: "Validate on these speakers (comma-separated) instead of the fold plan.")
+    var valSpeakers: String?
+
+    @Option(help: "Folder of the feature cache (default: $DIGITS_DIST_CACHE or ~/.cache/digits-dist).")
+    var cacheDir: String?
+
+    @Option(help: "BLAS threads per rank (default: the node's cores divided by the ranks on it).")
+    var threads: Int?
+
+    func run() throws {
+        try Communicator.initialize()
+        let world = Communicator.world
+        Log.rank = world.rank
+        do {
+            try train(world: world)
+        } catch {
+            Log.error("\(error)")
+            if world.size > 1 { world.abort(code: 1) }
+            try? Communicator.finalize()
+            throw ExitCode.failure
+        }
+        try Communicator.finalize()
+    }
+
+    func train(world: Communicator) throws {
+        let started = Date()
+        let config = try configOptions.load()
+        var seed = Int64(config.int("environment.seed"))
+        if seed < 0 {
+            seed = world.rank == 0 ? Int64(UInt32.random(in: 0...UInt32.max)) : 0
+            seed = Int64(try world.broadcast(Int(seed)))
+            Log.info("environment.seed = -1: using seed \(seed) (pass --set environment.seed=\(seed) to repeat this run)")
+        }
+        let recipe = try TrainingRecipe(config: config, seed: UInt64(seed))
+        let blasThreads = try threads ?? defaultThreads(ranks: world.size)
+        BLAS.setThreads(blasThreads)
+        Log.info("\(world.size) rank\(world.size == 1 ? "" : "s") × \(blasThreads) BLAS thread\(blasThreads == 1 ? "" : "s"); "
+            + "\(recipe.architecture.rawValue) width \(recipe.width), global batch \(recipe.globalBatch)"
+            + (recipe.syncBatchNorm(ranks: world.size) ? ", synchronised BatchNorm (per-rank batch \(recipe.globalBatch / world.size))"
+                : world.size > 1 ? ", per-rank BatchNorm statistics" : ""))
+        if let warning = LogMelExtractor.emptyFilterWarning(settings: recipe.audio) { Log.info(warning) }
+
+        let dataset = try loadDataset(config: config)
+        let cache = try openCache(dataset: dataset, config: config, settings: recipe.audio, world: world)
+        if !cache.skipped.isEmpty {
+            Log.info("\(cache.skipped.count) clips skipped (listed in the feature cache log above)")
+        }
+        let runs = try RunPlanner.runs(dataset: dataset, usable: { cache.frames(ofClip: $0) > 0 }, config: config,
+                                       seed: UInt64(seed), validationSpeakers: valSpeakers?.split(separator: ",").map(String.init),
+                                       log: Log.info)
+        let runDirectory = out ?? "runs/" + config.string("experiment_name")
+        var outputs: RunOutputs?
+        if world.rank == 0 {
+            outputs = try RunOutputs(directory: runDirectory)
+            try config.yaml.write(toFile: runDirectory + "/config.yaml", atomically: true, encoding: .utf8)
+        }
+        var summaries: [RunOutputs.FoldSummary] = []
+        for run in runs {
+            let trainer = try Trainer(recipe: recipe, run: run, dataset: dataset, cache: cache, communicator: world, outputs: outputs)
+            let metrics = try trainer.train()
+            let directory = run.directory(in: runDirectory)
+            let checkpointPath = directory + "/final.ckpt"
+            if world.rank == 0 {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                try trainer.checkpoint(epoch: recipe.epochs, batchInEpoch: 0, datasetKey: String(cache.key, radix: 16), configYAML: config.yaml)
+                    .write(to: checkpointPath)
+                summaries.append(RunOutputs.FoldSummary(fold: run.fold, validation_speakers: run.validationSpeakers,
+                                                        checkpoint: checkpointPath, metrics: metrics))
+            }
+            try world.barrier()
+        }
+        if let outputs {
+            let summary = try outputs.writeSummary(experiment: config.string("experiment_name"), ranks: world.size,
+                                                   folds: summaries, seconds: Date().timeIntervalSince(started))
+            if let mean = summary.accuracy_mean, let std = summary.accuracy_std {
+                Log.info(String(format: "done in %.0f s: validation accuracy %.4f ± %.4f over %d run%@; summary in %@/summary.json",
+                                summary.seconds, mean, std, summaries.count, summaries.count == 1 ? "" : "s", runDirectory))
+            }
+        }
+    }
+
+    func loadDataset(config: RunConfig) throws -> Dataset {
+        if let data { return try Dataset.load(path: data) }
+        if let csv = config.path("dataset.train_dataframe") {
+            return try Dataset.load(path: csv, dataFolder: config.path("dataset.data_folder"))
+        }
+        if let folder = config.path("dataset.data_folder") { return try Dataset.load(path: folder) }
+        throw ValidationError("no data: pass --data PATH or set dataset.train_dataframe / dataset.data_folder in the config")
+    }
+
+    /// Rank 0 builds the cache if needed while the others wait; then every rank maps the same file.
+    func openCache(dataset: Dataset, config: RunConfig, settings: AudioSettings, world: Communicator) throws -> FeatureCache {
+        let directory = cacheDir ?? ProcessInfo.processInfo.environment["DIGITS_DIST_CACHE"]
+            ?? FileManager.default.homeDirectoryForCurrentUser.path + "/.cache/digits-dist"
+        let workers = config.int("environment.number_of_workers")
+        let threads = workers > 0 ? workers : ProcessInfo.processInfo.activeProcessorCount
+        var cache: FeatureCache?
+        var failure: Error?
+        if world.rank == 0 {
+            do {
+                cache = try FeatureCache.open(dataset: dataset, settings: settings, directory: directory, threads: threads, log: Log.info)
+                for (i, reason) in cache!.skipped.sorted(by: { $0.key < $1.key }).prefix(20) {
+                    Log.info("skipped clip \(i): \(reason)")
+                }
+            } catch { failure = error }
+        }
+        let ok = try world.broadcast(failure == nil ? 1 : 0)
+        if let failure { throw failure }
+        guard ok == 1 else { throw TrainingError("rank 0 could not build the feature cache") }
+        return try cache ?? FeatureCache.open(dataset: dataset, settings: settings, directory: directory, threads: 1, log: Log.info)
+    }
+
+    /// Cores of this node shared among the ranks on it (Open MPI tells each rank how many share the node).
+    func defaultThreads(ranks: Int) throws -> Int {
+        let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init)
+            ?? ProcessInfo.processInfo.environment["SLURM_NTASKS_PER_NODE"].flatMap(Int.init) ?? 1
+        return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local))
+    }
+}
