@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 
 # Integration tests run this binary (built by setup.sh) rather than a slow debug build.
-export DIGITS_DIST_BIN="$PWD/.build/release/digits-dist"
+export DIGITS_DIST_BINARY="$PWD/.build/release/digits-dist"
 # Open MPI refuses root without these; CI and containers run as root.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
