@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN"], path: "Tests/NNTests"),
         .testTarget(name: "TrainTests", dependencies: ["Train"], path: "Tests/TrainTests",
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Datasets", "Audio"], path: "Tests/IntegrationTests"),
+        .testTarget(name: "IntegrationTests", dependencies: ["Train", "Datasets", "Audio"], path: "Tests/IntegrationTests"),
     ],
     // Swift 5 mode: the kernels share raw buffers across threads by design (disjoint slices).
     swiftLanguageModes: [.v5]

@@ -2,6 +2,17 @@ import ArgumentParser
 
 @main
 struct DigitsDist: ParsableCommand {
+    /// `train --resume` may stand alone (resume the run folder) or take a path; the parser needs a value,
+    /// so a bare `--resume` gets the placeholder meaning "this run folder".
+    static func main() {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        for index in arguments.indices.reversed() where arguments[index] == "--resume"
+            && (index + 1 == arguments.count || arguments[index + 1].hasPrefix("-")) {
+            arguments.insert(TrainCommand.resumeHere, at: index + 1)
+        }
+        main(arguments)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "digits-dist",
         abstract: "Data-parallel ResNet training for spoken digits, launched with MPI.",
@@ -11,5 +22,5 @@ struct DigitsDist: ParsableCommand {
               digits-dist data --data demo-data --folds 5
               digits-dist features --wav demo-data/01/3_01_0.wav --npy 3.npy
             """,
-        subcommands: [TrainCommand.self, DataCommand.self, SynthCommand.self, FeaturesCommand.self, BenchCommand.self, SelfTestCommand.self])
+        subcommands: [TrainCommand.self, CheckpointCommand.self, DataCommand.self, SynthCommand.self, FeaturesCommand.self, BenchCommand.self, SelfTestCommand.self])
 }

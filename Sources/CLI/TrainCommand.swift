@@ -40,12 +40,23 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "BLAS threads per rank (default: the node's cores divided by the ranks on it).")
     var threads: Int?
 
+    @Option(help: ArgumentHelp(
+        "Continue from the newest checkpoint that verifies: of the run folder (--resume alone), of another run folder, or a checkpoint file.",
+        valueName: "path"))
+    var resume: String?
+
     func run() throws {
         try Communicator.initialize()
         let world = Communicator.world
         Log.rank = world.rank
+        StopSignal.install()
         do {
-            try train(world: world)
+            if try train(world: world) == .stopped {
+                try Communicator.finalize()
+                throw ExitCode(StopSignal.exitCode)
+            }
+        } catch let exit as ExitCode {
+            throw exit
         } catch {
             Log.error("\(error)")
             if world.size > 1 { world.abort(code: 1) }
@@ -55,17 +66,23 @@ struct TrainCommand: ParsableCommand {
         try Communicator.finalize()
     }
 
-    func train(world: Communicator) throws {
+    enum Ending { case finished, stopped }
+
+    func train(world: Communicator) throws -> Ending {
         let started = Date()
-        let config = try configOptions.load()
+        var config = try configOptions.load()
+        let runDirectory = resumeFolder ?? out ?? "runs/" + config.string("experiment_name")
         var seed = Int64(config.int("environment.seed"))
-        if seed < 0 {
-            seed = world.rank == 0 ? Int64(UInt32.random(in: 0...UInt32.max)) : 0
-            seed = Int64(try world.broadcast(Int(seed)))
-            Log.info("environment.seed = -1: using seed \(seed) (pass --set environment.seed=\(seed) to repeat this run)")
+        if seed < 0, resume != nil, let saved = try? RunConfig.load(path: runDirectory + "/config.yaml") {
+            seed = Int64(saved.int("environment.seed"))
         }
+        if seed < 0 {
+            seed = Int64(try world.broadcast(world.rank == 0 ? Int.random(in: 0...Int(Int32.max)) : 0))
+            Log.info("environment.seed = -1: using seed \(seed) (saved in the run folder's config.yaml)")
+        }
+        config.set("environment.seed", to: .int(Int(seed)))
         let recipe = try TrainingRecipe(config: config, seed: UInt64(seed))
-        let blasThreads = try threads ?? defaultThreads(ranks: world.size)
+        let blasThreads = threads ?? defaultThreads()
         BLAS.setThreads(blasThreads)
         Log.info("\(world.size) rank\(world.size == 1 ? "" : "s") × \(blasThreads) BLAS thread\(blasThreads == 1 ? "" : "s"); "
             + "\(recipe.architecture.rawValue) width \(recipe.width), global batch \(recipe.globalBatch)"
@@ -75,30 +92,45 @@ struct TrainCommand: ParsableCommand {
 
         let dataset = try loadDataset(config: config)
         let cache = try openCache(dataset: dataset, config: config, settings: recipe.audio, world: world)
-        if !cache.skipped.isEmpty {
-            Log.info("\(cache.skipped.count) clips skipped (listed in the feature cache log above)")
-        }
         let runs = try RunPlanner.runs(dataset: dataset, usable: { cache.frames(ofClip: $0) > 0 }, config: config,
                                        seed: UInt64(seed), validationSpeakers: valSpeakers?.split(separator: ",").map(String.init),
                                        log: Log.info)
-        let runDirectory = out ?? "runs/" + config.string("experiment_name")
         var outputs: RunOutputs?
         if world.rank == 0 {
             outputs = try RunOutputs(directory: runDirectory)
             try config.yaml.write(toFile: runDirectory + "/config.yaml", atomically: true, encoding: .utf8)
         }
+        let datasetKey = String(cache.key, radix: 16)
         var summaries: [RunOutputs.FoldSummary] = []
         for run in runs {
-            let trainer = try Trainer(recipe: recipe, run: run, dataset: dataset, cache: cache, communicator: world, outputs: outputs)
-            let metrics = try trainer.train()
-            let directory = run.directory(in: runDirectory)
-            let checkpointPath = directory + "/final.ckpt"
+            let store = CheckpointStore(directory: run.directory(in: runDirectory), keep: recipe.keepCheckpoints)
+            let start = resume == nil ? .fresh : try agreedStart(store: store, fold: run.fold, world: world)
+            var resumeFrom: Checkpoint?
+            switch start {
+            case .fresh:
+                break
+            case .done(let path):
+                let final = try Checkpoint.read(from: path)
+                try ResumeCheck.verify(checkpoint: final, path: path, config: config, datasetKey: datasetKey)
+                Log.info("\(run.fold.map { "fold \($0)" } ?? "run") already finished (\(path))")
+                summaries.append(.init(fold: run.fold, validation_speakers: run.validationSpeakers, checkpoint: path,
+                                       metrics: final.metadata.metrics))
+                continue
+            case .from(let path):
+                let checkpoint = try Checkpoint.read(from: path)
+                try ResumeCheck.verify(checkpoint: checkpoint, path: path, config: config, datasetKey: datasetKey)
+                try outputs?.forget(fold: run.fold, after: checkpoint.metadata.step)
+                resumeFrom = checkpoint
+            }
+            let trainer = try Trainer(recipe: recipe, run: run, dataset: dataset, cache: cache, communicator: world,
+                                      outputs: outputs, configYAML: config.yaml)
+            guard case .finished(let metrics) = try trainer.train(store: world.rank == 0 ? store : nil, resume: resumeFrom) else {
+                return .stopped
+            }
             if world.rank == 0 {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-                try trainer.checkpoint(epoch: recipe.epochs, batchInEpoch: 0, datasetKey: String(cache.key, radix: 16), configYAML: config.yaml)
-                    .write(to: checkpointPath)
-                summaries.append(RunOutputs.FoldSummary(fold: run.fold, validation_speakers: run.validationSpeakers,
-                                                        checkpoint: checkpointPath, metrics: metrics))
+                try trainer.checkpoint().write(to: store.finalPath)
+                summaries.append(.init(fold: run.fold, validation_speakers: run.validationSpeakers,
+                                       checkpoint: store.finalPath, metrics: metrics))
             }
             try world.barrier()
         }
@@ -110,6 +142,39 @@ struct TrainCommand: ParsableCommand {
                                 summary.seconds, mean, std, summaries.count, summaries.count == 1 ? "" : "s", runDirectory))
             }
         }
+        return .finished
+    }
+
+    /// `--resume PATH` naming a run folder other than --out.
+    var resumeFolder: String? {
+        guard let resume, resume != Self.resumeHere else { return nil }
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: resume, isDirectory: &isDirectory) && isDirectory.boolValue ? resume : nil
+    }
+
+    /// What `--resume` given without a path stands for.
+    static let resumeHere = "."
+
+    enum Start { case fresh, done(String), from(String) }
+
+    /// Rank 0 picks where a fold starts (finished, a checkpoint, or afresh) and tells the others, so
+    /// every rank loads the same file even if one is written meanwhile.
+    func agreedStart(store: CheckpointStore, fold: Int?, world: Communicator) throws -> Start {
+        var choice = [UInt8]()
+        if world.rank == 0 {
+            if let resume, resume.hasSuffix(".ckpt"), try Checkpoint.read(from: resume).metadata.fold == fold {
+                choice = Array(("from:" + resume).utf8)
+            } else if (try? Checkpoint.read(from: store.finalPath)) != nil {
+                choice = Array(("done:" + store.finalPath).utf8)
+            } else if let path = store.newestValid(log: Log.info) {
+                choice = Array(("from:" + path).utf8)
+            }
+        }
+        try world.broadcast(&choice)
+        let text = String(decoding: choice, as: UTF8.self)
+        if text.hasPrefix("done:") { return .done(String(text.dropFirst(5))) }
+        if text.hasPrefix("from:") { return .from(String(text.dropFirst(5))) }
+        return .fresh
     }
 
     func loadDataset(config: RunConfig) throws -> Dataset {
@@ -144,7 +209,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     /// Cores of this node shared among the ranks on it (Open MPI tells each rank how many share the node).
-    func defaultThreads(ranks: Int) throws -> Int {
+    func defaultThreads() -> Int {
         let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init)
             ?? ProcessInfo.processInfo.environment["SLURM_NTASKS_PER_NODE"].flatMap(Int.init) ?? 1
         return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local))

@@ -140,14 +140,18 @@ public struct CheckpointMetadata: Codable, Sendable, Equatable {
     public var fold: Int?
     public var validationSpeakers: [String]
     public var seed: UInt64
-    /// Optimizer steps taken and the position in the data: the next step is `step`, in `epoch`, batch `batchInEpoch`.
+    /// Optimizer steps taken; the epoch and the place in its data order follow from it.
     public var step: Int
-    public var epoch: Int
-    public var batchInEpoch: Int
+    /// AdamW's own step count (its bias corrections).
+    public var optimizerStep: Int
+    /// Sum of this epoch's step losses so far, so the epoch's mean loss is the same after a resume.
+    public var epochLossSum: Double
     /// Hash of the dataset's file list and audio settings (the feature cache key).
     public var datasetKey: String
     public var ranks: Int
+    /// The latest validation, and the best so far (by `prediction.metric`).
     public var metrics: ClassificationMetrics?
+    public var bestMetrics: ClassificationMetrics?
     public var sections: [Section] = []
 }
 

@@ -47,7 +47,15 @@ public struct RunConfig: Sendable {
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw ConfigError("\(path): cannot be read")
         }
-        var config = RunConfig(baseDirectory: (path as NSString).deletingLastPathComponent)
+        var config = try parse(yaml: text, source: path, baseDirectory: (path as NSString).deletingLastPathComponent)
+        try config.apply(overrides: overrides)
+        return config
+    }
+
+    /// Parses YAML text; `source` names it in errors.
+    public static func parse(yaml text: String, source path: String,
+                             baseDirectory: String = FileManager.default.currentDirectoryPath) throws -> RunConfig {
+        var config = RunConfig(baseDirectory: baseDirectory)
         let root: Node?
         do { root = try Yams.compose(yaml: text) } catch {
             throw ConfigError("\(path): not valid YAML (\(String(describing: error).split(separator: "\n").first ?? ""))")
@@ -56,8 +64,13 @@ public struct RunConfig: Sendable {
             guard case .mapping = root else { throw ConfigError("\(path): the top level must be a mapping of keys") }
             try config.merge(root, prefix: "", file: path)
         }
-        try config.apply(overrides: overrides)
         return config
+    }
+
+    /// Sets one key programmatically (e.g. the seed picked for `environment.seed: -1`).
+    public mutating func set(_ key: String, to value: ConfigValue) {
+        precondition(ConfigKey.byName[key] != nil, "unknown key \(key)")
+        values[key] = value
     }
 
     /// Applies `key=value` overrides (the value is read as YAML: `3`, `true`, `[a, b]`).

@@ -24,6 +24,23 @@ public final class RunOutputs {
         return handle
     }
 
+    /// Before a fold resumes at `step`, drops what was recorded after that step, so the records read as
+    /// if the run had never stopped.
+    public func forget(fold: Int?, after step: Int) throws {
+        struct Position: Decodable { var fold: Int?; var step: Int }
+        for (handle, name, keepsStep) in [(steps, "steps.jsonl", false), (metrics, "metrics.jsonl", true)] {
+            let path = directory + "/" + name
+            let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+            let kept = lines.filter { line in
+                guard let position = try? JSONDecoder().decode(Position.self, from: Data(line.utf8)),
+                      position.fold == fold else { return true }
+                return keepsStep ? position.step <= step : position.step < step
+            }
+            handle.truncateFile(atOffset: 0)
+            handle.write(Data(kept.map { $0 + "\n" }.joined().utf8))
+        }
+    }
+
     struct StepRecord: Codable {
         var fold: Int?
         var epoch: Int

@@ -27,12 +27,19 @@ public final class Trainer {
     /// Set by the backward hook, which cannot throw.
     var communicationError: Error?
 
+    /// Identify the run in its checkpoints, so a resume can check it continues the same run.
+    let configYAML: String
+    let datasetKey: String
+
     public private(set) var step = 0
     public private(set) var lastMetrics: ClassificationMetrics?
+    var bestMetrics: ClassificationMetrics?
 
     public init(recipe: TrainingRecipe, run: FoldRun, dataset: Dataset, cache: FeatureCache,
-                communicator: Communicator, outputs: RunOutputs?) throws {
+                communicator: Communicator, outputs: RunOutputs?, configYAML: String) throws {
         self.recipe = recipe
+        self.configYAML = configYAML
+        self.datasetKey = String(cache.key, radix: 16)
         self.run = run
         self.dataset = dataset
         self.cache = cache
@@ -70,10 +77,23 @@ public final class Trainer {
         dlogits.deallocate()
     }
 
-    /// Trains every epoch, validating when due; returns the last validation's metrics.
-    public func train() throws -> ClassificationMetrics? {
-        let batchesPerEpoch = recipe.dropLastBatch ? run.trainingClips.count / recipe.globalBatch
+    /// How a call to `train` ended.
+    public enum Outcome {
+        /// Every epoch ran; the last validation's metrics (on rank 0).
+        case finished(ClassificationMetrics?)
+        /// A stop signal arrived; a checkpoint of the last completed step was written.
+        case stopped
+    }
+
+    var batchesPerEpoch: Int {
+        recipe.dropLastBatch ? run.trainingClips.count / recipe.globalBatch
             : (run.trainingClips.count + recipe.globalBatch - 1) / recipe.globalBatch
+    }
+
+    /// Trains every epoch from `resume` (or from the start), validating when due and writing
+    /// checkpoints to `store` (rank 0's; nil elsewhere) every `checkpointEverySteps` steps, at each
+    /// epoch end and when a stop signal arrives.
+    public func train(store: CheckpointStore?, resume: Checkpoint?) throws -> Outcome {
         let stepsPerEpoch = batchesPerEpoch / recipe.gradientAccumulation
         guard stepsPerEpoch >= 1 else {
             throw ConfigError("training.batch_size = \(recipe.globalBatch) × grad_accumulation \(recipe.gradientAccumulation) "
@@ -82,46 +102,101 @@ public final class Trainer {
         let totalSteps = stepsPerEpoch * recipe.epochs
         let schedule = try recipe.schedule(totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch)
         let runName = run.fold.map { "fold \($0)" } ?? "run"
-        Log.info("\(runName): \(run.trainingClips.count) training clips, \(run.validationClips.count) validation clips "
-            + "(speakers \(run.validationSpeakers.joined(separator: ","))), \(stepsPerEpoch) steps per epoch")
+        var epochLoss = 0.0
+        if let resume {
+            try restore(resume)
+            epochLoss = resume.metadata.epochLossSum
+            Log.info("\(runName): resuming at step \(step) of \(totalSteps) (epoch \(step / stepsPerEpoch + 1))")
+        } else {
+            Log.info("\(runName): \(run.trainingClips.count) training clips, \(run.validationClips.count) validation clips "
+                + "(speakers \(run.validationSpeakers.joined(separator: ","))), \(stepsPerEpoch) steps per epoch")
+        }
         var throughput = Throughput()
-        for epoch in 0..<recipe.epochs {
+        while step < totalSteps {
+            let epoch = step / stepsPerEpoch, stepInEpoch = step % stepsPerEpoch
             let order = EpochOrder(trainingClips: run.trainingClips, globalBatch: recipe.globalBatch,
                                    dropLast: recipe.dropLastBatch, seed: recipe.seed, epoch: epoch)
-            var epochLoss = 0.0
-            for stepInEpoch in 0..<stepsPerEpoch {
-                let started = Date()
-                let learningRate = schedule(step)
-                let loss = try trainStep(order: order, firstBatch: stepInEpoch * recipe.gradientAccumulation,
-                                         epoch: epoch, learningRate: learningRate)
-                epochLoss += Double(loss)
-                throughput.add(samples: recipe.globalBatch * recipe.gradientAccumulation, seconds: Date().timeIntervalSince(started))
-                try outputs?.recordStep(fold: run.fold, epoch: epoch, step: step, loss: loss, learningRate: learningRate)
-                step += 1
-                if Log.shouldReport(step: step, of: totalSteps) {
-                    let remaining = Double(totalSteps - step) * throughput.secondsPerStep
-                    Log.info(String(format: "%@ epoch %d/%d step %d/%d loss %.4f lr %.2e %.0f samples/s ETA %@",
-                                    runName, epoch + 1, recipe.epochs, step, totalSteps, loss, learningRate,
-                                    throughput.samplesPerSecond, Log.duration(remaining)))
-                }
+            let started = Date()
+            let learningRate = schedule(step)
+            let (loss, stopRequested) = try trainStep(order: order, firstBatch: stepInEpoch * recipe.gradientAccumulation,
+                                                      epoch: epoch, learningRate: learningRate)
+            epochLoss += Double(loss)
+            throughput.add(samples: recipe.globalBatch * recipe.gradientAccumulation, seconds: Date().timeIntervalSince(started))
+            try outputs?.recordStep(fold: run.fold, epoch: epoch, step: step, loss: loss, learningRate: learningRate)
+            step += 1
+            if Log.shouldReport(step: step, of: totalSteps) {
+                let remaining = Double(totalSteps - step) * throughput.secondsPerStep
+                Log.info(String(format: "%@ epoch %d/%d step %d/%d loss %.4f lr %.2e %.0f samples/s ETA %@",
+                                runName, epoch + 1, recipe.epochs, step, totalSteps, loss, learningRate,
+                                throughput.samplesPerSecond, Log.duration(remaining)))
             }
-            if recipe.evaluates(afterEpoch: epoch) {
+            let epochEnds = step % stepsPerEpoch == 0
+            if epochEnds && recipe.evaluates(afterEpoch: epoch) {
                 let metrics = try evaluate(clips: run.validationClips)
                 if let metrics {
-                    lastMetrics = metrics
                     Log.info(String(format: "%@ epoch %d: validation accuracy %.4f, macro ROC-AUC %.4f (%d clips)",
                                     runName, epoch + 1, metrics.accuracy, metrics.macroROCAUC ?? .nan, metrics.clips))
+                    try outputs?.recordEpoch(fold: run.fold, epoch: epoch, step: step, trainLoss: epochLoss / Double(stepsPerEpoch),
+                                             learningRate: learningRate, samplesPerSecond: throughput.samplesPerSecond,
+                                             metrics: metrics)
+                    lastMetrics = metrics
+                    if recipe.isBetter(metrics, than: bestMetrics) {
+                        bestMetrics = metrics
+                        if let store { try writeCheckpoint(to: store.bestPath, epochLossSum: 0) }
+                    }
                 }
-                try outputs?.recordEpoch(fold: run.fold, epoch: epoch, step: step, trainLoss: epochLoss / Double(stepsPerEpoch),
-                                         learningRate: schedule(max(0, step - 1)),
-                                         samplesPerSecond: throughput.samplesPerSecond, metrics: metrics)
+            }
+            if epochEnds { epochLoss = 0 }
+            let due = epochEnds || stopRequested
+                || (recipe.checkpointEverySteps > 0 && step % recipe.checkpointEverySteps == 0)
+            if due && step < totalSteps {
+                try synchronisedCheckpoint(store: store, epochLossSum: epochLoss)
+            }
+            if stopRequested && step < totalSteps {
+                Log.info("\(runName): stopped by a signal after step \(step); resume with --resume")
+                return .stopped
             }
         }
-        return lastMetrics
+        return .finished(lastMetrics)
     }
 
-    /// One optimizer step over `gradientAccumulation` global batches; returns the global mean loss.
-    func trainStep(order: EpochOrder, firstBatch: Int, epoch: Int, learningRate: Float) throws -> Float {
+    /// Rank 0 writes a step checkpoint while the others wait, so no rank runs ahead of a checkpoint;
+    /// a failed write (e.g. a full disk) stops every rank with rank 0's message.
+    func synchronisedCheckpoint(store: CheckpointStore?, epochLossSum: Double) throws {
+        var failure: Error?
+        if let store {
+            do { try store.save(checkpoint(epochLossSum: epochLossSum)) } catch { failure = error }
+        }
+        let failed = try communicator.broadcast(failure == nil ? 0 : 1)
+        if let failure { throw failure }
+        if failed != 0 { throw TrainingError("rank 0 could not write a checkpoint") }
+    }
+
+    func writeCheckpoint(to path: String, epochLossSum: Double) throws {
+        try checkpoint(epochLossSum: epochLossSum).write(to: path)
+    }
+
+    /// Loads weights, BatchNorm statistics, optimizer moments and the step from a checkpoint of this run.
+    func restore(_ checkpoint: Checkpoint) throws {
+        let sections: [(String, UnsafeMutablePointer<Float>, Int)] = [
+            ("parameters", model.parameters, model.parameterCount), ("buffers", model.buffers, model.bufferCount),
+            ("adam.m", optimizer.firstMoment, model.parameterCount), ("adam.v", optimizer.secondMoment, model.parameterCount),
+        ]
+        for (name, destination, count) in sections {
+            guard let values = checkpoint.section(name), values.count == count else {
+                throw TrainingError("checkpoint section \(name) is missing or has the wrong size for this model")
+            }
+            destination.update(from: values, count: count)
+        }
+        optimizer.step = checkpoint.metadata.optimizerStep
+        step = checkpoint.metadata.step
+        bestMetrics = checkpoint.metadata.bestMetrics
+        lastMetrics = checkpoint.metadata.metrics
+    }
+
+    /// One optimizer step over `gradientAccumulation` global batches; returns the global mean loss and
+    /// whether any rank has been asked to stop (agreed on by all ranks in the same all-reduce).
+    func trainStep(order: EpochOrder, firstBatch: Int, epoch: Int, learningRate: Float) throws -> (Float, Bool) {
         let ranks = communicator.size
         var weightedLoss: Float = 0
         for micro in 0..<recipe.gradientAccumulation {
@@ -146,11 +221,13 @@ public final class Trainer {
             model.backward(dlogits: dlogits)
             model.gradientsReady = nil
         }
+        var lossAndStop: [Float] = [weightedLoss, StopSignal.requested ? 1 : 0]
         if ranks > 1 {
             try bucketer.finish(scale: 1)
             if let communicationError { throw communicationError }
-            weightedLoss = try communicator.allReduceSum(weightedLoss)
+            try communicator.allReduceSum(&lossAndStop)
         }
+        weightedLoss = lossAndStop[0]
         guard weightedLoss.isFinite else {
             throw TrainingError("the loss became \(weightedLoss) at step \(step) (epoch \(epoch + 1)); stopping without saving NaN weights")
         }
@@ -161,7 +238,7 @@ public final class Trainer {
             try optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: learningRate)
         }
         model.zeroGradients()
-        return weightedLoss
+        return (weightedLoss, lossAndStop[1] > 0)
     }
 
     /// Copies the crops and labels of `positions` (of the epoch order) into `input` and `labels`.
@@ -217,13 +294,14 @@ public final class Trainer {
                                      speakers: allClips.map { dataset.clips[$0].speaker })
     }
 
-    /// The model's state as a checkpoint (parameters, BN statistics, optimizer moments).
-    public func checkpoint(epoch: Int, batchInEpoch: Int, datasetKey: String, configYAML: String) -> Checkpoint {
+    /// The run's state after `step` steps: weights, BatchNorm statistics, optimizer moments and position.
+    public func checkpoint(epochLossSum: Double = 0) -> Checkpoint {
         let metadata = CheckpointMetadata(
             architecture: recipe.architecture.rawValue, width: recipe.width, classes: 10, dropout: recipe.dropout,
             inputHeight: recipe.audio.melBins, inputWidth: recipe.cropFrames, audio: recipe.audio, config: configYAML,
-            fold: run.fold, validationSpeakers: run.validationSpeakers, seed: recipe.seed, step: step, epoch: epoch,
-            batchInEpoch: batchInEpoch, datasetKey: datasetKey, ranks: communicator.size, metrics: lastMetrics)
+            fold: run.fold, validationSpeakers: run.validationSpeakers, seed: recipe.seed, step: step,
+            optimizerStep: optimizer.step, epochLossSum: epochLossSum, datasetKey: datasetKey,
+            ranks: communicator.size, metrics: lastMetrics, bestMetrics: bestMetrics)
         return Checkpoint(metadata: metadata, sections: [
             ("parameters", Array(UnsafeBufferPointer(start: model.parameters, count: model.parameterCount))),
             ("buffers", Array(UnsafeBufferPointer(start: model.buffers, count: model.bufferCount))),

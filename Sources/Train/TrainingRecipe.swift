@@ -26,6 +26,10 @@ public struct TrainingRecipe: Sendable {
     public var bucketBytes: Int
     public var bucketMode: GradientBucketer.Mode = .overlapped
     public var syncBatchNormSetting: String
+    public var checkpointEverySteps: Int
+    public var keepCheckpoints: Int
+    /// `prediction.metric`: what makes one validation better than another (best.ckpt).
+    public var selectByAccuracy: Bool
 
     public init(config: RunConfig, seed: UInt64) throws {
         architecture = try Architecture(parsing: config.string("architecture.backbone"))
@@ -49,6 +53,9 @@ public struct TrainingRecipe: Sendable {
         evaluationEpochs = max(1, Int(config.double("training.evaluation_epochs").rounded()))
         bucketBytes = max(4, Int(config.double("training.bucket_megabytes") * 1_048_576))
         syncBatchNormSetting = config.string("training.sync_batchnorm")
+        checkpointEverySteps = config.int("training.checkpoint_every_steps")
+        keepCheckpoints = config.int("training.keep_checkpoints")
+        selectByAccuracy = config.string("prediction.metric") == "Accuracy"
         if config.string("augmentation.mix_audio") != "Disabled" {
             throw ConfigError("augmentation.mix_audio = \(config.string("augmentation.mix_audio")): mixup is not supported yet; use Disabled")
         }
@@ -80,6 +87,11 @@ public struct TrainingRecipe: Sendable {
     /// Whether validation runs after `epoch` (0-based): every `evaluation_epochs` epochs, and after the last.
     func evaluates(afterEpoch epoch: Int) -> Bool {
         (epoch + 1) % evaluationEpochs == 0 || epoch == epochs - 1
+    }
+
+    func isBetter(_ metrics: ClassificationMetrics, than best: ClassificationMetrics?) -> Bool {
+        guard let best else { return true }
+        return selectByAccuracy ? metrics.accuracy > best.accuracy : (metrics.macroROCAUC ?? 0) > (best.macroROCAUC ?? 0)
     }
 
     /// The configured loss: mean over the batch, writing dlogits.

@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""PyTorch reference for digits-dist's FSDD recipe: train on four speakers, report the held-out speaker's
+accuracy. Same model (torchvision-layout ResNet-18, 1 input channel, `--width` channels in the first
+stage), same step (BCE-with-logits on one-hot targets, AdamW lr 1e-3, cosine to 0 per step, no warm-up,
+global batch 32, drop_last, reshuffled each epoch) and the same data path as `digits-dist train`:
+
+- features: librosa 0.11 `power_to_db(melspectrogram(y, sr=22050, n_fft=2048, hop_length=512,
+  n_mels=128, fmin=50, fmax=16000))` of the whole clip (`librosa.load(path, sr=22050)`), cached in
+  `--cache` (an .npz) so repeated runs skip librosa;
+- training input: a random 44-frame (1 s) crop, start uniform in [0, frames - 44] (0 for shorter clips),
+  frames past the clip's end padded with the clip's minimum (its silence level), no normalisation;
+- evaluation: each held-out clip cut into 44-frame chunks (starts 0, 44, 88, ...; the last one padded the
+  same way), softmax averaged over the chunks, argmax.
+
+Options prefixed "variant" change one part of the pipeline, to see what other PyTorch+librosa pipelines
+would score: `--weight-decay 0.01` (AdamW's default), `--short-offset random` (a short clip lands at a
+random place in the window), `--pad zero` (pad with 0 dB), `--crop audio` (crop 1 s of zero-padded audio,
+log-mel of the crop with top_db relative to it; evaluate on the first 1 s of audio).
+
+    pip install torch librosa
+    python3 scripts/train-fsdd-pytorch.py --data /path/to/free-spoken-digit-dataset/recordings \\
+        --val-speaker theo --seed 1
+    # pytorch: held-out theo accuracy 0.8720
+
+The ResNet class comes from bench-train-pytorch.py in this script's folder.
+"""
+import argparse
+import glob
+import importlib
+import math
+import os
+import re
+import sys
+import time
+
+SAMPLE_RATE = 22050
+N_FFT, HOP, N_MELS, FMIN, FMAX = 2048, 512, 128, 50.0, 16000.0
+CROP_FRAMES = 1 + SAMPLE_RATE // HOP  # 44: centred frames of 1 s
+CROP_SAMPLES = SAMPLE_RATE
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="folder of FSDD WAVs {digit}_{speaker}_{index}.wav")
+    parser.add_argument("--val-speaker", required=True)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--cache", default="/tmp/fsdd-librosa-logmel.npz",
+                        help="features (and resampled audio) of every clip; rebuilt when the file list changes")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="variant: AdamW weight decay")
+    parser.add_argument("--short-offset", choices=["start", "random"], default="start",
+                        help="variant: where a clip shorter than the crop sits in the training window")
+    parser.add_argument("--pad", choices=["min", "zero"], default="min",
+                        help="variant: pad value past the clip's end (clip minimum, or 0 dB)")
+    parser.add_argument("--crop", choices=["features", "audio"], default="features",
+                        help="variant: crop the log-mel of the whole clip, or crop 1 s of audio and take its log-mel")
+    return parser.parse_args()
+
+
+args = parse_args()
+for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(name, str(args.threads))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+ResNet = importlib.import_module("bench-train-pytorch").ResNet  # noqa: E402
+
+NAME = re.compile(r"^(\d)_([A-Za-z0-9]+)_(\d+)\.wav$")
+
+
+def log_mel(y):
+    import librosa
+    return librosa.power_to_db(librosa.feature.melspectrogram(
+        y=y, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, fmin=FMIN, fmax=FMAX)).astype(np.float32)
+
+
+def load_dataset(folder, cache):
+    paths = sorted(p for p in glob.glob(os.path.join(folder, "*.wav")) if NAME.match(os.path.basename(p)))
+    names = [os.path.basename(p) for p in paths]
+    if os.path.exists(cache):
+        data = np.load(cache)
+        if list(data["names"]) == names:
+            return names, data
+    import warnings
+    import librosa
+    warnings.filterwarnings("ignore", message="Empty filters detected")
+    start = time.perf_counter()
+    features, audio = [], []
+    for path in paths:
+        y = librosa.load(path, sr=SAMPLE_RATE)[0]
+        audio.append(y.astype(np.float32))
+        features.append(log_mel(y))
+    frames = np.array([f.shape[1] for f in features], dtype=np.int64)
+    samples = np.array([len(a) for a in audio], dtype=np.int64)
+    np.savez(cache, names=np.array(names), frames=frames, samples=samples,
+             features=np.concatenate(features, axis=1), audio=np.concatenate(audio))
+    print(f"features of {len(paths)} clips cached in {cache} ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+    return names, np.load(cache)
+
+
+class Clips:
+    def __init__(self, names, data):
+        self.frames = data["frames"]
+        self.samples = data["samples"]
+        self.frame_offsets = np.concatenate([[0], np.cumsum(self.frames)])
+        self.sample_offsets = np.concatenate([[0], np.cumsum(self.samples)])
+        self.features = data["features"]
+        self.audio = data["audio"]
+        parts = [NAME.match(n).groups() for n in names]
+        self.labels = np.array([int(p[0]) for p in parts], dtype=np.int64)
+        self.speakers = np.array([p[1] for p in parts])
+
+    def logmel(self, i):
+        return self.features[:, self.frame_offsets[i]:self.frame_offsets[i + 1]]
+
+    def wave(self, i):
+        return self.audio[self.sample_offsets[i]:self.sample_offsets[i + 1]]
+
+
+def window(mel, start, offset, pad):
+    """44 frames of `mel` from `start`, placed at `offset` in the window, the rest padded."""
+    out = np.full((N_MELS, CROP_FRAMES), mel.min() if pad == "min" else 0.0, dtype=np.float32)
+    piece = mel[:, start:start + CROP_FRAMES - offset]
+    out[:, offset:offset + piece.shape[1]] = piece
+    return out
+
+
+def audio_window(y, start):
+    out = np.zeros(CROP_SAMPLES, dtype=np.float32)
+    piece = y[start:start + CROP_SAMPLES]
+    out[:len(piece)] = piece
+    mel = log_mel(out)
+    assert mel.shape[1] == CROP_FRAMES
+    return mel
+
+
+def training_crop(clips, i, rng):
+    if args.crop == "audio":
+        n = clips.samples[i]
+        start = int(rng.integers(0, n - CROP_SAMPLES + 1)) if n > CROP_SAMPLES else 0
+        return audio_window(clips.wave(i), start)
+    mel = clips.logmel(i)
+    frames = mel.shape[1]
+    if frames > CROP_FRAMES:
+        return window(mel, int(rng.integers(0, frames - CROP_FRAMES + 1)), 0, args.pad)
+    offset = int(rng.integers(0, CROP_FRAMES - frames + 1)) if args.short_offset == "random" else 0
+    return window(mel, 0, offset, args.pad)
+
+
+def evaluation_chunks(clips, i):
+    if args.crop == "audio":
+        return [audio_window(clips.wave(i), 0)]
+    mel = clips.logmel(i)
+    return [window(mel, start, 0, args.pad) for start in range(0, max(mel.shape[1], 1), CROP_FRAMES)]
+
+
+@torch.no_grad()
+def evaluate(model, clips, indices):
+    model.eval()
+    chunks, owner = [], []
+    for k, i in enumerate(indices):
+        for chunk in evaluation_chunks(clips, i):
+            chunks.append(chunk)
+            owner.append(k)
+    inputs = torch.from_numpy(np.stack(chunks))[:, None]
+    probabilities = torch.cat([F.softmax(model(inputs[s:s + 256]), dim=1) for s in range(0, len(inputs), 256)])
+    summed = torch.zeros(len(indices), 10).index_add_(0, torch.tensor(owner), probabilities)
+    predictions = summed.argmax(dim=1).numpy()
+    model.train()
+    return float((predictions == clips.labels[indices]).mean())
+
+
+def main():
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    started = time.perf_counter()
+    names, data = load_dataset(args.data, args.cache)
+    clips = Clips(names, data)
+    train = np.flatnonzero(clips.speakers != args.val_speaker)
+    held_out = np.flatnonzero(clips.speakers == args.val_speaker)
+    if len(held_out) == 0:
+        sys.exit(f"no clips of speaker {args.val_speaker!r}; speakers: {sorted(set(clips.speakers))}")
+
+    model = ResNet("resnet18", args.width).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = len(train) // args.batch
+    total = steps_per_epoch * args.epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    step = 0
+    for epoch in range(args.epochs):
+        order = rng.permutation(train)
+        losses = []
+        for b in range(steps_per_epoch):
+            batch = order[b * args.batch:(b + 1) * args.batch]
+            inputs = torch.from_numpy(np.stack([training_crop(clips, i, rng) for i in batch]))[:, None]
+            targets = F.one_hot(torch.from_numpy(clips.labels[batch]), 10).float()
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.binary_cross_entropy_with_logits(model(inputs), targets)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            step += 1
+            losses.append(loss.item())
+        print(f"epoch {epoch + 1}/{args.epochs}: loss {np.mean(losses):.4f}, "
+              f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+    accuracy = evaluate(model, clips, held_out)
+    print(f"pytorch: held-out {args.val_speaker} accuracy {accuracy:.4f}")
+    print(f"{step} steps, {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
