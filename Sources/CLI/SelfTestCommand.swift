@@ -54,6 +54,9 @@ extension SelfTestCommand {
             guard (0..<world.size).contains(rank) else {
                 throw ValidationError("--rank \(rank) is outside 0..<\(world.size) ranks")
             }
+            // The test checks that every one of these processes is gone after mpirun returns.
+            print("rank \(world.rank) pid \(getpid())")
+            fflush(stdout)
             var buffer = [Float](repeating: 1, count: 1 << 16)
             for iteration in 0..<10_000 {
                 if world.rank == rank && iteration == after {
