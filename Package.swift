@@ -50,6 +50,8 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Audio"], path: "Tests/DatasetsTests"),
         .testTarget(name: "NNTests", dependencies: ["NN"], path: "Tests/NNTests"),
+        // Pure Dist logic only (no MPI_Init: every test target shares one process); MPI runs in IntegrationTests.
+        .testTarget(name: "DistTests", dependencies: ["Dist"], path: "Tests/DistTests"),
         .testTarget(name: "IntegrationTests", dependencies: ["Datasets", "Audio"], path: "Tests/IntegrationTests"),
     ],
     // Swift 5 mode: the kernels share raw buffers across threads by design (disjoint slices).

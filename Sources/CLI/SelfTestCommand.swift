@@ -114,7 +114,7 @@ final class CollectiveChecker {
         try checkScalarReductions()
         try checkIAllReduce()
         for mode in GradientBucketer.Mode.allCases {
-            for bucketBytes in [1, 4096, 64 << 10, 4 << 20, Int(Int32.max)] {
+            for bucketBytes in [1, 4096, 64 << 10, 4 << 20, Int.max] {
                 try checkBucketer(mode: mode, count: 100_003, tensorCount: 40, bucketBytes: bucketBytes)
             }
             try checkBucketer(mode: mode, count: 0, tensorCount: 0, bucketBytes: 4096)
