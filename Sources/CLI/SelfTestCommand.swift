@@ -174,9 +174,15 @@ final class CollectiveChecker {
     private func checkScalarReductions() throws {
         // Above 2^53 per rank: catches a 64-bit sum travelling through Double or Int32.
         let big = Int64(1) << 54 + Int64(world.rank)
-        let expected = (0..<world.size).reduce(Int64(0)) { $0 + (Int64(1) << 54 + Int64($1)) }
-        try report("allReduceSum Int64 scalar above 2^53", try world.allReduceSum(big) == expected)
+        let bigSum = (0..<world.size).reduce(Int64(0)) { $0 + (Int64(1) << 54 + Int64($1)) }
+        try report("allReduceSum Int64 scalar above 2^53", try world.allReduceSum(big) == bigSum)
         try report("allReduceMax Double scalar", try world.allReduceMax(Double(world.rank) * 1.5) == Double(world.size - 1) * 1.5)
+        var maxima = data(Double.self, count: 1000, rank: world.rank, salt: 2)
+        try world.allReduceMax(&maxima)
+        let serialMaxima = (1..<world.size).reduce(data(Double.self, count: 1000, rank: 0, salt: 2)) { maxima, rank in
+            zip(maxima, data(Double.self, count: 1000, rank: rank, salt: 2)).map { max($0, $1) }
+        }
+        try report("allReduceMax Double count=1000", maxima == serialMaxima)
     }
 
     /// Several reductions in flight at once, completed by waitAll, by wait and by polling test().

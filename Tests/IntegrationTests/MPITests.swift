@@ -8,7 +8,7 @@ final class MPITests: XCTestCase {
         "barrier",
         "allReduceSum Float count=0", "allReduceSum Float count=1", "allReduceSum Float count=7",
         "allReduceSum Float count=1048583", "allReduceSum Double count=7", "allReduceSum Int64 count=1000",
-        "allReduceSum Int64 scalar above 2^53", "allReduceMax Double scalar",
+        "allReduceSum Int64 scalar above 2^53", "allReduceMax Double scalar", "allReduceMax Double count=1000",
         "iAllReduceSum Float counts=[1, 7, 100003, 0] via test, wait, waitAll",
         "GradientBucketer overlapped count=100003 bucketBytes=1 buckets=40",
         "GradientBucketer overlapped count=100003 bucketBytes=65536",
