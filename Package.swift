@@ -52,6 +52,8 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN"], path: "Tests/NNTests"),
         .testTarget(name: "TrainTests", dependencies: ["Train"], path: "Tests/TrainTests",
                     resources: [.copy("Fixtures")]),
+        // Pure Dist logic only (no MPI_Init: every test target shares one process); MPI runs in IntegrationTests.
+        .testTarget(name: "DistTests", dependencies: ["Dist"], path: "Tests/DistTests"),
         .testTarget(name: "IntegrationTests", dependencies: ["Train", "Datasets", "Audio"], path: "Tests/IntegrationTests"),
     ],
     // Swift 5 mode: the kernels share raw buffers across threads by design (disjoint slices).

@@ -55,6 +55,9 @@ extension SelfTestCommand {
             guard (0..<world.size).contains(rank) else {
                 throw ValidationError("--rank \(rank) is outside 0..<\(world.size) ranks")
             }
+            // The test checks that every one of these processes is gone after mpirun returns.
+            print("rank \(world.rank) pid \(getpid())")
+            fflush(stdout)
             var buffer = [Float](repeating: 1, count: 1 << 16)
             for iteration in 0..<10_000 {
                 if world.rank == rank && iteration == after {
@@ -112,7 +115,7 @@ final class CollectiveChecker {
         try checkScalarReductions()
         try checkIAllReduce()
         for mode in GradientBucketer.Mode.allCases {
-            for bucketBytes in [1, 4096, 64 << 10, 4 << 20, Int(Int32.max)] {
+            for bucketBytes in [1, 4096, 64 << 10, 4 << 20, Int.max] {
                 try checkBucketer(mode: mode, count: 100_003, tensorCount: 40, bucketBytes: bucketBytes)
             }
             try checkBucketer(mode: mode, count: 0, tensorCount: 0, bucketBytes: 4096)
@@ -172,9 +175,15 @@ final class CollectiveChecker {
     private func checkScalarReductions() throws {
         // Above 2^53 per rank: catches a 64-bit sum travelling through Double or Int32.
         let big = Int64(1) << 54 + Int64(world.rank)
-        let expected = (0..<world.size).reduce(Int64(0)) { $0 + (Int64(1) << 54 + Int64($1)) }
-        try report("allReduceSum Int64 scalar above 2^53", try world.allReduceSum(big) == expected)
+        let bigSum = (0..<world.size).reduce(Int64(0)) { $0 + (Int64(1) << 54 + Int64($1)) }
+        try report("allReduceSum Int64 scalar above 2^53", try world.allReduceSum(big) == bigSum)
         try report("allReduceMax Double scalar", try world.allReduceMax(Double(world.rank) * 1.5) == Double(world.size - 1) * 1.5)
+        var maxima = data(Double.self, count: 1000, rank: world.rank, salt: 2)
+        try world.allReduceMax(&maxima)
+        let serialMaxima = (1..<world.size).reduce(data(Double.self, count: 1000, rank: 0, salt: 2)) { maxima, rank in
+            zip(maxima, data(Double.self, count: 1000, rank: rank, salt: 2)).map { max($0, $1) }
+        }
+        try report("allReduceMax Double count=1000", maxima == serialMaxima)
     }
 
     /// Several reductions in flight at once, completed by waitAll, by wait and by polling test().

@@ -44,7 +44,7 @@ public enum AllReduceBenchmark {
     /// - Parameters:
     ///   - floatCount: gradient buffer length, split into `tensorCount` equal tensors.
     ///   - simulatedBackwardSeconds: busy time spread evenly over the tensors, standing in for backward.
-    /// - Returns: per-operation times, each the slowest rank's mean over `iterations` (after one warm-up).
+    /// - Returns: per-operation times, each the median over `iterations` (after one warm-up) of the slowest rank.
     public static func run(communicator: Communicator, floatCount: Int, bucketBytes: Int = 4 << 20,
                            tensorCount: Int = 64, simulatedBackwardSeconds: Double = 0.02,
                            iterations: Int = 10) throws -> Result {
@@ -63,13 +63,19 @@ public enum AllReduceBenchmark {
         let scale = 1 / Float(communicator.size)
         let backwardPerTensor = simulatedBackwardSeconds / Double(tensorCount)
 
-        /// The slowest rank's mean seconds per call of `body`.
+        var seconds = [Double](repeating: 0, count: iterations)
+        /// Median over iterations of the slowest rank's seconds for `body`; the median shrugs off the
+        /// stalls other processes cause on a shared machine.
         func time(_ body: () throws -> Void) throws -> Double {
             try body()
-            try communicator.barrier()
-            let start = Communicator.wallTime()
-            for _ in 0..<iterations { try body() }
-            return try communicator.allReduceMax((Communicator.wallTime() - start) / Double(iterations))
+            for iteration in 0..<iterations {
+                try communicator.barrier()
+                let start = Communicator.wallTime()
+                try body()
+                seconds[iteration] = Communicator.wallTime() - start
+            }
+            try communicator.allReduceMax(&seconds)
+            return seconds.sorted()[iterations / 2]
         }
         func backward(_ bucketer: GradientBucketer?) throws {
             for offset in tensorOffsets.reversed() {

@@ -161,6 +161,13 @@ public final class Communicator {
         return value
     }
 
+    /// Element-wise maximum over all ranks, in place.
+    public func allReduceMax<T: MPIScalar>(_ array: inout [T]) throws {
+        try array.withUnsafeMutableBufferPointer {
+            try allReduce($0.baseAddress.map(UnsafeMutableRawPointer.init), count: $0.count, type: T.self, op: cmpi_op_max())
+        }
+    }
+
     private func allReduce<T: MPIScalar>(_ buffer: UnsafeMutableRawPointer?, count: Int, type: T.Type, op: MPI_Op) throws {
         try check(MPI_Allreduce(cmpi_in_place(), buffer, mpiCount(count, "all-reduce count"), T.mpiDatatype, op, handle),
                   "MPI_Allreduce")

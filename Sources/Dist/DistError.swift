@@ -21,7 +21,13 @@ func check(_ code: Int32, _ function: StaticString) throws {
     if code != cmpi_success() { throw DistError.mpi(function: "\(function)", code: code, message: mpiErrorString(code)) }
 }
 
+/// MPI's text for `code`; Open MPI aborts the process if MPI_Error_string is called outside
+/// MPI_Init...MPI_Finalize, so there only the number is given.
 private func mpiErrorString(_ code: Int32) -> String {
+    var initialized: Int32 = 0, finalized: Int32 = 0
+    MPI_Initialized(&initialized)
+    MPI_Finalized(&finalized)
+    guard initialized != 0, finalized == 0 else { return "MPI not running, no error text for code \(code)" }
     var text = [CChar](repeating: 0, count: Int(cmpi_max_error_string()) + 1)
     var length: Int32 = 0
     guard MPI_Error_string(code, &text, &length) == cmpi_success() else { return "unknown error" }

@@ -68,10 +68,12 @@ public final class GradientBucketer {
             previous = offset
         }
         let bytesPerElement = MemoryLayout<Float>.stride
+        // Rounded up without forming bucketBytes + 3, which overflows for "no limit" (Int.max).
+        let capacity = bucketBytes / bytesPerElement + (bucketBytes % bytesPerElement == 0 ? 0 : 1)
         var buckets: [Range<Int>] = []
         var bucketEnd = count
         for tensorStart in tensorOffsets.reversed() + [0] where tensorStart < bucketEnd {
-            if (bucketEnd - tensorStart) >= (bucketBytes + bytesPerElement - 1) / bytesPerElement {
+            if bucketEnd - tensorStart >= capacity {
                 buckets.append(tensorStart..<bucketEnd)
                 bucketEnd = tensorStart
             }
