@@ -119,6 +119,22 @@ final class SoundFileReader {
         if frames < 0 || frames > SoundFileReader.maxSamples / channels {
             throw AudioError(path: path, problem: "implausible length of \(frames) frames in header")
         }
+        if let note = SoundFileReader.truncatedDataNote(handle) {
+            throw AudioError(path: path, problem: "truncated (libsndfile: \(note))")
+        }
+    }
+
+    /// libsndfile silently shortens a WAV/AIFF whose data chunk runs past the end of the file and only
+    /// notes it in its log ("data : 30870 (should be 19956)"); for a dataset that is a cut-off clip.
+    private static func truncatedDataNote(_ handle: OpaquePointer) -> String? {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4096) { buffer in
+            buffer.initialize(repeating: 0)
+            sf_command(handle, Int32(SFC_GET_LOG_INFO), buffer.baseAddress, Int32(buffer.count - 1))
+            guard strstr(buffer.baseAddress!, "should be") != nil else { return nil }
+            return String(cString: buffer.baseAddress!).split(separator: "\n")
+                .first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("data") && $0.contains("should be") }
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+        }
     }
 
     deinit { sf_close(handle) }

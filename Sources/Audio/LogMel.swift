@@ -3,6 +3,9 @@ import Foundation
 
 /// 10 / ln(10): converts a natural log of power to decibels.
 private let decibelsPerNeper = Float(10 / M_LN10)
+/// power_to_db's amin and its level, 10·log10(1e-10) = -100 dB.
+private let amin: Float = 1e-10
+private let aminDecibels: Float = -100
 
 /// FFTW's planner keeps global state and is not thread-safe; every plan creation and destruction holds this.
 private let fftwPlannerLock = NSLock()
@@ -131,7 +134,8 @@ public final class LogMelExtractor {
     private func powerToDB(_ values: UnsafeMutablePointer<Float>, count: Int) {
         var maximum = -Float.infinity
         for i in 0..<count {
-            let db = decibelsPerNeper * log(max(1e-10, values[i]))
+            // At or below amin the exact librosa value -100 dB, not the rounding of the log formula.
+            let db = values[i] > amin ? decibelsPerNeper * log(values[i]) : aminDecibels
             values[i] = db
             maximum = max(maximum, db)
         }
