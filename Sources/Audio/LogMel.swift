@@ -116,11 +116,12 @@ public final class LogMelExtractor {
         let size = settings.fftSize
         // Frame t starts at sample t·hop − size/2 of the unpadded signal; outside [0, n) is padding.
         let start = t * settings.hopSize - size / 2
-        let lo = max(0, -start), hi = min(size, samples.count - start)
-        let y = samples.baseAddress!
-        if lo > 0 { frame.update(repeating: 0, count: lo) }
-        for k in lo..<max(lo, hi) { frame[k] = y[start + k] * window[k] }
-        if hi < size { (frame + max(lo, hi)).update(repeating: 0, count: size - max(lo, hi)) }
+        let lo = max(0, -start), hi = max(lo, min(size, samples.count - start))
+        frame.update(repeating: 0, count: lo)
+        if let y = samples.baseAddress {
+            for k in lo..<hi { frame[k] = y[start + k] * window[k] }
+        }
+        (frame + hi).update(repeating: 0, count: size - hi)
         fftwf_execute_dft_r2c(plan, frame, spectrum)
         let reIm = UnsafeMutableRawPointer(spectrum).assumingMemoryBound(to: Float.self)
         for k in 0..<fftBins {

@@ -84,7 +84,8 @@ struct MelFilterbank {
     func project(_ power: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, outStride: Int) {
         weights.withUnsafeBufferPointer { packed in
             for m in 0..<melBins {
-                out[m * outStride] = dot(packed.baseAddress! + offset[m], power + firstBin[m], count: binCount[m])
+                // baseAddress is nil only when every filter is empty (count 0).
+                out[m * outStride] = packed.baseAddress.map { dot($0 + offset[m], power + firstBin[m], count: binCount[m]) } ?? 0
             }
         }
     }

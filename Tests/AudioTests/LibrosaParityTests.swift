@@ -67,6 +67,20 @@ final class LibrosaParityTests: XCTestCase {
         XCTAssertEqual(first.values, fresh.values)
     }
 
+    /// One extractor per thread, created concurrently (FFTW planning is serialised), gives the same features.
+    func testConcurrentExtractorsAgree() throws {
+        let paths = [try fixturePath("chirp48000.wav"), try fixturePath("chirp22050.wav")]
+        let expected = try paths.map { try LogMelExtractor(settings: AudioSettings()).logMel(path: $0).values }
+        let results = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: 8)
+        results.initialize(repeating: [])
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            let extractor = LogMelExtractor(settings: AudioSettings())
+            for _ in 0..<5 { results[worker] = (try? extractor.logMel(path: paths[worker % 2]).values) ?? [] }
+        }
+        for worker in 0..<8 { XCTAssertEqual(results[worker], expected[worker % 2], "worker \(worker)") }
+    }
+
     func testMelFilterbankMatchesLibrosa() throws {
         var settings = AudioSettings()
         settings.fftSize = 512

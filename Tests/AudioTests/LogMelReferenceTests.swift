@@ -79,9 +79,13 @@ final class LogMelReferenceTests: XCTestCase {
         XCTAssertEqual(out, extractor.logMel(y))
     }
 
-    func testSilenceIsFlatFloorNotNaN() {
-        let extractor = LogMelExtractor(settings: smallSettings())
-        let out = extractor.logMel([Float](repeating: 0, count: 100))
-        XCTAssertTrue(out.allSatisfy { $0 == -100 }, "power_to_db of zeros is 10·log10(amin) = -100 dB")
+    func testSilenceAndEmptyInputAreFlatFloorNotNaN() {
+        let settings = smallSettings()
+        let extractor = LogMelExtractor(settings: settings)
+        let silence = extractor.logMel([Float](repeating: 0, count: 100))
+        XCTAssertEqual(silence.count, settings.melBins * 7)
+        XCTAssertTrue(silence.allSatisfy { $0 == -100 }, "power_to_db of zeros is 10·log10(amin) = -100 dB")
+        let empty = extractor.logMel([])
+        XCTAssertEqual(empty, [Float](repeating: -100, count: settings.melBins), "one all-padding frame")
     }
 }
