@@ -45,10 +45,10 @@ public final class LogMelExtractor {
         // scipy.signal.get_window("hann", N, fftbins=True), in double, stored as float.
         for k in 0..<size { window[k] = Float(0.5 - 0.5 * cos(2 * Double.pi * Double(k) / Double(size))) }
         fftwPlannerLock.lock()
-        // FFTW_MEASURE times candidate algorithms (~150 ms for the first plan in a process, then reused
-        // wisdom) for ~1.5x faster FFTs than FFTW_ESTIMATE. The chosen algorithm may differ between
-        // processes, which moves features only by float rounding (~1e-6 dB).
-        plan = fftwf_plan_dft_r2c_1d(Int32(size), frame, spectrum, UInt32(FFTW_MEASURE))!
+        // FFTW_ESTIMATE, not MEASURE: MEASURE's FFTs are ~1 µs faster per frame, but it picks its
+        // algorithm by timing, so features would differ in the last bits between processes (MPI ranks,
+        // reruns) and break bit-reproducible feature caches and training runs.
+        plan = fftwf_plan_dft_r2c_1d(Int32(size), frame, spectrum, UInt32(FFTW_ESTIMATE))!
         fftwPlannerLock.unlock()
     }
 
