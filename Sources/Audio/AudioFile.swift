@@ -50,8 +50,7 @@ public enum AudioFile {
     /// (mixed down to mono by averaging, as librosa.load), into Float32 scaled like soundfile/librosa.
     public static func read(path: String) throws -> DecodedAudio {
         var samples: [Float] = []
-        var interleaved: [Float] = []
-        let sampleRate = try decode(path: path, into: &samples, interleavedScratch: &interleaved)
+        let sampleRate = try AudioDecoder().decode(path: path, into: &samples)
         return DecodedAudio(samples: samples, sampleRate: sampleRate)
     }
 
@@ -64,32 +63,6 @@ public enum AudioFile {
     /// Writes mono 16-bit PCM WAV (used by tests and the synthetic data generator).
     public static func writeWAV(path: String, samples: [Float], sampleRate: Int) throws {
         try write(path: path, interleaved: samples, channels: 1, sampleRate: sampleRate, encoding: .pcm16)
-    }
-
-    /// Decodes into caller-owned buffers so a per-thread feature extractor reuses their capacity
-    /// from clip to clip. Returns the file's sample rate; `samples` holds the mono mix-down.
-    static func decode(path: String, into samples: inout [Float], interleavedScratch: inout [Float]) throws -> Int {
-        let file = try SoundFileReader(path: path)
-        let frames = file.frames, channels = file.channels
-        resize(&samples, to: frames)
-        if channels == 1 {
-            try samples.withUnsafeMutableBufferPointer { try file.readFrames(into: $0.baseAddress!, path: path) }
-            return file.sampleRate
-        }
-        resize(&interleavedScratch, to: frames * channels)
-        try interleavedScratch.withUnsafeMutableBufferPointer { try file.readFrames(into: $0.baseAddress!, path: path) }
-        // librosa.to_mono is np.mean over channels in float32: a sequential sum, then one division.
-        let channelCount = Float(channels)
-        interleavedScratch.withUnsafeBufferPointer { source in
-            samples.withUnsafeMutableBufferPointer { mono in
-                for frame in 0..<frames {
-                    var sum: Float = 0
-                    for channel in 0..<channels { sum += source[frame * channels + channel] }
-                    mono[frame] = sum / channelCount
-                }
-            }
-        }
-        return file.sampleRate
     }
 
     /// Writes interleaved float samples with libsndfile, clipping (not wrapping) values beyond ±1.
@@ -125,11 +98,17 @@ final class SoundFileReader {
     /// Longest clip accepted (in interleaved samples): a guard against corrupt headers, ~6 hours at 48 kHz stereo.
     static let maxSamples = 1 << 31
 
-    init(path: String) throws {
+    /// Opens a file by path (reads the header only).
+    convenience init(path: String) throws {
         var info = SF_INFO()
         guard let handle = sf_open(path, Int32(SFM_READ), &info) else {
             throw SoundFileReader.openFailure(path: path)
         }
+        try self.init(handle: handle, info: info, path: path)
+    }
+
+    /// Takes ownership of an open handle; `path` is only for messages.
+    init(handle: OpaquePointer, info: SF_INFO, path: String) throws {
         self.handle = handle
         frames = Int(info.frames)
         sampleRate = Int(info.samplerate)
@@ -139,6 +118,22 @@ final class SoundFileReader {
         if frames == 0 { throw AudioError(path: path, problem: "zero samples") }
         if frames < 0 || frames > SoundFileReader.maxSamples / channels {
             throw AudioError(path: path, problem: "implausible length of \(frames) frames in header")
+        }
+        if let note = SoundFileReader.truncatedDataNote(handle) {
+            throw AudioError(path: path, problem: "truncated (libsndfile: \(note))")
+        }
+    }
+
+    /// libsndfile silently shortens a WAV/AIFF whose data chunk runs past the end of the file and only
+    /// notes it in its log ("data : 30870 (should be 19956)"); for a dataset that is a cut-off clip.
+    private static func truncatedDataNote(_ handle: OpaquePointer) -> String? {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4096) { buffer in
+            buffer.initialize(repeating: 0)
+            sf_command(handle, Int32(SFC_GET_LOG_INFO), buffer.baseAddress, Int32(buffer.count - 1))
+            guard strstr(buffer.baseAddress!, "should be") != nil else { return nil }
+            return String(cString: buffer.baseAddress!).split(separator: "\n")
+                .first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("data") && $0.contains("should be") }
+                .map { $0.trimmingCharacters(in: .whitespaces) }
         }
     }
 
@@ -153,16 +148,17 @@ final class SoundFileReader {
     }
 
     /// Names the likely cause, since libsndfile's own message does not distinguish a missing file from garbage.
-    private static func openFailure(path: String) -> AudioError {
+    static func openFailure(path: String) -> AudioError {
         let sndfileMessage = String(cString: sf_strerror(nil))
         var status = stat()
-        guard stat(path, &status) == 0 else {
-            let reason = errno == ENOENT ? "missing (no such file)" : "cannot open (\(String(cString: strerror(errno))))"
-            return AudioError(path: path, problem: reason)
-        }
+        guard stat(path, &status) == 0 else { return AudioError(path: path, problem: describeOpenError(errno)) }
         if (status.st_mode & S_IFMT) == S_IFDIR { return AudioError(path: path, problem: "is a directory, not an audio file") }
         if status.st_size == 0 { return AudioError(path: path, problem: "empty file (0 bytes)") }
         return AudioError(path: path, problem: "not audio or truncated (libsndfile: \(sndfileMessage))")
+    }
+
+    static func describeOpenError(_ code: Int32) -> String {
+        code == ENOENT ? "missing (no such file)" : "cannot open (\(String(cString: strerror(code))))"
     }
 }
 

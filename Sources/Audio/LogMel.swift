@@ -1,6 +1,12 @@
 import CFFTW
 import Foundation
 
+/// 10 / ln(10): converts a natural log of power to decibels.
+private let decibelsPerNeper = Float(10 / M_LN10)
+/// power_to_db's amin and its level, 10·log10(1e-10) = -100 dB.
+private let amin: Float = 1e-10
+private let aminDecibels: Float = -100
+
 /// FFTW's planner keeps global state and is not thread-safe; every plan creation and destruction holds this.
 private let fftwPlannerLock = NSLock()
 
@@ -21,11 +27,9 @@ public final class LogMelExtractor {
     private let plan: fftwf_plan
 
     // Per-clip buffers of logMel(path:), kept so their capacity is reused from clip to clip.
+    private let decoder = AudioDecoder()
     private var decoded: [Float] = []
-    private var interleaved: [Float] = []
     private var resampled: [Float] = []
-    /// One converter per input rate seen: building libsoxr's HQ filter costs more than using it.
-    private var converters: [Int: SoxrConverter] = [:]
 
     /// Traps on impossible settings (a programming error); call `settings.validate()` first on user input.
     public init(settings: AudioSettings) {
@@ -41,7 +45,9 @@ public final class LogMelExtractor {
         // scipy.signal.get_window("hann", N, fftbins=True), in double, stored as float.
         for k in 0..<size { window[k] = Float(0.5 - 0.5 * cos(2 * Double.pi * Double(k) / Double(size))) }
         fftwPlannerLock.lock()
-        // FFTW_ESTIMATE picks the same algorithm on every run, so cached features are reproducible.
+        // FFTW_ESTIMATE, not MEASURE: MEASURE's FFTs are ~1 µs faster per frame, but it picks its
+        // algorithm by timing, so features would differ in the last bits between processes (MPI ranks,
+        // reruns) and break bit-reproducible feature caches and training runs.
         plan = fftwf_plan_dft_r2c_1d(Int32(size), frame, spectrum, UInt32(FFTW_ESTIMATE))!
         fftwPlannerLock.unlock()
     }
@@ -92,11 +98,12 @@ public final class LogMelExtractor {
     /// Convenience: decode + resample + log-mel; throws AudioError for bad files (incl. zero samples,
     /// all-zero audio, NaN/Inf samples).
     public func logMel(path: String) throws -> (values: [Float], frames: Int) {
-        let rate = try AudioFile.decode(path: path, into: &decoded, interleavedScratch: &interleaved)
+        let rate = try decoder.decode(path: path, into: &decoded)
         try LogMelExtractor.checkSamples(decoded, path: path)
         if rate != settings.sampleRate {
-            let converter = try converter(from: rate, path: path)
-            try decoded.withUnsafeBufferPointer { try converter.resample($0, into: &resampled, path: path) }
+            try decoded.withUnsafeBufferPointer {
+                try Resampler.resample($0, from: rate, to: settings.sampleRate, into: &resampled, path: path)
+            }
         }
         let signal = rate == settings.sampleRate ? decoded : resampled
         let frames = LogMelExtractor.frameCount(sampleCount: signal.count, settings: settings)
@@ -109,11 +116,12 @@ public final class LogMelExtractor {
         let size = settings.fftSize
         // Frame t starts at sample t·hop − size/2 of the unpadded signal; outside [0, n) is padding.
         let start = t * settings.hopSize - size / 2
-        let lo = max(0, -start), hi = min(size, samples.count - start)
-        let y = samples.baseAddress!
-        if lo > 0 { frame.update(repeating: 0, count: lo) }
-        for k in lo..<max(lo, hi) { frame[k] = y[start + k] * window[k] }
-        if hi < size { (frame + max(lo, hi)).update(repeating: 0, count: size - max(lo, hi)) }
+        let lo = max(0, -start), hi = max(lo, min(size, samples.count - start))
+        frame.update(repeating: 0, count: lo)
+        if let y = samples.baseAddress {
+            for k in lo..<hi { frame[k] = y[start + k] * window[k] }
+        }
+        (frame + hi).update(repeating: 0, count: size - hi)
         fftwf_execute_dft_r2c(plan, frame, spectrum)
         let reIm = UnsafeMutableRawPointer(spectrum).assumingMemoryBound(to: Float.self)
         for k in 0..<fftBins {
@@ -123,10 +131,12 @@ public final class LogMelExtractor {
     }
 
     /// power_to_db(ref=1.0, amin=1e-10, top_db) in float32, in place: the floor is relative to the clip's maximum.
+    /// 10·log10(x) is taken as (10/ln 10)·ln(x): glibc's logf is twice as fast as its log10f.
     private func powerToDB(_ values: UnsafeMutablePointer<Float>, count: Int) {
         var maximum = -Float.infinity
         for i in 0..<count {
-            let db = 10 * log10(max(1e-10, values[i]))
+            // At or below amin the exact librosa value -100 dB, not the rounding of the log formula.
+            let db = values[i] > amin ? decibelsPerNeper * log(values[i]) : aminDecibels
             values[i] = db
             maximum = max(maximum, db)
         }
@@ -134,23 +144,20 @@ public final class LogMelExtractor {
         for i in 0..<count { values[i] = max(values[i], floor) }
     }
 
-    private func converter(from rate: Int, path: String) throws -> SoxrConverter {
-        if let cached = converters[rate] { return cached }
-        let created = try SoxrConverter(from: rate, to: settings.sampleRate, path: path)
-        converters[rate] = created
-        return created
-    }
-
     /// librosa would happily compute features of these; they are corrupt or useless training clips.
     static func checkSamples(_ samples: [Float], path: String) throws {
-        var anyNonzero = false
-        for (index, sample) in samples.enumerated() {
-            guard sample.isFinite else {
-                throw AudioError(path: path, problem: "sample \(index) is \(sample) (NaN/Inf samples)")
-            }
-            anyNonzero = anyNonzero || sample != 0
+        // One branch-free integer pass (integer ORs vectorise; float reductions would not):
+        // an all-ones exponent marks NaN/Inf, any magnitude bit marks a nonzero sample.
+        var nonFinite: UInt32 = 0, magnitudeBits: UInt32 = 0
+        for sample in samples {
+            let bits = sample.bitPattern
+            nonFinite |= (bits & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0
+            magnitudeBits |= bits & 0x7FFF_FFFF
         }
-        if !anyNonzero { throw AudioError(path: path, problem: "all \(samples.count) samples are zero") }
+        if nonFinite != 0, let index = samples.firstIndex(where: { !$0.isFinite }) {
+            throw AudioError(path: path, problem: "sample \(index) is \(samples[index]) (NaN/Inf samples)")
+        }
+        if magnitudeBits == 0 { throw AudioError(path: path, problem: "all \(samples.count) samples are zero") }
     }
 }
 

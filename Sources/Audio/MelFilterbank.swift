@@ -84,12 +84,27 @@ struct MelFilterbank {
     func project(_ power: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, outStride: Int) {
         weights.withUnsafeBufferPointer { packed in
             for m in 0..<melBins {
-                let filter = packed.baseAddress! + offset[m]
-                let bins = power + firstBin[m]
-                var sum: Float = 0
-                for k in 0..<binCount[m] { sum += filter[k] * bins[k] }
-                out[m * outStride] = sum
+                // baseAddress is nil only when every filter is empty (count 0).
+                out[m * outStride] = packed.baseAddress.map { dot($0 + offset[m], power + firstBin[m], count: binCount[m]) } ?? 0
             }
         }
     }
+}
+
+/// Σ a[k]·b[k] with eight partial sums (strict float order would forbid the compiler from vectorising).
+@inline(__always)
+func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+    var partial = SIMD8<Float>()
+    var k = 0
+    while k + 8 <= count {
+        partial += UnsafeRawPointer(a + k).loadUnaligned(as: SIMD8<Float>.self)
+            * UnsafeRawPointer(b + k).loadUnaligned(as: SIMD8<Float>.self)
+        k += 8
+    }
+    var sum = partial.sum()
+    while k < count {
+        sum += a[k] * b[k]
+        k += 1
+    }
+    return sum
 }

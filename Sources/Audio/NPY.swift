@@ -66,7 +66,11 @@ public enum NPY {
         guard let count = elementCount(shape), dataBytes == count * MemoryLayout<Float>.size else {
             throw AudioError(path: path, problem: "holds \(dataBytes) data bytes, too few or many for shape \(shape) of float32")
         }
-        let values = bytes[dataStart...].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        // Copied bytewise: other writers need not align the data to 4 bytes.
+        let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            bytes[dataStart...].withUnsafeBytes { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: $0) }
+            initialized = count
+        }
         return (shape, values)
     }
 

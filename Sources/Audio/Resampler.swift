@@ -5,61 +5,38 @@ public enum Resampler {
     /// Errors name "resampler" as their path; `LogMelExtractor.logMel(path:)` reports the clip's own path.
     public static func resample(_ samples: [Float], from: Int, to: Int) throws -> [Float] {
         if from == to { return samples }
-        let converter = try SoxrConverter(from: from, to: to, path: "resampler")
         var output: [Float] = []
-        try samples.withUnsafeBufferPointer { try converter.resample($0, into: &output, path: "resampler") }
+        try samples.withUnsafeBufferPointer { try resample($0, from: from, to: to, into: &output, path: "resampler") }
         return output
     }
 
-    /// librosa.resample's output length: `int(np.ceil(n * (float(to) / from)))`, in the same double arithmetic.
-    static func outputLength(inputLength: Int, from: Int, to: Int) -> Int {
-        let ratio = Double(to) / Double(from)
-        return Int((Double(inputLength) * ratio).rounded(.up))
-    }
-}
-
-/// One libsoxr HQ converter for a rate pair, driven exactly as python-soxr's `resample` drives it
-/// (float32 in and out, `soxr_quality_spec(SOXR_HQ, 0)`, input fed in chunks of 48000·in/out frames
-/// into an output capped at n·out/in + 1 frames, then one flush), so the samples are bit-identical to
-/// librosa.load's. Creating the HQ filter costs more than resampling a short clip, so a per-thread
-/// extractor keeps one converter per input rate and resets it with `soxr_clear` between clips.
-final class SoxrConverter {
-    let inputRate: Int
-    let outputRate: Int
-    private let soxr: OpaquePointer
-
-    init(from inputRate: Int, to outputRate: Int, path: String) throws {
+    /// Resamples one whole clip into `output` (its capacity is reused), driving libsoxr exactly as
+    /// python-soxr's `resample` does — float32 in and out, `soxr_quality_spec(SOXR_HQ, 0)`, input fed
+    /// in chunks of 48000·in/out frames into an output capped at n·out/in + 1 frames, then one flush —
+    /// so the samples are bit-identical to librosa.load's, then trims or zero-pads to librosa's length.
+    /// A fresh soxr_t per clip: soxr_clear rebuilds the filters anyway, so reusing one saves nothing.
+    static func resample(_ input: UnsafeBufferPointer<Float>, from inputRate: Int, to outputRate: Int,
+                         into output: inout [Float], path: String) throws {
         guard inputRate > 0, outputRate > 0 else {
             throw AudioError(path: path, problem: "cannot resample from \(inputRate) Hz to \(outputRate) Hz")
         }
-        self.inputRate = inputRate
-        self.outputRate = outputRate
         var error: soxr_error_t?
         var ioSpec = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I)
         var qualitySpec = soxr_quality_spec(UInt(SOXR_HQ), 0)
-        let created = soxr_create(Double(inputRate), Double(outputRate), 1, &error, &ioSpec, &qualitySpec, nil)
-        guard let created, error == nil else {
+        guard let soxr = soxr_create(Double(inputRate), Double(outputRate), 1, &error, &ioSpec, &qualitySpec, nil),
+              error == nil else {
             throw AudioError(path: path, problem: "libsoxr: \(error.map { String(cString: $0) } ?? "soxr_create failed")")
         }
-        soxr = created
-    }
+        defer { soxr_delete(soxr) }
 
-    deinit { soxr_delete(soxr) }
-
-    /// Resamples one whole clip into `output` (its capacity is reused), trimmed or zero-padded
-    /// to librosa's length. The converter is left cleared for the next clip.
-    func resample(_ input: UnsafeBufferPointer<Float>, into output: inout [Float], path: String) throws {
         let inputLength = input.count
-        let targetLength = Resampler.outputLength(inputLength: inputLength, from: inputRate, to: outputRate)
+        let targetLength = outputLength(inputLength: inputLength, from: inputRate, to: outputRate)
         let capacity = Int(Double(inputLength) * Double(outputRate) / Double(inputRate) + 1)
         let chunkLength = Int(48000 * Double(inputRate) / Double(outputRate))
         resize(&output, to: max(capacity, targetLength))
-        var produced = 0
-        var error: soxr_error_t?
         output.withUnsafeMutableBufferPointer { out in
             let base = out.baseAddress!
-            var done = 0
-            var start = 0
+            var produced = 0, done = 0, start = 0
             while start < inputLength {
                 let count = min(chunkLength, inputLength - start)
                 error = soxr_process(soxr, input.baseAddress! + start, count, nil, base + produced, capacity - produced, &done)
@@ -72,9 +49,12 @@ final class SoxrConverter {
             for index in produced..<out.count { out[index] = 0 }
         }
         resize(&output, to: targetLength)
-        let clearError = soxr_clear(soxr)
-        if let failure = error ?? clearError {
-            throw AudioError(path: path, problem: "libsoxr: \(String(cString: failure))")
-        }
+        if let error { throw AudioError(path: path, problem: "libsoxr: \(String(cString: error))") }
+    }
+
+    /// librosa.resample's output length: `int(np.ceil(n * (float(to) / from)))`, in the same double arithmetic.
+    static func outputLength(inputLength: Int, from: Int, to: Int) -> Int {
+        let ratio = Double(to) / Double(from)
+        return Int((Double(inputLength) * ratio).rounded(.up))
     }
 }

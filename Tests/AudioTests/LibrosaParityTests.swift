@@ -50,17 +50,35 @@ final class LibrosaParityTests: XCTestCase {
         }
     }
 
-    /// The extractor reuses one libsoxr converter per rate (soxr_clear between clips): no state may leak.
+    /// The extractor reuses its decode and resample buffers: a longer clip must not leak into the next one.
     func testRepeatedExtractionIsIdentical() throws {
-        let extractor = LogMelExtractor(settings: AudioSettings())
+        let directory = try makeTemporaryDirectory(for: self)
+        let longer = directory + "/longer48k.wav"
+        try AudioFile.writeWAV(path: longer, samples: testSignal(count: 72_000, sampleRate: 48_000), sampleRate: 48_000)
         let path48k = try fixturePath("chirp48000.wav")
+        let extractor = LogMelExtractor(settings: AudioSettings())
         let first = try extractor.logMel(path: path48k)
+        _ = try extractor.logMel(path: longer)
         _ = try extractor.logMel(path: try fixturePath("chirp22050.wav"))
         let second = try extractor.logMel(path: path48k)
-        XCTAssertEqual(first.values, second.values)
         XCTAssertEqual(first.frames, second.frames)
+        XCTAssertEqual(first.values, second.values)
         let fresh = try LogMelExtractor(settings: AudioSettings()).logMel(path: path48k)
         XCTAssertEqual(first.values, fresh.values)
+    }
+
+    /// One extractor per thread, created concurrently (FFTW planning is serialised), gives the same features.
+    func testConcurrentExtractorsAgree() throws {
+        let paths = [try fixturePath("chirp48000.wav"), try fixturePath("chirp22050.wav")]
+        let expected = try paths.map { try LogMelExtractor(settings: AudioSettings()).logMel(path: $0).values }
+        let results = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: 8)
+        results.initialize(repeating: [])
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            let extractor = LogMelExtractor(settings: AudioSettings())
+            for _ in 0..<5 { results[worker] = (try? extractor.logMel(path: paths[worker % 2]).values) ?? [] }
+        }
+        for worker in 0..<8 { XCTAssertEqual(results[worker], expected[worker % 2], "worker \(worker)") }
     }
 
     func testMelFilterbankMatchesLibrosa() throws {
