@@ -21,6 +21,6 @@ s = json.load(open("runs/demo/summary.json"))
 for f in s["folds"]:
     m = f["metrics"]
     print(f"demo: fold {f['fold']} (held-out speakers {', '.join(f['validation_speakers'])}): "
-          f"accuracy {m['accuracy']:.3f}, macro ROC-AUC {m['macroROCAUC']:.3f}")
+          f"accuracy {m['accuracy']:.3f}, macro ROC-AUC {m['macro_roc_auc']:.3f}")
 print("demo: run folder runs/demo (summary.json, metrics.jsonl, steps.jsonl, fold-0/final.ckpt)")
 PY

@@ -12,6 +12,13 @@ public struct ClassificationMetrics: Codable, Sendable, Equatable {
     public var perSpeakerAccuracy: [String: Double]
     public var perDigitAccuracy: [Double?]
 
+    enum CodingKeys: String, CodingKey {
+        case clips, accuracy, confusion
+        case macroROCAUC = "macro_roc_auc"
+        case perSpeakerAccuracy = "per_speaker_accuracy"
+        case perDigitAccuracy = "per_digit_accuracy"
+    }
+
     /// `probabilities` is clips × classes, row-major; the prediction is each row's most probable class
     /// (the first on ties, as numpy's argmax).
     public init(probabilities: [Float], labels: [Int], speakers: [String], classes: Int = 10) {
