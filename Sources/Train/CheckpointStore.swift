@@ -21,6 +21,12 @@ public struct CheckpointStore {
         for old in stepFiles().dropFirst(keep) { try? FileManager.default.removeItem(atPath: old) }
     }
 
+    /// Writes `best.ckpt` (the best validation so far).
+    public func saveBest(_ checkpoint: Checkpoint) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try checkpoint.write(to: bestPath)
+    }
+
     /// Step checkpoints, newest first.
     func stepFiles() -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []

@@ -142,7 +142,7 @@ public final class Trainer {
                     lastMetrics = metrics
                     if recipe.isBetter(metrics, than: bestMetrics) {
                         bestMetrics = metrics
-                        if let store { try writeCheckpoint(to: store.bestPath, epochLossSum: 0) }
+                        try store?.saveBest(checkpoint())
                     }
                 }
             }
@@ -170,10 +170,6 @@ public final class Trainer {
         let failed = try communicator.broadcast(failure == nil ? 0 : 1)
         if let failure { throw failure }
         if failed != 0 { throw TrainingError("rank 0 could not write a checkpoint") }
-    }
-
-    func writeCheckpoint(to path: String, epochLossSum: Double) throws {
-        try checkpoint(epochLossSum: epochLossSum).write(to: path)
     }
 
     /// Loads weights, BatchNorm statistics, optimizer moments and the step from a checkpoint of this run.

@@ -47,18 +47,20 @@ func digitsDistBinary() throws -> String {
 /// mechanism (the 4 MB all-reduces of `selftest collectives` take that path). If a container forbids
 /// process_vm_readv, add `OMPI_MCA_btl_vader_single_copy_mechanism=none` to `environment`.
 func mpirun(_ ranks: Int, _ args: [String], timeout: TimeInterval, executable: String? = nil,
-            environment: [String: String] = [:]) throws -> ProcessResult {
+            environment: [String: String] = [:], whileRunning: ((pid_t) -> Void)? = nil) throws -> ProcessResult {
     let program = try executable ?? digitsDistBinary()
     return try runProcess(["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", "\(ranks)", program] + args,
-                          timeout: timeout, environment: environment)
+                          timeout: timeout, environment: environment, whileRunning: whileRunning)
 }
 
 /// Spawns `argv` (searched in PATH) in a new process group with stdin from /dev/null, waits at most
-/// `timeout` seconds, and returns its exit status and output.
+/// `timeout` seconds, and returns its exit status and output. `whileRunning` gets the child's pid on
+/// another thread as soon as it runs (to signal or kill it mid-run).
 ///
 /// On timeout, killing the process group is not enough: mpirun puts every rank in a process group of
 /// its own, so the kill walks /proc for all descendants and SIGKILLs each one as well.
-func runProcess(_ argv: [String], timeout: TimeInterval, environment: [String: String] = [:]) throws -> ProcessResult {
+func runProcess(_ argv: [String], timeout: TimeInterval, environment: [String: String] = [:],
+                whileRunning: ((pid_t) -> Void)? = nil) throws -> ProcessResult {
     let start = Date()
     var stdoutPipe: [Int32] = [-1, -1], stderrPipe: [Int32] = [-1, -1]
     guard pipe(&stdoutPipe) == 0, pipe(&stderrPipe) == 0 else {
@@ -113,6 +115,7 @@ func runProcess(_ argv: [String], timeout: TimeInterval, environment: [String: S
         collected.waitStatus = status
         exited.signal()
     }
+    if let whileRunning { DispatchQueue.global().async { whileRunning(child) } }
     let timedOut = exited.wait(timeout: .now() + timeout) == .timedOut
     if timedOut {
         killProcessTree(child)

@@ -1,0 +1,146 @@
+import Foundation
+import Train
+import XCTest
+
+/// Checkpoints and resume under real mpirun: killed ranks, fewer ranks, damaged files, Slurm's
+/// stop signal and a full disk. Each run is a tiny ResNet on a sliver of FSDD with a checkpoint every
+/// two steps.
+final class ResumeTests: XCTestCase {
+    let fsdd = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path + "/../shared/data/fsdd/recordings"
+    var root = ""
+
+    override func setUpWithError() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: fsdd), "shared FSDD data absent")
+        root = FileManager.default.temporaryDirectory.path + "/digits-dist-resume-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let folder = root
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: folder) }
+    }
+
+    /// 2 epochs × 12 steps of a global batch of 8 (per-rank batches below 16: synchronised BatchNorm).
+    func arguments(out: String, _ extra: [String] = []) -> [String] {
+        ["train", "--data", fsdd, "--val-speakers", "theo", "--out", out, "--cache-dir", root + "/cache", "--threads", "1",
+         "--set", "architecture.backbone=resnet18", "--set", "architecture.width=4", "--set", "training.batch_size=8",
+         "--set", "training.epochs=2", "--set", "dataset.data_sample=0.05", "--set", "environment.seed=11",
+         "--set", "training.checkpoint_every_steps=2", "--set", "training.keep_checkpoints=3"] + extra
+    }
+
+    func parameters(_ path: String) throws -> [Float] {
+        try XCTUnwrap(Checkpoint.read(from: path).section("parameters"))
+    }
+
+    func stepFiles(_ out: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: out + "/checkpoints")) ?? [])
+            .filter { $0.hasSuffix(".ckpt") }.sorted()
+    }
+
+    /// Waits (up to a minute) until `out` holds at least `count` step checkpoints.
+    func waitForCheckpoints(_ out: String, count: Int) {
+        let deadline = Date().addingTimeInterval(60)
+        while stepFiles(out).count < count && Date() < deadline { usleep(20_000) }
+    }
+
+    func uninterrupted(ranks: Int) throws -> [Float] {
+        let run = try mpirun(ranks, arguments(out: root + "/full"), timeout: 300)
+        XCTAssertEqual(run.status, 0, run.summary)
+        return try parameters(root + "/full/final.ckpt")
+    }
+
+    func testKilledRankThenResumeGivesBitwiseTheSameWeights() throws {
+        let expected = try uninterrupted(ranks: 2)
+        let out = root + "/killed"
+        let killed = try mpirun(2, arguments(out: out), timeout: 300) { mpirunPid in
+            self.waitForCheckpoints(out, count: 2)
+            let ranks = descendantProcesses(of: mpirunPid).filter {
+                (try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8))?.hasPrefix("digits-dist") ?? false
+            }
+            if let victim = ranks.last { kill(victim, SIGKILL) }
+        }
+        XCTAssertNotEqual(killed.status, 0, killed.summary)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/final.ckpt"), "the kill came too late to test anything")
+        let resumed = try mpirun(2, arguments(out: out, ["--resume"]), timeout: 300)
+        XCTAssertEqual(resumed.status, 0, resumed.summary)
+        XCTAssertTrue(resumed.stderr.contains("resuming at step"), resumed.stderr)
+        XCTAssertEqual(try parameters(out + "/final.ckpt"), expected, "resumed weights must be bitwise equal")
+        let losses = { (folder: String) in try String(contentsOfFile: folder + "/steps.jsonl", encoding: .utf8) }
+        XCTAssertEqual(try losses(out), try losses(root + "/full"), "the step record reads as if the run never stopped")
+    }
+
+    func testResumingOnFewerRanksEndsWithinFloatRounding() throws {
+        let expected = try uninterrupted(ranks: 2)
+        let out = root + "/fewer"
+        let stopped = try mpirun(2, arguments(out: out), timeout: 300) { mpirunPid in
+            self.waitForCheckpoints(out, count: 3)
+            kill(mpirunPid, SIGUSR1)
+        }
+        XCTAssertEqual(stopped.status, StopSignal.exitCode, stopped.summary)
+        let resumed = try mpirun(1, arguments(out: out, ["--resume"]), timeout: 300)
+        XCTAssertEqual(resumed.status, 0, resumed.summary)
+        let weights = try parameters(out + "/final.ckpt")
+        let difference = zip(weights, expected).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(difference, 1e-4, "largest weight difference after resuming 2 → 1 ranks")
+    }
+
+    func testTruncatedAndBitFlippedCheckpointsArePassedOver() throws {
+        let expected = try uninterrupted(ranks: 1)
+        let out = root + "/full"
+        try FileManager.default.removeItem(atPath: out + "/final.ckpt")
+        let files = stepFiles(out).map { out + "/checkpoints/" + $0 }
+        XCTAssertEqual(files.count, 3)
+        let newest = try Data(contentsOf: URL(fileURLWithPath: files[2]))
+        try newest.prefix(newest.count / 2).write(to: URL(fileURLWithPath: files[2]))
+        var flipped = try Data(contentsOf: URL(fileURLWithPath: files[1]))
+        flipped[flipped.count - 5] ^= 0x04
+        try flipped.write(to: URL(fileURLWithPath: files[1]))
+
+        let resumed = try mpirun(1, arguments(out: out, ["--resume"]), timeout: 300)
+        XCTAssertEqual(resumed.status, 0, resumed.summary)
+        XCTAssertTrue(resumed.stderr.contains("skipping checkpoint \(files[2]): truncated"), resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("skipping checkpoint \(files[1]): checksum mismatch"), resumed.stderr)
+        let step = try XCTUnwrap(Int(files[0].split(separator: "-").last!.prefix(8)))
+        XCTAssertTrue(resumed.stderr.contains("resuming at step \(step) "), resumed.stderr)
+        XCTAssertEqual(try parameters(out + "/final.ckpt"), expected)
+    }
+
+    func testStopSignalWritesACheckpointExitsWithTheDocumentedCodeAndResumes() throws {
+        let out = root + "/signal"
+        let stopped = try mpirun(2, arguments(out: out, ["--set", "training.checkpoint_every_steps=1000"]), timeout: 300) { pid in
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline,
+                  ((try? String(contentsOfFile: out + "/steps.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count < 3 {
+                usleep(20_000)
+            }
+            kill(pid, SIGUSR1)
+        }
+        XCTAssertEqual(stopped.status, StopSignal.exitCode, stopped.summary)
+        XCTAssertTrue(stopped.stderr.contains("stopped by a signal after step"), stopped.stderr)
+        let written = stepFiles(out)
+        XCTAssertFalse(written.isEmpty, "a checkpoint must appear on the stop signal")
+        let step = try Checkpoint.read(from: out + "/checkpoints/" + written.last!).metadata.step
+        let resumed = try mpirun(2, arguments(out: out, ["--resume"]), timeout: 300)
+        XCTAssertEqual(resumed.status, 0, resumed.summary)
+        XCTAssertTrue(resumed.stderr.contains("resuming at step \(step) "), resumed.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/final.ckpt"))
+    }
+
+    func testAFullDiskFailsClearlyAndKeepsThePreviousCheckpoint() throws {
+        let mountPoint = root + "/small"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        // A checkpoint of this model is about 350 kB: room for the run's files and one checkpoint, not two.
+        let mounted = try runProcess(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", mountPoint], timeout: 30)
+        try XCTSkipUnless(mounted.status == 0, "cannot mount a tmpfs here: \(mounted.stderr)")
+        defer { _ = try? runProcess(["umount", mountPoint], timeout: 30) }
+        let out = mountPoint + "/run"
+        let run = try mpirun(1, arguments(out: out, ["--set", "training.checkpoint_every_steps=1"]), timeout: 300)
+        XCTAssertNotEqual(run.status, 0, run.summary)
+        XCTAssertTrue(run.stderr.contains("No space left on device"), run.stderr)
+        let errorLines = run.stderr.split(separator: "\n").filter { $0.contains("error:") }
+        XCTAssertEqual(errorLines.count, 1, run.stderr)
+        let kept = stepFiles(out)
+        XCTAssertEqual(kept.count, 1, "\(kept)")
+        XCTAssertNoThrow(try Checkpoint.read(from: out + "/checkpoints/" + kept[0]))
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: out + "/checkpoints").contains { $0.contains(".tmp-") },
+                       "no temporary file is left behind")
+    }
+}
