@@ -34,11 +34,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Validate on these speakers (comma-separated) instead of the fold plan.")
     var valSpeakers: String?
 
-    @Option(help: "Folder of the feature cache (default: $DIGITS_DIST_CACHE or ~/.cache/digits-dist).")
-    var cacheDir: String?
-
-    @Option(help: "BLAS threads per rank (default: the node's cores divided by the ranks on it).")
-    var threads: Int?
+    @OptionGroup var compute: ComputeOptions
 
     @Option(help: ArgumentHelp(
         "Continue from the newest checkpoint that verifies: of the run folder (--resume alone), of another run folder, or a checkpoint file.",
@@ -82,7 +78,7 @@ struct TrainCommand: ParsableCommand {
         }
         config.set("environment.seed", to: .int(Int(seed)))
         let recipe = try TrainingRecipe(config: config, seed: UInt64(seed))
-        let blasThreads = threads ?? defaultThreads()
+        let blasThreads = compute.blasThreads
         BLAS.setThreads(blasThreads)
         Log.info("\(world.size) rank\(world.size == 1 ? "" : "s") × \(blasThreads) BLAS thread\(blasThreads == 1 ? "" : "s"); "
             + "\(recipe.architecture.rawValue) width \(recipe.width), global batch \(recipe.globalBatch)"
@@ -91,7 +87,7 @@ struct TrainCommand: ParsableCommand {
         if let warning = LogMelExtractor.emptyFilterWarning(settings: recipe.audio) { Log.info(warning) }
 
         let dataset = try loadDataset(config: config)
-        let cache = try openCache(dataset: dataset, config: config, settings: recipe.audio, world: world)
+        let cache = try compute.openCache(dataset: dataset, settings: recipe.audio, workers: config.int("environment.number_of_workers"), world: world)
         let runs = try RunPlanner.runs(dataset: dataset, usable: { cache.frames(ofClip: $0) > 0 }, config: config,
                                        seed: UInt64(seed), validationSpeakers: valSpeakers?.split(separator: ",").map(String.init),
                                        log: Log.info)
@@ -186,32 +182,4 @@ struct TrainCommand: ParsableCommand {
         throw ValidationError("no data: pass --data PATH or set dataset.train_dataframe / dataset.data_folder in the config")
     }
 
-    /// Rank 0 builds the cache if needed while the others wait; then every rank maps the same file.
-    func openCache(dataset: Dataset, config: RunConfig, settings: AudioSettings, world: Communicator) throws -> FeatureCache {
-        let directory = cacheDir ?? ProcessInfo.processInfo.environment["DIGITS_DIST_CACHE"]
-            ?? FileManager.default.homeDirectoryForCurrentUser.path + "/.cache/digits-dist"
-        let workers = config.int("environment.number_of_workers")
-        let threads = workers > 0 ? workers : ProcessInfo.processInfo.activeProcessorCount
-        var cache: FeatureCache?
-        var failure: Error?
-        if world.rank == 0 {
-            do {
-                cache = try FeatureCache.open(dataset: dataset, settings: settings, directory: directory, threads: threads, log: Log.info)
-                for (i, reason) in cache!.skipped.sorted(by: { $0.key < $1.key }).prefix(20) {
-                    Log.info("skipped clip \(i): \(reason)")
-                }
-            } catch { failure = error }
-        }
-        let ok = try world.broadcast(failure == nil ? 1 : 0)
-        if let failure { throw failure }
-        guard ok == 1 else { throw TrainingError("rank 0 could not build the feature cache") }
-        return try cache ?? FeatureCache.open(dataset: dataset, settings: settings, directory: directory, threads: 1, log: Log.info)
-    }
-
-    /// Cores of this node shared among the ranks on it (Open MPI tells each rank how many share the node).
-    func defaultThreads() -> Int {
-        let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init)
-            ?? ProcessInfo.processInfo.environment["SLURM_NTASKS_PER_NODE"].flatMap(Int.init) ?? 1
-        return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local))
-    }
 }

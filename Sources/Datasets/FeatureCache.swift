@@ -42,6 +42,9 @@ public final class FeatureCache {
     /// Frames of clip `i` (0 when it was skipped).
     public func frames(ofClip i: Int) -> Int { Int(index[i].frames) }
 
+    /// The value clip `i`'s crops are padded with: its minimum, the level silence has after `top_db`.
+    public func silenceLevel(ofClip i: Int) -> Float { index[i].floor }
+
     /// Clip `i`'s features, (melBins, frames) row-major.
     public func features(ofClip i: Int) -> UnsafeBufferPointer<Float> {
         let entry = index[i]
@@ -52,14 +55,8 @@ public final class FeatureCache {
     /// frames past the clip's end are the clip's silence level, as zero-padded audio would give.
     public func crop(clip i: Int, startFrame: Int, frames: Int, into out: UnsafeMutablePointer<Float>) {
         let entry = index[i]
-        let clipFrames = Int(entry.frames)
-        let source = data + Int(entry.frameOffset) * melBins
-        let copied = max(0, min(frames, clipFrames - startFrame))
-        for m in 0..<melBins {
-            let row = out + m * frames
-            if copied > 0 { row.update(from: source + m * clipFrames + startFrame, count: copied) }
-            if copied < frames { (row + copied).update(repeating: entry.floor, count: frames - copied) }
-        }
+        LogMelCrop.copy(from: data + Int(entry.frameOffset) * melBins, melBins: melBins, clipFrames: Int(entry.frames),
+                        startFrame: startFrame, frames: frames, padding: entry.floor, into: out)
     }
 
     /// Opens the cache for `dataset` in `directory`, building it first (with `threads` workers) when

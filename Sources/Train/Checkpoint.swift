@@ -101,8 +101,10 @@ public struct Checkpoint {
             do {
                 metadata = try JSONDecoder().decode(CheckpointMetadata.self,
                                                     from: Data(raw[headerBytes..<(headerBytes + jsonBytes)]))
+            } catch DecodingError.keyNotFound(let key, _) {
+                throw CheckpointError(path: path, problem: "metadata lacks '\(key.stringValue)' (written by another digits-dist version?)")
             } catch {
-                throw CheckpointError(path: path, problem: "metadata is not valid: \(error)")
+                throw CheckpointError(path: path, problem: "metadata is not valid JSON of a checkpoint")
             }
             var offset = headerBytes + jsonBytes
             var sections: [(String, [Float])] = []
@@ -158,6 +160,10 @@ public struct CheckpointMetadata: Codable, Sendable, Equatable {
 public struct CheckpointError: Error, CustomStringConvertible {
     public let path: String
     public let problem: String
+    public init(path: String, problem: String) {
+        self.path = path
+        self.problem = problem
+    }
     public var description: String { "\(path): \(problem)" }
 }
 

@@ -23,7 +23,7 @@ public final class Trainer {
     let input: UnsafeMutablePointer<Float>   // [maxBatch][1][melBins][cropFrames]
     let dlogits: UnsafeMutablePointer<Float> // [maxBatch][classes]
     var labels: [Int]
-    var probabilities: [Float]               // [evaluationBatch][classes] softmax scratch
+    let classifier: ChunkedClassifier
     /// Set by the backward hook, which cannot throw.
     var communicationError: Error?
 
@@ -57,7 +57,8 @@ public final class Trainer {
         input = .allocate(capacity: evaluationBatch * recipe.audio.melBins * recipe.cropFrames)
         dlogits = .allocate(capacity: evaluationBatch * 10)
         labels = [Int](repeating: 0, count: evaluationBatch)
-        probabilities = [Float](repeating: 0, count: evaluationBatch * 10)
+        classifier = ChunkedClassifier(model: model, melBins: recipe.audio.melBins, cropFrames: recipe.cropFrames,
+                                       batch: evaluationBatch)
 
         // Same seed gives the same weights everywhere already; the broadcast makes it a guarantee.
         try communicator.broadcast(model.parameters, count: model.parameterCount)
@@ -249,39 +250,25 @@ public final class Trainer {
         }
     }
 
-    /// Validates on `clips`, sharded over ranks: each clip is cut into crop-length chunks (the last one
-    /// padded) whose softmax probabilities are averaged. Rank 0 gathers them and returns the metrics;
-    /// other ranks return nil.
+    /// Validates on `clips`, sharded over ranks (chunked as `ChunkedClassifier`); rank 0 gathers every
+    /// clip's probabilities and returns the metrics, other ranks return nil.
     public func evaluate(clips: [Int]) throws -> ClassificationMetrics? {
+        try Self.evaluate(clips: clips, dataset: dataset, cache: cache, classifiers: [classifier], communicator: communicator)
+    }
+
+    /// Also serves `digits-dist evaluate`: several classifiers (a k-fold run's models) are averaged.
+    public static func evaluate(clips: [Int], dataset: Dataset, cache: FeatureCache, classifiers: [ChunkedClassifier],
+                                communicator: Communicator) throws -> ClassificationMetrics? {
         let mine = stride(from: communicator.rank, to: clips.count, by: communicator.size).map { clips[$0] }
-        var clipProbabilities = [Float](repeating: 0, count: mine.count * 10)
-        var chunks: [(clip: Int, start: Int)] = []
-        for (slot, clip) in mine.enumerated() {
-            let frames = cache.frames(ofClip: clip)
-            for start in stride(from: 0, to: max(frames, 1), by: recipe.cropFrames) { chunks.append((slot, start)) }
-        }
-        var chunkCounts = [Int](repeating: 0, count: mine.count)
-        let plane = recipe.audio.melBins * recipe.cropFrames
-        for batchStart in stride(from: 0, to: chunks.count, by: evaluationBatch) {
-            let batch = chunks[batchStart..<min(chunks.count, batchStart + evaluationBatch)]
-            for (row, chunk) in batch.enumerated() {
-                cache.crop(clip: mine[chunk.clip], startFrame: chunk.start, frames: recipe.cropFrames, into: input + row * plane)
+        var probabilities = [Float](repeating: 0, count: mine.count * ChunkedClassifier.classes)
+        for classifier in classifiers {
+            let own = try classifier.classify(count: mine.count) { i in
+                let features = cache.features(ofClip: mine[i])
+                return (features.baseAddress!, cache.frames(ofClip: mine[i]), cache.silenceLevel(ofClip: mine[i]))
             }
-            let logits = try model.forward(input: input, batch: batch.count, training: false)
-            for (row, chunk) in batch.enumerated() {
-                let x = logits + row * 10
-                var largest = -Float.infinity
-                for k in 0..<10 { largest = max(largest, x[k]) }
-                var sum: Float = 0
-                for k in 0..<10 { sum += exp(x[k] - largest) }
-                for k in 0..<10 { clipProbabilities[chunk.clip * 10 + k] += exp(x[k] - largest) / sum }
-                chunkCounts[chunk.clip] += 1
-            }
+            for i in probabilities.indices { probabilities[i] += own[i] / Float(classifiers.count) }
         }
-        for slot in 0..<mine.count {
-            for k in 0..<10 { clipProbabilities[slot * 10 + k] /= Float(chunkCounts[slot]) }
-        }
-        let gatheredProbabilities = try communicator.gatherv(clipProbabilities)
+        let gatheredProbabilities = try communicator.gatherv(probabilities)
         let gatheredClips = try communicator.gatherv(mine.map { Int64($0) })
         guard communicator.rank == 0 else { return nil }
         let allClips = gatheredClips.flatMap { $0 }.map { Int($0) }

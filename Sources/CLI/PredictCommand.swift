@@ -1,0 +1,101 @@
+import ArgumentParser
+import Audio
+import Foundation
+import NN
+import Train
+
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict",
+        abstract: "Predict the digit spoken in audio files: one JSON line per file.",
+        discussion: """
+            Each line holds the file, the predicted digit and the 10 probabilities. Files longer than \
+            prediction.inference_chunk_seconds are cut into chunks of that length (method Fix; the last one \
+            padded) whose probabilities are averaged; --chunks adds each chunk's own prediction. Audio past \
+            prediction.max_inference_chunk_seconds is not read. A run folder with several fold models \
+            predicts with their average.
+
+            Examples:
+              digits-dist predict --checkpoint runs/demo/fold-0/final.ckpt demo-data/01/7_01_0.wav
+              digits-dist predict --checkpoint runs/demo --chunks long-recording.wav
+            """)
+
+    @Option(help: "A checkpoint file, or a run folder (its final.ckpt, or every fold-K/final.ckpt).")
+    var checkpoint: String
+
+    @Flag(help: "Also print every chunk's prediction.")
+    var chunks = false
+
+    @Argument(help: "Audio files (WAV, FLAC; any rate and channel count).")
+    var files: [String]
+
+    struct Line: Encodable {
+        struct Chunk: Encodable {
+            var start_seconds: Double
+            var digit: Int
+            var probabilities: [Float]
+        }
+        var file: String
+        var digit: Int
+        var probabilities: [Float]
+        var chunks: [Chunk]?
+    }
+
+    func run() throws {
+        try failing {
+            let paths = try TrainedModel.checkpoints(at: checkpoint)
+            let first = try Checkpoint.read(from: paths[0])
+            let config = try RunConfig.parse(yaml: first.metadata.config, source: paths[0])
+            let chunkSeconds = config.double("prediction.inference_chunk_seconds")
+            let models = try paths.map { try TrainedModel(path: $0, chunkSeconds: chunkSeconds) }
+            let classifiers = models.map { $0.classifier() }
+            let settings = first.metadata.audio
+            let maxSamples = Int(config.double("prediction.max_inference_chunk_seconds") * Double(settings.sampleRate))
+            let extractor = LogMelExtractor(settings: settings)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            var failures = 0
+            for file in files {
+                do {
+                    let decoded = try AudioFile.read(path: file)
+                    var samples = decoded.sampleRate == settings.sampleRate ? decoded.samples
+                        : try Resampler.resample(decoded.samples, from: decoded.sampleRate, to: settings.sampleRate)
+                    if samples.count > maxSamples { samples.removeLast(samples.count - maxSamples) }
+                    let values = extractor.logMel(samples)
+                    let frames = values.count / settings.melBins
+                    let padding = values.min() ?? 0
+                    var probabilities = [Float](repeating: 0, count: ChunkedClassifier.classes)
+                    var chunkLines: [Int: Line.Chunk] = [:]
+                    for classifier in classifiers {
+                        let mean = try values.withUnsafeBufferPointer { buffer in
+                            try classifier.classify(count: 1, clip: { _ in (buffer.baseAddress!, frames, padding) }) { _, start, chunk in
+                                guard chunks else { return }
+                                var line = chunkLines[start] ?? Line.Chunk(
+                                    start_seconds: Double(start * settings.hopSize) / Double(settings.sampleRate), digit: 0,
+                                    probabilities: [Float](repeating: 0, count: chunk.count))
+                                for k in chunk.indices { line.probabilities[k] += chunk[k] / Float(classifiers.count) }
+                                chunkLines[start] = line
+                            }
+                        }
+                        for k in probabilities.indices { probabilities[k] += mean[k] / Float(classifiers.count) }
+                    }
+                    let chunkList = chunks ? chunkLines.keys.sorted().map { start -> Line.Chunk in
+                        var line = chunkLines[start]!
+                        line.digit = Self.argmax(line.probabilities)
+                        return line
+                    } : nil
+                    let line = Line(file: file, digit: Self.argmax(probabilities), probabilities: probabilities, chunks: chunkList)
+                    print(String(decoding: try encoder.encode(line), as: UTF8.self))
+                } catch {
+                    Log.error("\(error)")
+                    failures += 1
+                }
+            }
+            if failures > 0 { throw ExitCode.failure }
+        }
+    }
+
+    static func argmax(_ values: [Float]) -> Int {
+        values.indices.max { values[$0] < values[$1] || (values[$0] == values[$1] && $0 > $1) }!
+    }
+}

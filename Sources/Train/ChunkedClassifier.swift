@@ -1,0 +1,71 @@
+import Datasets
+import Foundation
+import NN
+
+/// Classifies whole clips with a ResNet in eval mode, as `prediction.inference_chunk_method: Fix`:
+/// each clip's log-mel is cut into crop-length chunks (the last one padded with the clip's silence
+/// level), and the chunks' softmax probabilities are averaged.
+public final class ChunkedClassifier {
+    /// One clip's features: (melBins, frames) row-major, and the value that pads its last chunk.
+    public typealias ClipFeatures = (values: UnsafePointer<Float>, frames: Int, padding: Float)
+
+    let model: ResNet
+    let melBins: Int
+    let cropFrames: Int
+    let batch: Int
+    let input: UnsafeMutablePointer<Float>  // [batch][1][melBins][cropFrames]
+    public static let classes = 10
+
+    public init(model: ResNet, melBins: Int, cropFrames: Int, batch: Int) {
+        self.model = model
+        self.melBins = melBins
+        self.cropFrames = cropFrames
+        self.batch = min(batch, model.maxBatch)
+        input = .allocate(capacity: self.batch * melBins * cropFrames)
+    }
+
+    deinit { input.deallocate() }
+
+    /// Mean probabilities of `count` clips, [count][classes]; `eachChunk` sees every chunk's own
+    /// probabilities (clip index, start frame, classes values).
+    public func classify(count: Int, clip: (Int) -> ClipFeatures,
+                         eachChunk: ((Int, Int, UnsafeBufferPointer<Float>) -> Void)? = nil) throws -> [Float] {
+        let classes = Self.classes
+        var chunks: [(clip: Int, start: Int)] = []
+        for i in 0..<count {
+            for start in LogMelCrop.chunkStarts(clipFrames: clip(i).frames, frames: cropFrames) { chunks.append((i, start)) }
+        }
+        var sums = [Float](repeating: 0, count: count * classes)
+        var chunkCounts = [Int](repeating: 0, count: count)
+        var probabilities = [Float](repeating: 0, count: classes)
+        let plane = melBins * cropFrames
+        for first in stride(from: 0, to: chunks.count, by: batch) {
+            let group = chunks[first..<min(chunks.count, first + batch)]
+            for (row, chunk) in group.enumerated() {
+                let features = clip(chunk.clip)
+                LogMelCrop.copy(from: features.values, melBins: melBins, clipFrames: features.frames, startFrame: chunk.start,
+                                frames: cropFrames, padding: features.padding, into: input + row * plane)
+            }
+            let logits = try model.forward(input: input, batch: group.count, training: false)
+            for (row, chunk) in group.enumerated() {
+                Self.softmax(logits + row * classes, into: &probabilities)
+                for k in 0..<classes { sums[chunk.clip * classes + k] += probabilities[k] }
+                chunkCounts[chunk.clip] += 1
+                probabilities.withUnsafeBufferPointer { eachChunk?(chunk.clip, chunk.start, $0) }
+            }
+        }
+        for i in 0..<count { for k in 0..<classes { sums[i * classes + k] /= Float(chunkCounts[i]) } }
+        return sums
+    }
+
+    static func softmax(_ logits: UnsafePointer<Float>, into out: inout [Float]) {
+        var largest = -Float.infinity
+        for k in 0..<out.count { largest = max(largest, logits[k]) }
+        var sum: Float = 0
+        for k in 0..<out.count {
+            out[k] = exp(logits[k] - largest)
+            sum += out[k]
+        }
+        for k in 0..<out.count { out[k] /= sum }
+    }
+}

@@ -1,0 +1,52 @@
+import Audio
+import Foundation
+import NN
+
+/// A trained network loaded from a checkpoint, ready for inference (BatchNorm on running statistics).
+public struct TrainedModel {
+    public let path: String
+    public let metadata: CheckpointMetadata
+    public let model: ResNet
+    /// Frames of one inference chunk; the weights do not depend on it, so it may differ from training's.
+    public let chunkFrames: Int
+
+    /// Loads `path`; `chunkSeconds` sets the inference chunk (default: the training crop).
+    public init(path: String, chunkSeconds: Double? = nil, batch: Int = 32) throws {
+        let checkpoint = try Checkpoint.read(from: path)
+        let m = checkpoint.metadata
+        self.path = path
+        metadata = m
+        chunkFrames = chunkSeconds.map {
+            LogMelExtractor.frameCount(sampleCount: Int(($0 * Double(m.audio.sampleRate)).rounded()), settings: m.audio)
+        } ?? m.inputWidth
+        model = try ResNet(arch: Architecture(parsing: m.architecture), width: m.width, inputHeight: m.inputHeight,
+                           inputWidth: chunkFrames, maxBatch: batch, classes: m.classes, dropout: Float(m.dropout), seed: 0)
+        for (name, destination, count) in [("parameters", model.parameters, model.parameterCount),
+                                           ("buffers", model.buffers, model.bufferCount)] {
+            guard let values = checkpoint.section(name), values.count == count else {
+                throw CheckpointError(path: path, problem: "section \(name) does not fit a \(m.architecture) of width \(m.width)")
+            }
+            destination.update(from: values, count: count)
+        }
+    }
+
+    /// The checkpoints `location` stands for: a checkpoint file, a run folder's `final.ckpt`, or the
+    /// `fold-K/final.ckpt` of each fold of a k-fold run folder (whose predictions are then averaged).
+    public static func checkpoints(at location: String) throws -> [String] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: location, isDirectory: &isDirectory) else {
+            throw CheckpointError(path: location, problem: "no such checkpoint or run folder")
+        }
+        guard isDirectory.boolValue else { return [location] }
+        if FileManager.default.fileExists(atPath: location + "/final.ckpt") { return [location + "/final.ckpt"] }
+        let folds = ((try? FileManager.default.contentsOfDirectory(atPath: location)) ?? [])
+            .filter { $0.hasPrefix("fold-") && FileManager.default.fileExists(atPath: "\(location)/\($0)/final.ckpt") }
+            .sorted { Int($0.dropFirst(5)) ?? 0 < Int($1.dropFirst(5)) ?? 0 }
+        guard !folds.isEmpty else { throw CheckpointError(path: location, problem: "holds no final.ckpt (is the run finished?)") }
+        return folds.map { "\(location)/\($0)/final.ckpt" }
+    }
+
+    public func classifier(batch: Int = 32) -> ChunkedClassifier {
+        ChunkedClassifier(model: model, melBins: metadata.inputHeight, cropFrames: chunkFrames, batch: batch)
+    }
+}
