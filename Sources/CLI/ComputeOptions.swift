@@ -28,24 +28,14 @@ struct ComputeOptions: ParsableArguments {
             ?? FileManager.default.homeDirectoryForCurrentUser.path + "/.cache/digits-dist"
     }
 
-    /// Rank 0 builds the cache if needed (on `workers` threads, 0 = all cores) while the others wait;
-    /// then every rank maps the same file.
+    /// The dataset's feature cache, built if needed: on all cores of one process (`workers` threads,
+    /// 0 = all), or by every rank under mpirun; then every rank maps the same file.
     func openCache(dataset: Dataset, settings: AudioSettings, workers: Int, world: Communicator) throws -> FeatureCache {
-        let threads = workers > 0 ? workers : ProcessInfo.processInfo.activeProcessorCount
-        var cache: FeatureCache?
-        var failure: Error?
-        if world.rank == 0 {
-            do {
-                cache = try FeatureCache.open(dataset: dataset, settings: settings, directory: cacheDirectory,
-                                              threads: threads, log: Log.info)
-                for (i, reason) in cache!.skipped.sorted(by: { $0.key < $1.key }) { Log.info("skipped clip \(i): \(reason)") }
-            } catch {
-                failure = error
-            }
-        }
-        let failed = try world.broadcast(failure == nil ? 0 : 1)
-        if let failure { throw failure }
-        guard failed == 0 else { throw TrainingError("rank 0 could not build the feature cache") }
-        return try cache ?? FeatureCache.open(dataset: dataset, settings: settings, directory: cacheDirectory, threads: 1)
+        let cache = world.size > 1
+            ? try DistributedFeatureCache.open(dataset: dataset, settings: settings, directory: cacheDirectory, world: world, log: Log.info)
+            : try FeatureCache.open(dataset: dataset, settings: settings, directory: cacheDirectory,
+                                    threads: workers > 0 ? workers : ProcessInfo.processInfo.activeProcessorCount, log: Log.info)
+        for (i, reason) in cache.skipped.sorted(by: { $0.key < $1.key }) { Log.info("skipped clip \(i): \(reason)") }
+        return cache
     }
 }

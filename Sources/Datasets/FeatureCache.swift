@@ -31,6 +31,10 @@ public final class FeatureCache {
     private let index: UnsafePointer<IndexEntry>
     private let data: UnsafePointer<Float>
 
+    static func dataOffset(clipCount: Int) -> Int {
+        (headerBytes + indexEntryBytes * clipCount + 63) / 64 * 64
+    }
+
     struct IndexEntry {
         var frameOffset: UInt64
         var frames: UInt32
@@ -64,18 +68,29 @@ public final class FeatureCache {
     public static func open(dataset: Dataset, settings: AudioSettings, directory: String,
                             threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                             log: (String) -> Void = { _ in }) throws -> FeatureCache {
-        let key = try cacheKey(dataset: dataset, settings: settings)
-        let path = directory + "/" + fileName(for: dataset)
-        if FileManager.default.fileExists(atPath: path) {
-            do {
-                return try FeatureCache(path: path, expectedKey: key, clipCount: dataset.clips.count)
-            } catch {
-                log("feature cache \(path) is stale or damaged (\(error)); rebuilding")
-            }
+        if let cache = try openIfCurrent(dataset: dataset, settings: settings, directory: directory, log: log) { return cache }
+        let writer = try FeatureCacheWriter(dataset: dataset, settings: settings, directory: directory)
+        log("building feature cache for \(dataset.clips.count) clips (\(writer.dataBytes >> 20) MB) on \(threads) threads")
+        let workers = max(1, min(threads, dataset.clips.count))
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let extractor = LogMelExtractor(settings: settings)
+            for i in stride(from: worker, to: dataset.clips.count, by: workers) { writer.compute(clip: i, with: extractor) }
         }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try build(dataset: dataset, settings: settings, key: key, path: path, threads: threads, log: log)
-        return try FeatureCache(path: path, expectedKey: key, clipCount: dataset.clips.count)
+        return try writer.finish(log: log)
+    }
+
+    /// The cache for `dataset` if one exists that was made from these settings and files and verifies; nil otherwise.
+    public static func openIfCurrent(dataset: Dataset, settings: AudioSettings, directory: String,
+                                     log: (String) -> Void = { _ in }) throws -> FeatureCache? {
+        let path = directory + "/" + fileName(for: dataset)
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        do {
+            return try FeatureCache(path: path, expectedKey: try cacheKey(dataset: dataset, settings: settings),
+                                    clipCount: dataset.clips.count)
+        } catch {
+            log("feature cache \(path) is stale or damaged (\(error)); rebuilding")
+            return nil
+        }
     }
 
     /// One cache file per dataset root, so a changed dataset replaces its old cache instead of piling up.
@@ -153,105 +168,5 @@ public final class FeatureCache {
         self.index = (header + Self.headerBytes).assumingMemoryBound(to: IndexEntry.self)
         self.data = (header + dataOffset).assumingMemoryBound(to: Float.self)
         mapped = false
-    }
-
-    static func dataOffset(clipCount: Int) -> Int {
-        (headerBytes + indexEntryBytes * clipCount + 63) / 64 * 64
-    }
-
-    /// Writes the cache to a temporary file next to `path`, computing clips on `threads` workers
-    /// straight into the mapped file (memory beyond the file stays at a few buffers per worker),
-    /// then renames it into place.
-    static func build(dataset: Dataset, settings: AudioSettings, key: UInt64, path: String, threads: Int,
-                      log: (String) -> Void) throws {
-        let clips = dataset.clips
-        var skipped = [Int: String]()
-        var frames = [Int](repeating: 0, count: clips.count)
-        for (i, clip) in clips.enumerated() {
-            do {
-                let info = try AudioFile.info(path: clip.path)
-                let samples = info.sampleRate == settings.sampleRate ? info.frames
-                    : Int((Double(info.frames) * Double(settings.sampleRate) / Double(info.sampleRate)).rounded(.up))
-                guard samples > 0 else { throw DatasetError(path: clip.path, problem: "has zero samples") }
-                frames[i] = LogMelExtractor.frameCount(sampleCount: samples, settings: settings)
-            } catch {
-                skipped[i] = "\(error)"
-            }
-        }
-        var offsets = [Int](repeating: 0, count: clips.count)
-        var totalFrames = 0
-        for i in clips.indices { offsets[i] = totalFrames; totalFrames += frames[i] }
-        let melBins = settings.melBins
-        let dataOffset = Self.dataOffset(clipCount: clips.count)
-        let dataBytes = totalFrames * melBins * 4
-        let started = Date()
-        log("building feature cache for \(clips.count) clips (\(dataBytes >> 20) MB) on \(threads) threads")
-
-        let temporary = path + ".tmp-\(getpid())"
-        let fd = Glibc.open(temporary, O_RDWR | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw DatasetError(path: temporary, problem: "cannot create (\(String(cString: strerror(errno))))") }
-        var renamed = false
-        defer {
-            close(fd)
-            if !renamed { unlink(temporary) }
-        }
-        let mappedBytes = dataOffset + dataBytes
-        guard ftruncate(fd, off_t(mappedBytes)) == 0,
-              let map = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), map != MAP_FAILED else {
-            throw DatasetError(path: temporary, problem: "cannot size or map \(mappedBytes) bytes (\(String(cString: strerror(errno))))")
-        }
-        defer { munmap(map, mappedBytes) }
-        let index = (map + headerBytes).bindMemory(to: IndexEntry.self, capacity: clips.count)
-        let data = (map + dataOffset).bindMemory(to: Float.self, capacity: totalFrames * melBins)
-
-        let lock = NSLock()
-        let workers = max(1, min(threads, clips.count))
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            let extractor = LogMelExtractor(settings: settings)
-            for i in stride(from: worker, to: clips.count, by: workers) where frames[i] > 0 {
-                let floor: Float
-                do {
-                    let (values, clipFrames) = try extractor.logMel(path: clips[i].path)
-                    guard clipFrames == frames[i] else {
-                        throw DatasetError(path: clips[i].path, problem:
-                            "decoded \(clipFrames) frames, its header promised \(frames[i]) (truncated?)")
-                    }
-                    (data + offsets[i] * melBins).update(from: values, count: values.count)
-                    floor = values.min() ?? 0
-                } catch {
-                    lock.lock(); skipped[i] = "\(error)"; lock.unlock()
-                    index[i] = IndexEntry(frameOffset: UInt64(offsets[i]), frames: 0, floor: 0)
-                    continue
-                }
-                index[i] = IndexEntry(frameOffset: UInt64(offsets[i]), frames: UInt32(frames[i]), floor: floor)
-            }
-        }
-        for (i, _) in skipped { index[i] = IndexEntry(frameOffset: UInt64(offsets[i]), frames: 0, floor: 0) }
-
-        let skipText = Array(skipped.keys.sorted().map { "\($0)\t\(skipped[$0]!)\n" }.joined().utf8)
-        var crc = CRC32C.update(0, map + headerBytes, count: mappedBytes - headerBytes)
-        crc = skipText.withUnsafeBytes { CRC32C.update(crc, $0.baseAddress ?? UnsafeRawPointer(map), count: skipText.count) }
-        let header = map
-        header.copyMemory(from: magic, byteCount: 8)
-        header.storeBytes(of: version, toByteOffset: 8, as: UInt32.self)
-        header.storeBytes(of: UInt32(melBins), toByteOffset: 12, as: UInt32.self)
-        header.storeBytes(of: UInt64(clips.count), toByteOffset: 16, as: UInt64.self)
-        header.storeBytes(of: UInt64(totalFrames), toByteOffset: 24, as: UInt64.self)
-        header.storeBytes(of: key, toByteOffset: 32, as: UInt64.self)
-        header.storeBytes(of: UInt64(skipText.count), toByteOffset: 40, as: UInt64.self)
-        header.storeBytes(of: crc, toByteOffset: 48, as: UInt32.self)
-        guard msync(map, mappedBytes, MS_SYNC) == 0,
-              lseek(fd, off_t(mappedBytes), SEEK_SET) >= 0,
-              skipText.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == skipText.count,
-              fsync(fd) == 0 else {
-            throw DatasetError(path: temporary, problem: "cannot write (\(String(cString: strerror(errno))))")
-        }
-        guard rename(temporary, path) == 0 else {
-            throw DatasetError(path: path, problem: "cannot rename into place (\(String(cString: strerror(errno))))")
-        }
-        renamed = true
-        let seconds = Date().timeIntervalSince(started)
-        log(String(format: "feature cache written: %@ (%.1f s, %.0f clips/s, %d skipped)",
-                   path, seconds, Double(clips.count) / max(seconds, 1e-9), skipped.count))
     }
 }

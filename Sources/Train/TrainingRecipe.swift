@@ -36,6 +36,7 @@ public struct TrainingRecipe: Sendable {
         width = config.int("architecture.width")
         dropout = config.double("architecture.dropout")
         audio = config.audioSettings
+        try audio.validate()
         cropFrames = LogMelExtractor.frameCount(
             sampleCount: Int((config.double("audio.training_chunk_seconds") * Double(audio.sampleRate)).rounded()),
             settings: audio)

@@ -77,3 +77,32 @@ final class TrainingMPITests: XCTestCase {
         XCTAssertFalse(run.stderr.contains("[rank 1]"), "only rank 0 logs when nothing fails:\n\(run.stderr)")
     }
 }
+
+/// The feature cache built by several ranks is the same file, byte for byte, as one process builds.
+final class DistributedCacheTests: XCTestCase {
+    func testThreeRanksBuildTheSameCacheAsOneProcessAndListTheSameSkips() throws {
+        let fsdd = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path + "/../shared/data/fsdd/recordings"
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: fsdd), "shared FSDD data absent")
+        let root = FileManager.default.temporaryDirectory.path + "/digits-dist-cache-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Data("RIFF\u{0}\u{0}\u{0}\u{0}WAVEfmt garbage".utf8).write(to: URL(fileURLWithPath: root + "/9_zed_0.wav"))
+        var rows = ["audio,label,speaker", "\(root)/9_zed_0.wav,9,zed", "\(root)/missing.wav,1,zed"]
+        for speaker in ["george", "theo"] { for digit in 0..<10 { for i in 0..<30 { rows.append("\(fsdd)/\(digit)_\(speaker)_\(i).wav,\(digit),\(speaker)") } } }
+        try rows.joined(separator: "\n").write(toFile: root + "/clips.csv", atomically: true, encoding: .utf8)
+
+        var files: [Int: Data] = [:]
+        for ranks in [1, 3] {
+            let run = try mpirun(ranks, ["cache", "--data", root + "/clips.csv", "--cache-dir", "\(root)/cache\(ranks)"], timeout: 300)
+            XCTAssertEqual(run.status, 0, run.summary)
+            XCTAssertTrue(run.stdout.contains("600 clips of 602 usable, 2 skipped"), run.stdout)
+            XCTAssertTrue(run.stderr.contains("missing.wav"), run.stderr)
+            XCTAssertTrue(run.stderr.contains("9_zed_0.wav"), run.stderr)
+            let name = try XCTUnwrap(FileManager.default.contentsOfDirectory(atPath: "\(root)/cache\(ranks)").first)
+            files[ranks] = try Data(contentsOf: URL(fileURLWithPath: "\(root)/cache\(ranks)/\(name)"))
+        }
+        XCTAssertGreaterThan(files[1]?.count ?? 0, 600 * 128 * 4)
+        XCTAssertEqual(files[1], files[3], "the 3-rank cache must equal the 1-process cache byte for byte")
+    }
+}
