@@ -36,6 +36,9 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var compute: ComputeOptions
 
+    @Flag(help: "Split the ranks into one group per fold (MPI_Comm_split) and train the folds at the same time.")
+    var foldParallel = false
+
     @Option(help: ArgumentHelp(
         "Continue from the newest checkpoint that verifies: of the run folder (--resume alone), of another run folder, or a checkpoint file.",
         valueName: "path"))
@@ -62,9 +65,7 @@ struct TrainCommand: ParsableCommand {
         try Communicator.finalize()
     }
 
-    enum Ending { case finished, stopped }
-
-    func train(world: Communicator) throws -> Ending {
+    func train(world: Communicator) throws -> RunCoordinator.Ending {
         let started = Date()
         var config = try configOptions.load()
         let runDirectory = resumeFolder ?? out ?? "runs/" + config.string("experiment_name")
@@ -91,54 +92,9 @@ struct TrainCommand: ParsableCommand {
         let runs = try RunPlanner.runs(dataset: dataset, usable: { cache.frames(ofClip: $0) > 0 }, config: config,
                                        seed: UInt64(seed), validationSpeakers: valSpeakers?.split(separator: ",").map(String.init),
                                        log: Log.info)
-        var outputs: RunOutputs?
-        if world.rank == 0 {
-            outputs = try RunOutputs(directory: runDirectory)
-            try config.yaml.write(toFile: runDirectory + "/config.yaml", atomically: true, encoding: .utf8)
-        }
-        let datasetKey = String(cache.key, radix: 16)
-        var summaries: [RunOutputs.FoldSummary] = []
-        for run in runs {
-            let store = CheckpointStore(directory: run.directory(in: runDirectory), keep: recipe.keepCheckpoints)
-            let start = resume == nil ? .fresh : try agreedStart(store: store, fold: run.fold, world: world)
-            var resumeFrom: Checkpoint?
-            switch start {
-            case .fresh:
-                break
-            case .done(let path):
-                let final = try Checkpoint.read(from: path)
-                try ResumeCheck.verify(checkpoint: final, path: path, config: config, datasetKey: datasetKey)
-                Log.info("\(run.fold.map { "fold \($0)" } ?? "run") already finished (\(path))")
-                summaries.append(.init(fold: run.fold, validation_speakers: run.validationSpeakers, checkpoint: path,
-                                       metrics: final.metadata.metrics))
-                continue
-            case .from(let path):
-                let checkpoint = try Checkpoint.read(from: path)
-                try ResumeCheck.verify(checkpoint: checkpoint, path: path, config: config, datasetKey: datasetKey)
-                try outputs?.forget(fold: run.fold, after: checkpoint.metadata.step)
-                resumeFrom = checkpoint
-            }
-            let trainer = try Trainer(recipe: recipe, run: run, dataset: dataset, cache: cache, communicator: world,
-                                      outputs: outputs, configYAML: config.yaml)
-            guard case .finished(let metrics) = try trainer.train(store: world.rank == 0 ? store : nil, resume: resumeFrom) else {
-                return .stopped
-            }
-            if world.rank == 0 {
-                try trainer.checkpoint().write(to: store.finalPath)
-                summaries.append(.init(fold: run.fold, validation_speakers: run.validationSpeakers,
-                                       checkpoint: store.finalPath, metrics: metrics))
-            }
-            try world.barrier()
-        }
-        if let outputs {
-            let summary = try outputs.writeSummary(experiment: config.string("experiment_name"), ranks: world.size,
-                                                   folds: summaries, seconds: Date().timeIntervalSince(started))
-            if let mean = summary.accuracy_mean, let std = summary.accuracy_std {
-                Log.info(String(format: "done in %.0f s: validation accuracy %.4f ± %.4f over %d run%@; summary in %@/summary.json",
-                                summary.seconds, mean, std, summaries.count, summaries.count == 1 ? "" : "s", runDirectory))
-            }
-        }
-        return .finished
+        let coordinator = RunCoordinator(config: config, recipe: recipe, dataset: dataset, cache: cache, runs: runs,
+                                         runDirectory: runDirectory, world: world)
+        return try coordinator.run(resume: resume.map { $0 == Self.resumeHere ? "" : $0 }, foldParallel: foldParallel)
     }
 
     /// `--resume PATH` naming a run folder other than --out.
@@ -150,28 +106,6 @@ struct TrainCommand: ParsableCommand {
 
     /// What `--resume` given without a path stands for.
     static let resumeHere = "."
-
-    enum Start { case fresh, done(String), from(String) }
-
-    /// Rank 0 picks where a fold starts (finished, a checkpoint, or afresh) and tells the others, so
-    /// every rank loads the same file even if one is written meanwhile.
-    func agreedStart(store: CheckpointStore, fold: Int?, world: Communicator) throws -> Start {
-        var choice = [UInt8]()
-        if world.rank == 0 {
-            if let resume, resume.hasSuffix(".ckpt"), try Checkpoint.read(from: resume).metadata.fold == fold {
-                choice = Array(("from:" + resume).utf8)
-            } else if (try? Checkpoint.read(from: store.finalPath)) != nil {
-                choice = Array(("done:" + store.finalPath).utf8)
-            } else if let path = store.newestValid(log: Log.info) {
-                choice = Array(("from:" + path).utf8)
-            }
-        }
-        try world.broadcast(&choice)
-        let text = String(decoding: choice, as: UTF8.self)
-        if text.hasPrefix("done:") { return .done(String(text.dropFirst(5))) }
-        if text.hasPrefix("from:") { return .from(String(text.dropFirst(5))) }
-        return .fresh
-    }
 
     func loadDataset(config: RunConfig) throws -> Dataset {
         if let data { return try Dataset.load(path: data) }

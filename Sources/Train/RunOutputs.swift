@@ -5,30 +5,37 @@ import Foundation
 /// k-fold mean ± standard deviation).
 public final class RunOutputs {
     public let directory: String
-    private let steps: FileHandle
-    private let metrics: FileHandle
+    private let steps: Int32
+    private let metrics: Int32
 
-    public init(directory: String) throws {
+    /// Opens the run folder's record files for appending (one line per write(2) with O_APPEND, so the
+    /// leaders of fold-parallel groups can share them). `fresh` refuses a folder that already holds a run.
+    public init(directory: String, fresh: Bool) throws {
         self.directory = directory
+        if fresh, let size = try? FileManager.default.attributesOfItem(atPath: directory + "/steps.jsonl")[.size] as? Int, size > 0 {
+            throw TrainingError("\(directory) already holds a run: continue it with --resume, or choose another --out")
+        }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         steps = try Self.appending(directory + "/steps.jsonl")
         metrics = try Self.appending(directory + "/metrics.jsonl")
     }
 
-    static func appending(_ path: String) throws -> FileHandle {
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
-        guard let handle = FileHandle(forWritingAtPath: path) else {
-            throw TrainingError("\(path): cannot be opened for writing")
-        }
-        handle.seekToEndOfFile()
-        return handle
+    deinit {
+        close(steps)
+        close(metrics)
+    }
+
+    static func appending(_ path: String) throws -> Int32 {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        guard fd >= 0 else { throw TrainingError("\(path): cannot be opened for writing (\(errnoText()))") }
+        return fd
     }
 
     /// Before a fold resumes at `step`, drops what was recorded after that step, so the records read as
     /// if the run had never stopped.
     public func forget(fold: Int?, after step: Int) throws {
         struct Position: Decodable { var fold: Int?; var step: Int }
-        for (handle, name, keepsStep) in [(steps, "steps.jsonl", false), (metrics, "metrics.jsonl", true)] {
+        for (name, keepsStep) in [("steps.jsonl", false), ("metrics.jsonl", true)] {
             let path = directory + "/" + name
             let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
             let kept = lines.filter { line in
@@ -36,8 +43,9 @@ public final class RunOutputs {
                       position.fold == fold else { return true }
                 return keepsStep ? position.step <= step : position.step < step
             }
-            handle.truncateFile(atOffset: 0)
-            handle.write(Data(kept.map { $0 + "\n" }.joined().utf8))
+            if kept.count < lines.count {
+                try Data(kept.map { $0 + "\n" }.joined().utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+            }
         }
     }
 
@@ -69,10 +77,11 @@ public final class RunOutputs {
                                samples_per_second: samplesPerSecond, validation: metrics), to: self.metrics)
     }
 
-    private func append<T: Encodable>(_ record: T, to handle: FileHandle) throws {
+    private func append<T: Encodable>(_ record: T, to fd: Int32) throws {
         var line = try JSONEncoder.sorted.encode(record)
         line.append(UInt8(ascii: "\n"))
-        handle.write(line)
+        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == line.count else { throw TrainingError("\(directory): cannot append a record (\(errnoText()))") }
     }
 
     public struct FoldSummary: Codable, Sendable {

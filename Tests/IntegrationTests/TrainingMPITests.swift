@@ -106,3 +106,38 @@ final class DistributedCacheTests: XCTestCase {
         XCTAssertEqual(files[1], files[3], "the 3-rank cache must equal the 1-process cache byte for byte")
     }
 }
+
+/// `--fold-parallel`: four ranks in two groups train two folds at once, each exactly as two ranks train it alone.
+final class FoldParallelTests: XCTestCase {
+    func testTwoGroupsOfTwoRanksEqualTwoRanksTrainingTheFoldsInTurn() throws {
+        let fsdd = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path + "/../shared/data/fsdd/recordings"
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: fsdd), "shared FSDD data absent")
+        let root = FileManager.default.temporaryDirectory.path + "/digits-dist-folds-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        func arguments(_ out: String) -> [String] {
+            ["train", "--data", fsdd, "--out", out, "--cache-dir", root + "/cache", "--threads", "1",
+             "--set", "architecture.backbone=resnet18", "--set", "architecture.width=4", "--set", "training.batch_size=8",
+             "--set", "training.epochs=2", "--set", "dataset.data_sample=0.02", "--set", "dataset.validation_size=0.5",
+             "--set", "dataset.folds=[all]", "--set", "environment.seed=2"]
+        }
+        let sequential = try mpirun(2, arguments(root + "/sequential"), timeout: 300)
+        XCTAssertEqual(sequential.status, 0, sequential.summary)
+        let parallel = try mpirun(4, arguments(root + "/parallel") + ["--fold-parallel"], timeout: 300)
+        XCTAssertEqual(parallel.status, 0, parallel.summary)
+        XCTAssertTrue(parallel.stderr.contains("fold-parallel: 2 groups"), parallel.stderr)
+        for fold in 0..<2 {
+            let a = try Checkpoint.read(from: "\(root)/sequential/fold-\(fold)/final.ckpt").section("parameters")
+            let b = try Checkpoint.read(from: "\(root)/parallel/fold-\(fold)/final.ckpt").section("parameters")
+            XCTAssertNotNil(a)
+            XCTAssertEqual(a, b, "fold \(fold) must train identically in its group")
+        }
+        let summary = try JSONDecoder().decode(RunOutputs.Summary.self,
+                                               from: Data(contentsOf: URL(fileURLWithPath: root + "/parallel/summary.json")))
+        XCTAssertEqual(summary.folds.map(\.fold), [0, 1])
+        let records = try String(contentsOfFile: root + "/parallel/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(records.count, 4, "2 folds × 2 epochs, whole lines from both group leaders")
+        for record in records { XCTAssertNoThrow(try JSONSerialization.jsonObject(with: Data(record.utf8))) }
+    }
+}
