@@ -22,5 +22,5 @@ struct DigitsDist: ParsableCommand {
               digits-dist data --data demo-data --folds 5
               digits-dist features --wav demo-data/01/3_01_0.wav --npy 3.npy
             """,
-        subcommands: [TrainCommand.self, CheckpointCommand.self, DataCommand.self, SynthCommand.self, FeaturesCommand.self, BenchCommand.self, SelfTestCommand.self])
+        subcommands: [TrainCommand.self, ReportCommand.self, CheckpointCommand.self, DataCommand.self, SynthCommand.self, FeaturesCommand.self, BenchCommand.self, SelfTestCommand.self])
 }
