@@ -159,7 +159,7 @@ public enum RunReport {
 
         let loss = stepSeries { Double($0.loss) }
         let learningRate = stepSeries { Double($0.learning_rate) }
-        let stepAxis = SVGPlot.Axis(label: "step", integer: true)
+        let stepAxis = SVGPlot.Axis(label: "step", integer: true, includesZero: true)
         let epochAxis = SVGPlot.Axis(label: "epoch", integer: true)
 
         let finals = folds.compactMap { finalMetrics(record, fold: $0) }
@@ -207,7 +207,7 @@ public enum RunReport {
             ("Median throughput", throughputs.isEmpty ? "–" : String(format: "%.0f samples/s", throughputs[throughputs.count / 2])),
         ]
         if let summary = record.summary {
-            tiles.append(("Wall time", Log.duration(summary.seconds) + " on \(summary.ranks) rank\(summary.ranks == 1 ? "" : "s")"))
+            tiles.append(("Wall time · \(summary.ranks) rank\(summary.ranks == 1 ? "" : "s")", Log.duration(summary.seconds)))
         }
 
         var page = """

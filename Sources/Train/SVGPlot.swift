@@ -253,9 +253,10 @@ enum SVGPlot {
 
     // MARK: text
 
-    /// Short numbers for ticks and tooltips: "0.25", "0.0005", "2.5e-5", "1200".
+    /// Short numbers for ticks and tooltips: "0.25", "0.0005", "2.5e-5", "1200", "40000".
     static func number(_ value: Double) -> String {
         if value == 0 { return "0" }
+        if value == value.rounded(), abs(value) < 1e9 { return String(Int(value)) }
         var text = String(format: "%.4g", value)
         if let e = text.range(of: "e") {
             let mantissa = String(text[..<e.lowerBound])
