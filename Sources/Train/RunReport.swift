@@ -104,7 +104,7 @@ public enum RunReport {
 
     // MARK: what the report shows
 
-    /// Folds in order ("run" first when the run had no folds), each with its colour.
+    /// Folds in order (nil, a run on `--val-speakers`, first); a fold's position picks its colour.
     static func folds(_ record: Record) -> [Int?] {
         let all = Set(record.steps.map(\.fold) + record.epochs.map(\.fold) + (record.summary?.folds.map(\.fold) ?? []))
         return all.sorted { ($0 ?? -1) < ($1 ?? -1) }
@@ -115,7 +115,7 @@ public enum RunReport {
     /// Per fold: summary.json's final metrics when the run has finished, else the newest validation.
     static func finalMetrics(_ record: Record, fold: Int?) -> ClassificationMetrics? {
         if let summary = record.summary, let entry = summary.folds.first(where: { $0.fold == fold }) { return entry.metrics }
-        return record.epochs.filter { $0.fold == fold }.max { $0.step < $1.step }?.validation
+        return record.epochs.filter { $0.fold == fold && $0.validation != nil }.max { $0.step < $1.step }?.validation
     }
 
     /// At most about `limit` points: beyond that, means of consecutive runs of `stride` points (a long

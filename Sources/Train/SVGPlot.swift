@@ -37,8 +37,7 @@ enum SVGPlot {
     static func lineChart(id: String, title: String, x: Axis, y: Axis, series: [Series]) -> String {
         let drawn = series.filter { !$0.points.isEmpty }
         let pointCount = drawn.reduce(0) { $0 + $1.points.count }
-        var svg = open(id: id, height: chartHeight, attributes: "data-points=\"\(pointCount)\" data-series=\"\(drawn.count)\"")
-        svg += titleText(title)
+        var svg = open(id: id, title: title, height: chartHeight, attributes: "data-points=\"\(pointCount)\" data-series=\"\(drawn.count)\"")
         guard pointCount > 0 else { return svg + emptyNote(height: chartHeight) + "</svg>" }
         let (legendText, legendRows) = legend(drawn.map { ($0.name, $0.color) })
         svg += legendText
@@ -64,14 +63,13 @@ enum SVGPlot {
 
     // MARK: bar chart
 
-    /// Horizontal bars, one per label, growing with the number of bars (60 speakers stay readable);
-    /// the value axis runs from zero to `maximum`.
+    /// Horizontal bars of fractions (labelled as percentages), one per label, the chart growing with
+    /// their number so 60 speakers stay readable; the value axis runs from zero to `maximum`.
     static func barChart(id: String, title: String, bars: [(label: String, value: Double)], valueLabel: String,
                          maximum: Double, color: String = palette[0]) -> String {
         let rowHeight = 20.0, valueLabelWidth = 40.0
         let height = top + bottom + max(1, Double(bars.count)) * rowHeight
-        var svg = open(id: id, height: height, attributes: "data-bars=\"\(bars.count)\"")
-        svg += titleText(title)
+        var svg = open(id: id, title: title, height: height, attributes: "data-bars=\"\(bars.count)\"")
         guard !bars.isEmpty else { return svg + emptyNote(height: height) + "</svg>" }
         let labelWidth = min(160, 16 + 7 * Double(bars.map(\.label.count).max() ?? 0))
         let plotLeft = max(left, labelWidth)
@@ -106,8 +104,7 @@ enum SVGPlot {
         let cell = 28.0
         let gridLeft = (chartWidth - cell * Double(n)) / 2 + 14, gridTop = top + 4
         let height = gridTop + cell * Double(n) + bottom
-        var svg = open(id: id, height: height, attributes: "data-cells=\"\(n * n)\"")
-        svg += titleText(title)
+        var svg = open(id: id, title: title, height: height, attributes: "data-cells=\"\(n * n)\"")
         for row in 0..<n {
             let total = max(1, counts[row].reduce(0, +))
             for column in 0..<n {
@@ -198,13 +195,11 @@ enum SVGPlot {
 
     // MARK: pieces
 
-    static func open(id: String, height: Double, attributes: String) -> String {
+    /// The `<svg>` start tag and the title.
+    static func open(id: String, title: String, height: Double, attributes: String) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"\(id)\" class=\"chart\" \(attributes) viewBox=\"0 0 \(number(chartWidth)) \(number(height))\" "
-            + "role=\"img\" aria-label=\"\(id)\">\n"
-    }
-
-    static func titleText(_ title: String) -> String {
-        "<text class=\"title\" x=\"\(number(left - 50))\" y=\"22\">\(escape(title))</text>\n"
+            + "role=\"img\" aria-label=\"\(escape(title))\">\n"
+            + "<text class=\"title\" x=\"14\" y=\"22\">\(escape(title))</text>\n"
     }
 
     static func emptyNote(height: Double) -> String {
