@@ -118,7 +118,7 @@ final class ReportChromiumTests: XCTestCase {
         XCTAssertEqual(size.height, 3000)
         XCTAssertNotNil(pngSize(blankShot))
         let bytes = { (path: String) in (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
-        XCTAssertGreaterThan(bytes(screenshot), 10 * bytes(blankShot),
+        XCTAssertGreaterThan(bytes(screenshot), 5 * bytes(blankShot),
                              "report \(bytes(screenshot)) bytes vs blank page \(bytes(blankShot)) bytes")
     }
 
