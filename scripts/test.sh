@@ -10,5 +10,14 @@ export DIGITS_DIST_BINARY="$PWD/.build/release/digits-dist"
 # Open MPI refuses root without these; CI and containers run as root.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
+# Test-only: the report test renders report.html in headless Chromium (Debian 12's package is `chromium`).
+if ! command -v chromium >/dev/null; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    echo "test: installing chromium"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+
 swift build --build-tests 2>&1 | grep -v "^\[" || true
 swift test --skip-build

@@ -112,12 +112,7 @@ public final class RunOutputs {
     /// Writes summary.json with the mean and (population) standard deviation over folds.
     @discardableResult
     public func writeSummary(experiment: String, ranks: Int, folds: [FoldSummary], seconds: Double) throws -> Summary {
-        func meanStd(_ values: [Double]) -> (Double?, Double?) {
-            guard !values.isEmpty else { return (nil, nil) }
-            let mean = values.reduce(0, +) / Double(values.count)
-            let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)
-            return (mean, variance.squareRoot())
-        }
+        let meanStd = Self.meanAndStandardDeviation
         let accuracy = meanStd(folds.compactMap { $0.metrics?.accuracy })
         let auc = meanStd(folds.compactMap { $0.metrics?.macroROCAUC })
         let summary = Summary(experiment_name: experiment, ranks: ranks, folds: folds, accuracy_mean: accuracy.0,
@@ -126,5 +121,13 @@ public final class RunOutputs {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(summary).write(to: URL(fileURLWithPath: directory + "/summary.json"), options: .atomic)
         return summary
+    }
+
+    /// Mean and population standard deviation over folds (nil, nil for none): summary.json's and the report's.
+    static func meanAndStandardDeviation(_ values: [Double]) -> (Double?, Double?) {
+        guard !values.isEmpty else { return (nil, nil) }
+        let mean = values.reduce(0, +) / Double(values.count)
+        let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)
+        return (mean, variance.squareRoot())
     }
 }
