@@ -32,7 +32,7 @@ final class RunReportTests: XCTestCase {
     /// A finished 2-fold × 3-epoch run, written with the writer `digits-dist train` uses.
     func makeRunFolder() throws -> (path: String, summary: RunOutputs.Summary) {
         let path = try temporaryDirectory()
-        let outputs = try RunOutputs(directory: path)
+        let outputs = try RunOutputs(directory: path, fresh: true)
         var folds: [RunOutputs.FoldSummary] = []
         for fold in 0..<2 {
             var step = 0
@@ -142,7 +142,7 @@ final class RunReportTests: XCTestCase {
     func testWithoutSummaryTheReportUsesTheNewestValidations() throws {
         let (path, _) = try makeRunFolder()
         try FileManager.default.removeItem(atPath: path + "/summary.json")
-        let outputs = try RunOutputs(directory: path)
+        let outputs = try RunOutputs(directory: path, fresh: true)
         try outputs.forget(fold: 1, after: Self.stepsPerEpoch)
         let html = try report(path)
         XCTAssertTrue(html.contains("id=\"in-progress\""))
