@@ -8,10 +8,32 @@ public enum Log {
 
     public static func info(_ message: String) {
         guard rank == 0 else { return }
+        clearProgress()
         write("digits-dist: " + message)
     }
 
+    /// On a terminal, progress is one bar redrawn in place; elsewhere (Slurm logs) it is skipped, and
+    /// `info` lines at intervals carry it.
+    static let isTerminal = isatty(STDERR_FILENO) != 0
+    nonisolated(unsafe) static var progressShown = false
+
+    /// Redraws the progress bar: `done` of `total`, then `status`.
+    static func progress(done: Int, total: Int, status: String) {
+        guard rank == 0, isTerminal, total > 0 else { return }
+        let width = 24, filled = width * done / total
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+        FileHandle.standardError.write(Data("\r\u{1B}[K\(bar) \(status)".utf8))
+        progressShown = true
+    }
+
+    static func clearProgress() {
+        guard progressShown else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        progressShown = false
+    }
+
     public static func error(_ message: String) {
+        clearProgress()
         write(rank == 0 ? "digits-dist: error: " + message : "digits-dist[rank \(rank)]: error: " + message)
     }
 
@@ -21,9 +43,9 @@ public enum Log {
 }
 
 extension Log {
-    /// Progress lines: about twenty per run, plus the first and last step.
+    /// Progress lines for logs that are not a terminal: about twenty per run, plus the first and last step.
     static func shouldReport(step: Int, of total: Int) -> Bool {
-        step == 1 || step == total || step % max(1, total / 20) == 0
+        !isTerminal && (step == 1 || step == total || step % max(1, total / 20) == 0)
     }
 
     /// "1:02:03" or "2:03".

@@ -125,12 +125,12 @@ public final class Trainer {
             throughput.add(samples: recipe.globalBatch * recipe.gradientAccumulation, seconds: Date().timeIntervalSince(started))
             try outputs?.recordStep(fold: run.fold, epoch: epoch, step: step, loss: loss, learningRate: learningRate)
             step += 1
-            if Log.shouldReport(step: step, of: totalSteps) {
-                let remaining = Double(totalSteps - step) * throughput.secondsPerStep
-                Log.info(String(format: "%@ epoch %d/%d step %d/%d loss %.4f lr %.2e %.0f samples/s ETA %@",
+            let remaining = Double(totalSteps - step) * throughput.secondsPerStep
+            let status = String(format: "%@ epoch %d/%d step %d/%d loss %.4f lr %.2e %.0f samples/s ETA %@",
                                 runName, epoch + 1, recipe.epochs, step, totalSteps, loss, learningRate,
-                                throughput.samplesPerSecond, Log.duration(remaining)))
-            }
+                                throughput.samplesPerSecond, Log.duration(remaining))
+            Log.progress(done: step, total: totalSteps, status: status)
+            if Log.shouldReport(step: step, of: totalSteps) { Log.info(status) }
             let epochEnds = step % stepsPerEpoch == 0
             if epochEnds && recipe.evaluates(afterEpoch: epoch) {
                 let metrics = try evaluate(clips: run.validationClips)
