@@ -18,8 +18,8 @@ struct CacheCommand: ParsableCommand {
               mpirun -n 8 digits-dist cache --data data/AudioMNIST/data --cache-dir /shared/cache
             """)
 
-    @Option(help: "Dataset folder or CSV.")
-    var data: String
+    @Option(help: "Dataset folder or CSV (default: the config's dataset.train_dataframe / data_folder).")
+    var data: String?
 
     @OptionGroup var configOptions: ConfigOptions
     @OptionGroup var compute: ComputeOptions
@@ -32,7 +32,7 @@ struct CacheCommand: ParsableCommand {
             let config = try configOptions.load()
             let settings = config.audioSettings
             try settings.validate()
-            let dataset = try Dataset.load(path: data)
+            let dataset = try config.loadDataset(path: data)
             let cache = try compute.openCache(dataset: dataset, settings: settings,
                                               workers: config.int("environment.number_of_workers"), world: world)
             if world.rank == 0 {

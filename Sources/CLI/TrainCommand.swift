@@ -66,7 +66,6 @@ struct TrainCommand: ParsableCommand {
     }
 
     func train(world: Communicator) throws -> RunCoordinator.Ending {
-        let started = Date()
         var config = try configOptions.load()
         let runDirectory = resumeFolder ?? out ?? "runs/" + config.string("experiment_name")
         var seed = Int64(config.int("environment.seed"))
@@ -87,7 +86,7 @@ struct TrainCommand: ParsableCommand {
                 : world.size > 1 ? ", per-rank BatchNorm statistics" : ""))
         if let warning = LogMelExtractor.emptyFilterWarning(settings: recipe.audio) { Log.info(warning) }
 
-        let dataset = try loadDataset(config: config)
+        let dataset = try config.loadDataset(path: data)
         let cache = try compute.openCache(dataset: dataset, settings: recipe.audio, workers: config.int("environment.number_of_workers"), world: world)
         let runs = try RunPlanner.runs(dataset: dataset, usable: { cache.frames(ofClip: $0) > 0 }, config: config,
                                        seed: UInt64(seed), validationSpeakers: valSpeakers?.split(separator: ",").map(String.init),
@@ -107,13 +106,5 @@ struct TrainCommand: ParsableCommand {
     /// What `--resume` given without a path stands for.
     static let resumeHere = "."
 
-    func loadDataset(config: RunConfig) throws -> Dataset {
-        if let data { return try Dataset.load(path: data) }
-        if let csv = config.path("dataset.train_dataframe") {
-            return try Dataset.load(path: csv, dataFolder: config.path("dataset.data_folder"))
-        }
-        if let folder = config.path("dataset.data_folder") { return try Dataset.load(path: folder) }
-        throw ValidationError("no data: pass --data PATH or set dataset.train_dataframe / dataset.data_folder in the config")
-    }
 
 }

@@ -1,4 +1,5 @@
 import Audio
+import Datasets
 import Foundation
 import Yams
 
@@ -251,5 +252,18 @@ public struct RunConfig: Sendable {
             }
         }
         return out
+    }
+}
+
+extension RunConfig {
+    /// The dataset at `path` (a folder or CSV) when given, else the config's `dataset.train_dataframe`
+    /// or `dataset.data_folder`. A CSV's audio paths are relative to `dataset.data_folder` when the
+    /// config sets it, else to the CSV's own folder.
+    public func loadDataset(path: String?) throws -> Dataset {
+        let folder = self.path("dataset.data_folder")
+        if let path { return try Dataset.load(path: path, dataFolder: path.lowercased().hasSuffix(".csv") ? folder : nil) }
+        if let csv = self.path("dataset.train_dataframe") { return try Dataset.load(path: csv, dataFolder: folder) }
+        if let folder { return try Dataset.load(path: folder) }
+        throw ConfigError("no data: pass --data PATH or set dataset.train_dataframe / dataset.data_folder in the config")
     }
 }
