@@ -21,6 +21,9 @@ struct CacheCommand: ParsableCommand {
     @Option(help: "Dataset folder or CSV (default: the config's dataset.train_dataframe / data_folder).")
     var data: String?
 
+    @Flag(help: "Print every clip that could not be used, one per line.")
+    var listSkipped = false
+
     @OptionGroup var configOptions: ConfigOptions
     @OptionGroup var compute: ComputeOptions
 
@@ -38,6 +41,9 @@ struct CacheCommand: ParsableCommand {
             if world.rank == 0 {
                 print("\(cache.path): \(cache.clipCount - cache.skipped.count) clips of \(dataset.clips.count) usable, "
                     + "\(cache.skipped.count) skipped")
+                if listSkipped {
+                    for (i, reason) in cache.skipped.sorted(by: { $0.key < $1.key }) { print("skipped \(i): \(reason)") }
+                }
             }
         } catch {
             Log.error("\(error)")

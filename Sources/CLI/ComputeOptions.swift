@@ -35,7 +35,12 @@ struct ComputeOptions: ParsableArguments {
             ? try DistributedFeatureCache.open(dataset: dataset, settings: settings, directory: cacheDirectory, world: world, log: Log.info)
             : try FeatureCache.open(dataset: dataset, settings: settings, directory: cacheDirectory,
                                     threads: workers > 0 ? workers : ProcessInfo.processInfo.activeProcessorCount, log: Log.info)
-        for (i, reason) in cache.skipped.sorted(by: { $0.key < $1.key }) { Log.info("skipped clip \(i): \(reason)") }
+        let skipped = cache.skipped.sorted { $0.key < $1.key }
+        for (i, reason) in skipped.prefix(10) { Log.info("skipped clip \(i): \(reason)") }
+        if skipped.count > 10 { Log.info("… and \(skipped.count - 10) more skipped clips (`digits-dist cache --data … --list-skipped` lists all)") }
+        guard skipped.count < cache.clipCount else {
+            throw DatasetError(path: dataset.root, problem: "none of its \(cache.clipCount) clips is usable (the first: \(skipped.first?.value ?? "?"))")
+        }
         return cache
     }
 }

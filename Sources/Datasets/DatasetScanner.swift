@@ -77,7 +77,12 @@ extension Dataset {
                 "header must name columns audio and label (found: \(table.header.joined(separator: ",")))")
         }
         let speakerColumn = table.header.firstIndex(of: "speaker")
-        let folder = dataFolder ?? (path as NSString).deletingLastPathComponent
+        var folder = dataFolder ?? (path as NSString).deletingLastPathComponent
+        while folder.count > 1 && folder.hasSuffix("/") { folder.removeLast() }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder.isEmpty ? "." : folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw DatasetError(path: path, problem: "its audio folder \(folder) does not exist (set dataset.data_folder, or fetch the data)")
+        }
         var clips: [Clip] = []
         for (rowIndex, row) in table.rows.enumerated() {
             let line = rowIndex + 2
@@ -92,7 +97,7 @@ extension Dataset {
             let file = (audio as NSString).lastPathComponent
             let speaker = speakerColumn.map { row[$0].trimmingCharacters(in: .whitespaces) }
                 ?? parseClipName(file)?.speaker ?? file
-            let clipPath = audio.hasPrefix("/") ? audio : folder + "/" + audio
+            let clipPath = audio.hasPrefix("/") || folder.isEmpty ? audio : folder + "/" + audio
             clips.append(Clip(path: clipPath, label: label, speaker: speaker))
         }
         guard !clips.isEmpty else { throw DatasetError(path: path, problem: "has no rows") }
