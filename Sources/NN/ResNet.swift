@@ -206,7 +206,7 @@ public final class ResNet {
         for (stage, count) in arch.blocksPerStage.enumerated() {
             let planes = width << stage
             for index in 0..<count {
-                let block = try ResidualBlock(context, name: "layer\(stage + 1).\(index).", bottleneck: arch.usesBottleneck,
+                let block = try ResidualBlock(context, name: "layer\(stage + 1).\(index)", bottleneck: arch.usesBottleneck,
                                               inChannels: channels, planes: planes,
                                               stride: stage > 0 && index == 0 ? 2 : 1, inputHeight: height,
                                               inputWidth: columns, maxBatch: maxBatch)
