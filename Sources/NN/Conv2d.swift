@@ -103,8 +103,10 @@ final class Conv2d {
     func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch: Int) {
         let n = batch * outputHeight * outputWidth
         let columns = isPointwise ? input : gatherColumns(input, batch: batch)
-        gemm(transposeA: false, transposeB: false, m: outChannels, n: n, k: reduction,
-             context.parameters + weight.offset, lda: reduction, columns, ldb: n, beta: 0, output, ldc: n)
+        context.timed(.gemm) {
+            gemm(transposeA: false, transposeB: false, m: outChannels, n: n, k: reduction,
+                 context.parameters + weight.offset, lda: reduction, columns, ldb: n, beta: 0, output, ldc: n)
+        }
     }
 
     /// doutput [Cout][B][Ho][Wo] → dweight += doutput·columnsᵀ, and if `dinput` is given
@@ -113,27 +115,35 @@ final class Conv2d {
                   accumulate: Bool, batch: Int) {
         let n = batch * outputHeight * outputWidth
         let columns = isPointwise ? input : gatherColumns(input, batch: batch)
-        gemm(transposeA: false, transposeB: true, m: outChannels, n: reduction, k: n,
-             doutput, lda: n, columns, ldb: n, beta: 1, context.gradients + weight.offset, ldc: reduction)
+        context.timed(.gemm) {
+            gemm(transposeA: false, transposeB: true, m: outChannels, n: reduction, k: n,
+                 doutput, lda: n, columns, ldb: n, beta: 1, context.gradients + weight.offset, ldc: reduction)
+        }
         if let dinput {
             let w = context.parameters + weight.offset
-            if isPointwise {
+            // A 1×1 stride-1 convolution's column gradient is the input gradient itself.
+            let dcolumns = isPointwise ? dinput : context.workspace!  // the columns are no longer needed
+            context.timed(.gemm) {
                 gemm(transposeA: true, transposeB: false, m: reduction, n: n, k: outChannels,
-                     w, lda: reduction, doutput, ldb: n, beta: accumulate ? 1 : 0, dinput, ldc: n)
-            } else {
-                let dcolumns = context.workspace!  // the columns are no longer needed
-                gemm(transposeA: true, transposeB: false, m: reduction, n: n, k: outChannels,
-                     w, lda: reduction, doutput, ldb: n, beta: 0, dcolumns, ldc: n)
-                if !accumulate { dinput.update(repeating: 0, count: inChannels * batch * geometry.height * geometry.width) }
-                im2col(geometry, batch: batch, image: dinput, columns: dcolumns, scatter: true)
+                     w, lda: reduction, doutput, ldb: n, beta: isPointwise && accumulate ? 1 : 0, dcolumns, ldc: n)
+            }
+            if !isPointwise {
+                context.timed(.im2col) {
+                    if !accumulate {
+                        dinput.update(repeating: 0, count: inChannels * batch * geometry.height * geometry.width)
+                    }
+                    im2col(geometry, batch: batch, image: dinput, columns: dcolumns, scatter: true)
+                }
             }
         }
         context.gradientsReady?(weight.range)
     }
 
     private func gatherColumns(_ input: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
-        im2col(geometry, batch: batch, image: UnsafeMutablePointer(mutating: input), columns: context.workspace,
-               scatter: false)
+        context.timed(.im2col) {
+            im2col(geometry, batch: batch, image: UnsafeMutablePointer(mutating: input), columns: context.workspace,
+                   scatter: false)
+        }
         return UnsafePointer(context.workspace)
     }
 }

@@ -1,13 +1,17 @@
-/// ReLU, in place: backward only needs the output's sign, so the forward result may overwrite its input.
+/// ReLU. Backward needs only the output's sign, so the forward result may overwrite its input; the
+/// network fuses the element function into the loops that produce its input (BatchNorm, residual add).
 enum ReLU {
-    /// x[n] → max(x, 0) in place
-    static func forward(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { x[i] = max(x[i], 0) }
-    }
+    /// y = max(x, 0)
+    @inline(__always)
+    static func apply(_ x: Float) -> Float { max(x, 0) }
+
+    /// dx = dy·[y > 0], from the forward output y
+    @inline(__always)
+    static func gradient(output: Float, _ dy: Float) -> Float { output > 0 ? dy : 0 }
 
     /// grad[n] → grad·[output > 0] in place, with `output` the forward result
     static func backward(output: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count where output[i] <= 0 { grad[i] = 0 }
+        for i in 0..<count { grad[i] = gradient(output: output[i], grad[i]) }
     }
 }
 

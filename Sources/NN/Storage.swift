@@ -14,14 +14,14 @@ public struct TensorSlot: Sendable, Equatable {
 
 /// What the engine spends its time on; the benchmark reports one line per kind.
 public enum LayerKind: Int, CaseIterable, Sendable {
-    case convolution, batchNorm, relu, residual, pooling, dropout, linear, loss, optimizer
+    case gemm, im2col, batchNorm, residual, pooling, dropout, linear, loss, optimizer
 
     public var label: String {
         switch self {
-        case .convolution: return "conv"
-        case .batchNorm: return "batchnorm"
-        case .relu: return "relu"
-        case .residual: return "residual add"
+        case .gemm: return "conv gemm"
+        case .im2col: return "im2col"
+        case .batchNorm: return "batchnorm+relu"
+        case .residual: return "residual+relu"
         case .pooling: return "pooling"
         case .dropout: return "dropout"
         case .linear: return "linear"
