@@ -36,21 +36,22 @@ func im2col(_ g: ConvGeometry, batch: Int, image: UnsafeMutablePointer<Float>, c
                     for oy in 0..<outH {
                         defer { column += outW }
                         guard rows.contains(oy) else {
-                            if !scatter { column.update(repeating: 0, count: outW) }
+                            if !scatter { for ox in 0..<outW { column[ox] = 0 } }
                             continue
                         }
-                        // Row of the image this output row reads, shifted so index ox·s addresses it.
+                        // Row of the image this output row reads, shifted so index ox·s addresses it. Plain
+                        // loops rather than memcpy/memset: rows are short (a few to a few dozen floats).
                         let source = channelImage + (oy * s - p + ky) * g.width + (kx - p)
                         if scatter {
                             for ox in cols { source[ox * s] += column[ox] }
                         } else {
-                            column.update(repeating: 0, count: cols.lowerBound)
+                            for ox in 0..<cols.lowerBound { column[ox] = 0 }
                             if s == 1 {
-                                (column + cols.lowerBound).update(from: source + cols.lowerBound, count: cols.count)
+                                for ox in cols { column[ox] = source[ox] }
                             } else {
                                 for ox in cols { column[ox] = source[ox * s] }
                             }
-                            (column + cols.upperBound).update(repeating: 0, count: outW - cols.upperBound)
+                            for ox in cols.upperBound..<outW { column[ox] = 0 }
                         }
                     }
                 }

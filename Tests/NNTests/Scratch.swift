@@ -15,15 +15,11 @@ final class ScratchTests: XCTestCase {
         }
         let big = UnsafeMutablePointer<Float>.allocate(capacity: 40_000_000); big.initialize(repeating: 0.5, count: 40_000_000)
         let a = big, b = big + 10_000_000, c = big + 20_000_000
-        print(String(cString: openblas_get_corename()), openblas_get_num_threads())
-        for threads in [1, 2] {
-            openblas_set_num_threads(Int32(threads))
-            for (m, n, k) in [(64, 11264, 576), (11264, 64, 576), (64, 576, 11264), (576, 11264, 64), (2048, 2048, 2048), (512, 11264, 576)] {
-                let f = 2.0 * Double(m * n * k)
-                time("t\(threads) NN \(m)x\(n)x\(k)", flops: f) { gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, a, lda: k, c, ldb: n, beta: 0, b, ldc: n) }
-                time("t\(threads) NT \(m)x\(n)x\(k)", flops: f) { gemm(transposeA: false, transposeB: true, m: m, n: n, k: k, a, lda: k, c, ldb: k, beta: 0, b, ldc: n) }
-                time("t\(threads) TN \(m)x\(n)x\(k)", flops: f) { gemm(transposeA: true, transposeB: false, m: m, n: n, k: k, a, lda: m, c, ldb: n, beta: 0, b, ldc: n) }
-            }
+        for (cout, cin, k, h, w, s) in [(16, 16, 3, 32, 11, 1), (64, 64, 3, 32, 11, 1), (128, 128, 3, 4, 2, 1), (16, 1, 7, 128, 44, 2), (64, 32, 3, 16, 6, 2)] {
+            let g = ConvGeometry(channels: cin, height: h, width: w, kernel: k, stride: s, padding: k / 2)
+            let tag = "\(cout)x\(cin)x\(k) \(h)x\(w) s\(s)"
+            time(tag + " im2col", flops: 0) { im2col(g, batch: 32, image: b, columns: c, scatter: false) }
+            time(tag + " col2im", flops: 0) { im2col(g, batch: 32, image: b, columns: c, scatter: true) }
         }
     }
 }
