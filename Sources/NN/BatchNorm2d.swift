@@ -98,8 +98,8 @@ final class BatchNorm2d {
         let runMean = context.buffers + runningMean.offset, runVar = context.buffers + runningVar.offset
         lastForwardWasTraining = training
         if training {
-            for c in 0..<channels {
-                (reduction[c], reduction[channels + c]) = sumAndSquares(input + c * n, n)
+            parallelChunks(channels) { range in
+                for c in range { (reduction[c], reduction[channels + c]) = sumAndSquares(input + c * n, n) }
             }
             let total = reduceAcrossRanks(count: n)
             for c in 0..<channels {
@@ -117,14 +117,16 @@ final class BatchNorm2d {
                 inverseStd[c] = 1 / (Double(runVar[c]) + epsilon).squareRoot()
             }
         }
-        for c in 0..<channels {
-            let scale = Float(Double(gamma[c]) * inverseStd[c])
-            let shift = beta[c] - Float(mean[c]) * scale
-            let x = input + c * n, y = output + c * n
-            if rectifies {
-                for i in 0..<n { y[i] = ReLU.apply(x[i] * scale + shift) }
-            } else {
-                for i in 0..<n { y[i] = x[i] * scale + shift }
+        parallelChunks(channels) { range in
+            for c in range {
+                let scale = Float(Double(gamma[c]) * inverseStd[c])
+                let shift = beta[c] - Float(mean[c]) * scale
+                let x = input + c * n, y = output + c * n
+                if rectifies {
+                    for i in 0..<n { y[i] = ReLU.apply(x[i] * scale + shift) }
+                } else {
+                    for i in 0..<n { y[i] = x[i] * scale + shift }
+                }
             }
         }
     }
@@ -138,25 +140,29 @@ final class BatchNorm2d {
         let n = batch * spatial
         let gamma = context.parameters + weight.offset
         let dgamma = context.gradients + weight.offset, dbeta = context.gradients + bias.offset
-        for c in 0..<channels {
-            let (sumDy, sumDyX) = sumAndDot(doutput + c * n, input + c * n, n, rectified: rectifies ? output + c * n : nil)
-            let sumDyXhat = (sumDyX - mean[c] * sumDy) * inverseStd[c]
-            dbeta[c] += Float(sumDy)
-            dgamma[c] += Float(sumDyXhat)
-            reduction[c] = sumDy
-            reduction[channels + c] = sumDyXhat
+        parallelChunks(channels) { range in
+            for c in range {
+                let (sumDy, sumDyX) = sumAndDot(doutput + c * n, input + c * n, n, rectified: rectifies ? output + c * n : nil)
+                let sumDyXhat = (sumDyX - mean[c] * sumDy) * inverseStd[c]
+                dbeta[c] += Float(sumDy)
+                dgamma[c] += Float(sumDyXhat)
+                reduction[c] = sumDy
+                reduction[channels + c] = sumDyXhat
+            }
         }
         let total = lastForwardWasTraining ? reduceAcrossRanks(count: n) : 0
-        for c in 0..<channels {
-            let scale = Double(gamma[c]) * inverseStd[c]
-            let meanDy = total > 0 ? reduction[c] / total : 0
-            let meanDyXhat = total > 0 ? reduction[channels + c] / total : 0
-            // dx = scale·dy − scale·meanDy − scale·meanDyXhat·(x − mean)·invStd, folded to a·dy + b·x + d
-            let a = Float(scale)
-            let b = Float(-scale * meanDyXhat * inverseStd[c])
-            let d = Float(-scale * meanDy + scale * meanDyXhat * inverseStd[c] * mean[c])
-            let dy = doutput + c * n, x = input + c * n, dx = dinput + c * n
-            for i in 0..<n { dx[i] = a * dy[i] + b * x[i] + d }
+        parallelChunks(channels) { range in
+            for c in range {
+                let scale = Double(gamma[c]) * inverseStd[c]
+                let meanDy = total > 0 ? reduction[c] / total : 0
+                let meanDyXhat = total > 0 ? reduction[channels + c] / total : 0
+                // dx = scale·dy − scale·meanDy − scale·meanDyXhat·(x − mean)·invStd, folded to a·dy + b·x + d
+                let a = Float(scale)
+                let b = Float(-scale * meanDyXhat * inverseStd[c])
+                let d = Float(-scale * meanDy + scale * meanDyXhat * inverseStd[c] * mean[c])
+                let dy = doutput + c * n, x = input + c * n, dx = dinput + c * n
+                for i in 0..<n { dx[i] = a * dy[i] + b * x[i] + d }
+            }
         }
         context.gradientsReady?(weight.offset..<(bias.offset + channels))
     }

@@ -21,39 +21,53 @@ struct ConvGeometry {
 /// im2col and its adjoint col2im in one walker, so the index arithmetic exists once.
 ///   gather:  columns[(c·k + ky)·k + kx][b][oy][ox] = image[c][b][oy·s − p + ky][ox·s − p + kx]  (0 in the padding)
 ///   scatter: image[...] += columns[...]  (the adjoint; the caller zeroes `image` first unless accumulating)
+/// Column rows are independent when gathering; when scattering, the k·k rows of one channel add into the
+/// same image, so the work is split by whole channels.
 func im2col(_ g: ConvGeometry, batch: Int, image: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Float>,
             scatter: Bool) {
+    let taps = g.kernel * g.kernel
+    if scatter {
+        parallelChunks(g.channels) { channels in
+            im2colRows(g, batch: batch, image: image, columns: columns, scatter: true,
+                       rows: (channels.lowerBound * taps)..<(channels.upperBound * taps))
+        }
+    } else {
+        parallelChunks(g.channels * taps, minimumChunk: 4) { rows in
+            im2colRows(g, batch: batch, image: image, columns: columns, scatter: false, rows: rows)
+        }
+    }
+}
+
+private func im2colRows(_ g: ConvGeometry, batch: Int, image: UnsafeMutablePointer<Float>,
+                        columns: UnsafeMutablePointer<Float>, scatter: Bool, rows columnRows: Range<Int>) {
     let outH = g.outputHeight, outW = g.outputWidth, k = g.kernel, s = g.stride, p = g.padding
     let plane = g.height * g.width
-    for c in 0..<g.channels {
-        for ky in 0..<k {
-            let rows = validOutputRange(offset: ky, stride: s, padding: p, inputSize: g.height, outputSize: outH)
-            for kx in 0..<k {
-                let cols = validOutputRange(offset: kx, stride: s, padding: p, inputSize: g.width, outputSize: outW)
-                var column = columns + ((c * k + ky) * k + kx) * batch * outH * outW
-                for b in 0..<batch {
-                    let channelImage = image + (c * batch + b) * plane
-                    for oy in 0..<outH {
-                        defer { column += outW }
-                        guard rows.contains(oy) else {
-                            if !scatter { for ox in 0..<outW { column[ox] = 0 } }
-                            continue
-                        }
-                        // Row of the image this output row reads, shifted so index ox·s addresses it. Plain
-                        // loops rather than memcpy/memset: rows are short (a few to a few dozen floats).
-                        let source = channelImage + (oy * s - p + ky) * g.width + (kx - p)
-                        if scatter {
-                            for ox in cols { source[ox * s] += column[ox] }
-                        } else {
-                            for ox in 0..<cols.lowerBound { column[ox] = 0 }
-                            if s == 1 {
-                                for ox in cols { column[ox] = source[ox] }
-                            } else {
-                                for ox in cols { column[ox] = source[ox * s] }
-                            }
-                            for ox in cols.upperBound..<outW { column[ox] = 0 }
-                        }
+    for row in columnRows {
+        let c = row / (k * k), ky = row / k % k, kx = row % k
+        let rows = validOutputRange(offset: ky, stride: s, padding: p, inputSize: g.height, outputSize: outH)
+        let cols = validOutputRange(offset: kx, stride: s, padding: p, inputSize: g.width, outputSize: outW)
+        var column = columns + row * batch * outH * outW
+        for b in 0..<batch {
+            let channelImage = image + (c * batch + b) * plane
+            for oy in 0..<outH {
+                defer { column += outW }
+                guard rows.contains(oy) else {
+                    if !scatter { for ox in 0..<outW { column[ox] = 0 } }
+                    continue
+                }
+                // Row of the image this output row reads, shifted so index ox·s addresses it. Plain loops
+                // rather than memcpy/memset: rows are short (a few to a few dozen floats).
+                let source = channelImage + (oy * s - p + ky) * g.width + (kx - p)
+                if scatter {
+                    for ox in cols { source[ox * s] += column[ox] }
+                } else {
+                    for ox in 0..<cols.lowerBound { column[ox] = 0 }
+                    if s == 1 {
+                        for ox in cols { column[ox] = source[ox] }
+                    } else {
+                        for ox in cols { column[ox] = source[ox * s] }
                     }
+                    for ox in cols.upperBound..<outW { column[ox] = 0 }
                 }
             }
         }

@@ -122,7 +122,9 @@ final class ResidualBlock {
         let shortcut = projection?.output.value ?? input.value
         let out = output.value, count = output.count(batch: batch)
         context.timed(.residual) {
-            for i in 0..<count { out[i] = ReLU.apply(out[i] + shortcut[i]) }
+            parallelChunks(count, minimumChunk: 4096) { range in
+                for i in range { out[i] = ReLU.apply(out[i] + shortcut[i]) }
+            }
         }
     }
 

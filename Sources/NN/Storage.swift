@@ -141,6 +141,22 @@ final class Activation {
     func count(batch: Int) -> Int { channels * batch * height * width }
 }
 
+/// Runs `body` over 0..<count split into one contiguous chunk per OpenBLAS thread (the process's compute
+/// thread budget, set by the caller through openblas_set_num_threads), for the memory-bound loops between
+/// GEMMs. Chunks are disjoint and each element is computed the same way whatever the split, so results are
+/// bitwise independent of the thread count.
+@inline(__always)
+func parallelChunks(_ count: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+    let threads = min(Int(openblas_get_num_threads()), count / max(minimumChunk, 1))
+    guard threads > 1 else {
+        body(0..<count)
+        return
+    }
+    DispatchQueue.concurrentPerform(iterations: threads) { t in
+        body((count * t / threads)..<(count * (t + 1) / threads))
+    }
+}
+
 /// Row-major C = alpha·op(A)·op(B) + beta·C with op(A) m×k and op(B) k×n; Int arguments instead of Int32.
 @inline(__always)
 func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,

@@ -1,3 +1,4 @@
+import CBLAS
 import Foundation
 import XCTest
 @testable import NN
@@ -141,9 +142,17 @@ final class ResNetTests: XCTestCase {
             return Array(UnsafeBufferPointer(start: model.parameters, count: model.parameterCount))
                 + Array(UnsafeBufferPointer(start: model.buffers, count: model.bufferCount))
         }
+        let threads = openblas_get_num_threads()
+        defer { openblas_set_num_threads(threads) }
+        openblas_set_num_threads(1)
         let first = try train(seed: 5), second = try train(seed: 5), other = try train(seed: 6)
         XCTAssert(first.elementsEqual(second) { $0.bitPattern == $1.bitPattern }, "same seed must be bitwise identical")
         XCTAssertNotEqual(first, other)
+        // The parallel loops split by whole channels/elements and OpenBLAS splits GEMMs by output blocks, so
+        // the thread count does not change a single bit either.
+        openblas_set_num_threads(2)
+        let twoThreads = try train(seed: 5)
+        XCTAssert(first.elementsEqual(twoThreads) { $0.bitPattern == $1.bitPattern }, "1 vs 2 threads")
     }
 
     func testTrainingReducesTheLossOnAFixedBatch() throws {
