@@ -21,38 +21,53 @@ struct ConvGeometry {
 /// im2col and its adjoint col2im in one walker, so the index arithmetic exists once.
 ///   gather:  columns[(c·k + ky)·k + kx][b][oy][ox] = image[c][b][oy·s − p + ky][ox·s − p + kx]  (0 in the padding)
 ///   scatter: image[...] += columns[...]  (the adjoint; the caller zeroes `image` first unless accumulating)
+/// Column rows are independent when gathering; when scattering, the k·k rows of one channel add into the
+/// same image, so the work is split by whole channels.
 func im2col(_ g: ConvGeometry, batch: Int, image: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Float>,
             scatter: Bool) {
+    let taps = g.kernel * g.kernel
+    if scatter {
+        parallelChunks(g.channels) { channels in
+            im2colRows(g, batch: batch, image: image, columns: columns, scatter: true,
+                       rows: (channels.lowerBound * taps)..<(channels.upperBound * taps))
+        }
+    } else {
+        parallelChunks(g.channels * taps, minimumChunk: 4) { rows in
+            im2colRows(g, batch: batch, image: image, columns: columns, scatter: false, rows: rows)
+        }
+    }
+}
+
+private func im2colRows(_ g: ConvGeometry, batch: Int, image: UnsafeMutablePointer<Float>,
+                        columns: UnsafeMutablePointer<Float>, scatter: Bool, rows columnRows: Range<Int>) {
     let outH = g.outputHeight, outW = g.outputWidth, k = g.kernel, s = g.stride, p = g.padding
     let plane = g.height * g.width
-    for c in 0..<g.channels {
-        for ky in 0..<k {
-            let rows = validOutputRange(offset: ky, stride: s, padding: p, inputSize: g.height, outputSize: outH)
-            for kx in 0..<k {
-                let cols = validOutputRange(offset: kx, stride: s, padding: p, inputSize: g.width, outputSize: outW)
-                var column = columns + ((c * k + ky) * k + kx) * batch * outH * outW
-                for b in 0..<batch {
-                    let channelImage = image + (c * batch + b) * plane
-                    for oy in 0..<outH {
-                        defer { column += outW }
-                        guard rows.contains(oy) else {
-                            if !scatter { column.update(repeating: 0, count: outW) }
-                            continue
-                        }
-                        // Row of the image this output row reads, shifted so index ox·s addresses it.
-                        let source = channelImage + (oy * s - p + ky) * g.width + (kx - p)
-                        if scatter {
-                            for ox in cols { source[ox * s] += column[ox] }
-                        } else {
-                            column.update(repeating: 0, count: cols.lowerBound)
-                            if s == 1 {
-                                (column + cols.lowerBound).update(from: source + cols.lowerBound, count: cols.count)
-                            } else {
-                                for ox in cols { column[ox] = source[ox * s] }
-                            }
-                            (column + cols.upperBound).update(repeating: 0, count: outW - cols.upperBound)
-                        }
+    for row in columnRows {
+        let c = row / (k * k), ky = row / k % k, kx = row % k
+        let rows = validOutputRange(offset: ky, stride: s, padding: p, inputSize: g.height, outputSize: outH)
+        let cols = validOutputRange(offset: kx, stride: s, padding: p, inputSize: g.width, outputSize: outW)
+        var column = columns + row * batch * outH * outW
+        for b in 0..<batch {
+            let channelImage = image + (c * batch + b) * plane
+            for oy in 0..<outH {
+                defer { column += outW }
+                guard rows.contains(oy) else {
+                    if !scatter { for ox in 0..<outW { column[ox] = 0 } }
+                    continue
+                }
+                // Row of the image this output row reads, shifted so index ox·s addresses it. Plain loops
+                // rather than memcpy/memset: rows are short (a few to a few dozen floats).
+                let source = channelImage + (oy * s - p + ky) * g.width + (kx - p)
+                if scatter {
+                    for ox in cols { source[ox * s] += column[ox] }
+                } else {
+                    for ox in 0..<cols.lowerBound { column[ox] = 0 }
+                    if s == 1 {
+                        for ox in cols { column[ox] = source[ox] }
+                    } else {
+                        for ox in cols { column[ox] = source[ox * s] }
                     }
+                    for ox in cols.upperBound..<outW { column[ox] = 0 }
                 }
             }
         }
@@ -103,8 +118,10 @@ final class Conv2d {
     func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch: Int) {
         let n = batch * outputHeight * outputWidth
         let columns = isPointwise ? input : gatherColumns(input, batch: batch)
-        gemm(transposeA: false, transposeB: false, m: outChannels, n: n, k: reduction,
-             context.parameters + weight.offset, lda: reduction, columns, ldb: n, beta: 0, output, ldc: n)
+        context.timed(.gemm) {
+            gemm(transposeA: false, transposeB: false, m: outChannels, n: n, k: reduction,
+                 context.parameters + weight.offset, lda: reduction, columns, ldb: n, beta: 0, output, ldc: n)
+        }
     }
 
     /// doutput [Cout][B][Ho][Wo] → dweight += doutput·columnsᵀ, and if `dinput` is given
@@ -113,27 +130,35 @@ final class Conv2d {
                   accumulate: Bool, batch: Int) {
         let n = batch * outputHeight * outputWidth
         let columns = isPointwise ? input : gatherColumns(input, batch: batch)
-        gemm(transposeA: false, transposeB: true, m: outChannels, n: reduction, k: n,
-             doutput, lda: n, columns, ldb: n, beta: 1, context.gradients + weight.offset, ldc: reduction)
+        context.timed(.gemm) {
+            gemm(transposeA: false, transposeB: true, m: outChannels, n: reduction, k: n,
+                 doutput, lda: n, columns, ldb: n, beta: 1, context.gradients + weight.offset, ldc: reduction)
+        }
         if let dinput {
             let w = context.parameters + weight.offset
-            if isPointwise {
+            // A 1×1 stride-1 convolution's column gradient is the input gradient itself.
+            let dcolumns = isPointwise ? dinput : context.workspace!  // the columns are no longer needed
+            context.timed(.gemm) {
                 gemm(transposeA: true, transposeB: false, m: reduction, n: n, k: outChannels,
-                     w, lda: reduction, doutput, ldb: n, beta: accumulate ? 1 : 0, dinput, ldc: n)
-            } else {
-                let dcolumns = context.workspace!  // the columns are no longer needed
-                gemm(transposeA: true, transposeB: false, m: reduction, n: n, k: outChannels,
-                     w, lda: reduction, doutput, ldb: n, beta: 0, dcolumns, ldc: n)
-                if !accumulate { dinput.update(repeating: 0, count: inChannels * batch * geometry.height * geometry.width) }
-                im2col(geometry, batch: batch, image: dinput, columns: dcolumns, scatter: true)
+                     w, lda: reduction, doutput, ldb: n, beta: isPointwise && accumulate ? 1 : 0, dcolumns, ldc: n)
+            }
+            if !isPointwise {
+                context.timed(.im2col) {
+                    if !accumulate {
+                        dinput.update(repeating: 0, count: inChannels * batch * geometry.height * geometry.width)
+                    }
+                    im2col(geometry, batch: batch, image: dinput, columns: dcolumns, scatter: true)
+                }
             }
         }
         context.gradientsReady?(weight.range)
     }
 
     private func gatherColumns(_ input: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
-        im2col(geometry, batch: batch, image: UnsafeMutablePointer(mutating: input), columns: context.workspace,
-               scatter: false)
+        context.timed(.im2col) {
+            im2col(geometry, batch: batch, image: UnsafeMutablePointer(mutating: input), columns: context.workspace,
+                   scatter: false)
+        }
         return UnsafePointer(context.workspace)
     }
 }

@@ -47,11 +47,13 @@ public final class AdamW {
         let correction2Root = Float((1 - pow(beta2, Double(step))).squareRoot())
         let firstWeight = Float(1 - beta1), b2 = Float(beta2), secondWeight = Float(1 - beta2), eps = Float(epsilon)
         let m = firstMoment, v = secondMoment
-        for i in 0..<count {
-            let g = gradients[i]
-            m[i] += (g - m[i]) * firstWeight
-            v[i] = v[i] * b2 + secondWeight * g * g
-            parameters[i] = parameters[i] * decay - stepSize * m[i] / (v[i].squareRoot() / correction2Root + eps)
+        parallelChunks(count, minimumChunk: 1 << 16) { range in
+            for i in range {
+                let g = gradients[i]
+                m[i] += (g - m[i]) * firstWeight
+                v[i] = v[i] * b2 + secondWeight * g * g
+                parameters[i] = parameters[i] * decay - stepSize * m[i] / (v[i].squareRoot() / correction2Root + eps)
+            }
         }
     }
 }

@@ -1,13 +1,17 @@
-/// ReLU, in place: backward only needs the output's sign, so the forward result may overwrite its input.
+/// ReLU. Backward needs only the output's sign, so the forward result may overwrite its input; the
+/// network fuses the element function into the loops that produce its input (BatchNorm, residual add).
 enum ReLU {
-    /// x[n] → max(x, 0) in place
-    static func forward(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { x[i] = max(x[i], 0) }
-    }
+    /// y = max(x, 0)
+    @inline(__always)
+    static func apply(_ x: Float) -> Float { max(x, 0) }
+
+    /// dx = dy·[y > 0], from the forward output y
+    @inline(__always)
+    static func gradient(output: Float, _ dy: Float) -> Float { output > 0 ? dy : 0 }
 
     /// grad[n] → grad·[output > 0] in place, with `output` the forward result
     static func backward(output: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count where output[i] <= 0 { grad[i] = 0 }
+        for i in 0..<count { grad[i] = gradient(output: output[i], grad[i]) }
     }
 }
 
@@ -72,22 +76,24 @@ final class MaxPool2d {
     /// input [C][B][H][W] → output [C][B][Ho][Wo]
     func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch: Int) {
         let g = geometry, outH = g.outputHeight, outW = g.outputWidth
-        for plane in 0..<(g.channels * batch) {
-            let x = input + plane * g.height * g.width
-            let y = output + plane * outH * outW, winner = argmax + plane * outH * outW
-            for oy in 0..<outH {
-                let y0 = max(oy * g.stride - g.padding, 0), y1 = min(oy * g.stride - g.padding + g.kernel, g.height)
-                for ox in 0..<outW {
-                    let x0 = max(ox * g.stride - g.padding, 0), x1 = min(ox * g.stride - g.padding + g.kernel, g.width)
-                    var best = -Float.infinity, bestIndex = y0 * g.width + x0
-                    for iy in y0..<y1 {
-                        for ix in x0..<x1 where x[iy * g.width + ix] > best {
-                            best = x[iy * g.width + ix]
-                            bestIndex = iy * g.width + ix
+        parallelChunks(g.channels * batch) { planes in
+            for plane in planes {
+                let x = input + plane * g.height * g.width
+                let y = output + plane * outH * outW, winner = argmax + plane * outH * outW
+                for oy in 0..<outH {
+                    let y0 = max(oy * g.stride - g.padding, 0), y1 = min(oy * g.stride - g.padding + g.kernel, g.height)
+                    for ox in 0..<outW {
+                        let x0 = max(ox * g.stride - g.padding, 0), x1 = min(ox * g.stride - g.padding + g.kernel, g.width)
+                        var best = -Float.infinity, bestIndex = y0 * g.width + x0
+                        for iy in y0..<y1 {
+                            for ix in x0..<x1 where x[iy * g.width + ix] > best {
+                                best = x[iy * g.width + ix]
+                                bestIndex = iy * g.width + ix
+                            }
                         }
+                        y[oy * outW + ox] = best
+                        winner[oy * outW + ox] = Int32(bestIndex)
                     }
-                    y[oy * outW + ox] = best
-                    winner[oy * outW + ox] = Int32(bestIndex)
                 }
             }
         }
@@ -96,10 +102,12 @@ final class MaxPool2d {
     /// doutput [C][B][Ho][Wo] → dinput [C][B][H][W] (overwritten): each gradient goes to its window's max.
     func backward(doutput: UnsafePointer<Float>, dinput: UnsafeMutablePointer<Float>, batch: Int) {
         let g = geometry, outPlane = g.outputHeight * g.outputWidth, inPlane = g.height * g.width
-        dinput.update(repeating: 0, count: g.channels * batch * inPlane)
-        for plane in 0..<(g.channels * batch) {
-            let dx = dinput + plane * inPlane, dy = doutput + plane * outPlane, winner = argmax + plane * outPlane
-            for o in 0..<outPlane { dx[Int(winner[o])] += dy[o] }
+        parallelChunks(g.channels * batch) { planes in
+            for plane in planes {
+                let dx = dinput + plane * inPlane, dy = doutput + plane * outPlane, winner = argmax + plane * outPlane
+                for i in 0..<inPlane { dx[i] = 0 }
+                for o in 0..<outPlane { dx[Int(winner[o])] += dy[o] }
+            }
         }
     }
 }

@@ -19,12 +19,11 @@ public enum Architecture: String, CaseIterable, Sendable {
     var usesBottleneck: Bool { self == .resnet50 }
 }
 
-/// Convolution → BatchNorm → optional ReLU, the unit every part of a ResNet is made of. The normalised
-/// output is rectified in place; the convolution's output is kept because BatchNorm's backward needs it.
+/// Convolution → BatchNorm → optional ReLU (fused into the BatchNorm), the unit every part of a ResNet is
+/// made of. The convolution's output is kept because BatchNorm's backward needs it.
 final class ConvBatchNorm {
     let conv: Conv2d
     let norm: BatchNorm2d
-    let appliesReLU: Bool
     let convOutput: Activation  // [Cout][B][Ho][Wo] before normalisation
     let output: Activation  // [Cout][B][Ho][Wo] after normalisation (and ReLU)
     private let context: NetworkContext
@@ -36,8 +35,7 @@ final class ConvBatchNorm {
                           kernel: kernel, stride: stride, padding: padding, inputHeight: inputHeight,
                           inputWidth: inputWidth, maxBatch: maxBatch)
         norm = BatchNorm2d(context, name: name + normName, channels: outChannels, height: conv.outputHeight,
-                           width: conv.outputWidth)
-        self.appliesReLU = appliesReLU
+                           width: conv.outputWidth, rectifies: appliesReLU)
         self.context = context
         convOutput = Activation(channels: outChannels, height: conv.outputHeight, width: conv.outputWidth,
                                 maxBatch: maxBatch)
@@ -52,26 +50,21 @@ final class ConvBatchNorm {
 
     /// input [Cin][B][H][W] → output.value [Cout][B][Ho][Wo]
     func forward(input: UnsafePointer<Float>, batch: Int, training: Bool) {
-        context.timed(.convolution) { conv.forward(input: input, output: convOutput.value, batch: batch) }
+        conv.forward(input: input, output: convOutput.value, batch: batch)
         context.timed(.batchNorm) {
             norm.forward(input: convOutput.value, output: output.value, batch: batch, training: training)
         }
-        if appliesReLU { context.timed(.relu) { ReLU.forward(output.value, count: output.count(batch: batch)) } }
     }
 
     /// doutput [Cout][B][Ho][Wo] (rectified in place when this unit has a ReLU) → dinput [Cin][B][H][W],
     /// overwritten or, with `accumulate`, added to; no input gradient when `dinput` is nil.
     func backward(input: UnsafePointer<Float>, doutput: UnsafeMutablePointer<Float>,
                   dinput: UnsafeMutablePointer<Float>?, accumulate: Bool, batch: Int) {
-        if appliesReLU {
-            context.timed(.relu) { ReLU.backward(output: output.value, grad: doutput, count: output.count(batch: batch)) }
-        }
         context.timed(.batchNorm) {
-            norm.backward(input: convOutput.value, doutput: doutput, dinput: convOutput.grad, batch: batch)
+            norm.backward(input: convOutput.value, output: output.value, doutput: doutput, dinput: convOutput.grad,
+                          batch: batch)
         }
-        context.timed(.convolution) {
-            conv.backward(input: input, doutput: convOutput.grad, dinput: dinput, accumulate: accumulate, batch: batch)
-        }
+        conv.backward(input: input, doutput: convOutput.grad, dinput: dinput, accumulate: accumulate, batch: batch)
     }
 }
 
@@ -129,7 +122,9 @@ final class ResidualBlock {
         let shortcut = projection?.output.value ?? input.value
         let out = output.value, count = output.count(batch: batch)
         context.timed(.residual) {
-            for i in 0..<count { out[i] = max(out[i] + shortcut[i], 0) }
+            parallelChunks(count, minimumChunk: 4096) { range in
+                for i in range { out[i] = ReLU.apply(out[i] + shortcut[i]) }
+            }
         }
     }
 
@@ -206,7 +201,7 @@ public final class ResNet {
         for (stage, count) in arch.blocksPerStage.enumerated() {
             let planes = width << stage
             for index in 0..<count {
-                let block = try ResidualBlock(context, name: "layer\(stage + 1).\(index).", bottleneck: arch.usesBottleneck,
+                let block = try ResidualBlock(context, name: "layer\(stage + 1).\(index)", bottleneck: arch.usesBottleneck,
                                               inChannels: channels, planes: planes,
                                               stride: stage > 0 && index == 0 ? 2 : 1, inputHeight: height,
                                               inputWidth: columns, maxBatch: maxBatch)

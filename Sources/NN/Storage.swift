@@ -14,14 +14,14 @@ public struct TensorSlot: Sendable, Equatable {
 
 /// What the engine spends its time on; the benchmark reports one line per kind.
 public enum LayerKind: Int, CaseIterable, Sendable {
-    case convolution, batchNorm, relu, residual, pooling, dropout, linear, loss, optimizer
+    case gemm, im2col, batchNorm, residual, pooling, dropout, linear, loss, optimizer
 
     public var label: String {
         switch self {
-        case .convolution: return "conv"
-        case .batchNorm: return "batchnorm"
-        case .relu: return "relu"
-        case .residual: return "residual add"
+        case .gemm: return "conv gemm"
+        case .im2col: return "im2col"
+        case .batchNorm: return "batchnorm+relu"
+        case .residual: return "residual+relu"
         case .pooling: return "pooling"
         case .dropout: return "dropout"
         case .linear: return "linear"
@@ -139,6 +139,22 @@ final class Activation {
     }
 
     func count(batch: Int) -> Int { channels * batch * height * width }
+}
+
+/// Runs `body` over 0..<count split into one contiguous chunk per OpenBLAS thread (the process's compute
+/// thread budget, set by the caller through openblas_set_num_threads), for the memory-bound loops between
+/// GEMMs. Chunks are disjoint and each element is computed the same way whatever the split, so results are
+/// bitwise independent of the thread count.
+@inline(__always)
+func parallelChunks(_ count: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+    let threads = min(Int(openblas_get_num_threads()), count / max(minimumChunk, 1))
+    guard threads > 1 else {
+        body(0..<count)
+        return
+    }
+    DispatchQueue.concurrentPerform(iterations: threads) { t in
+        body((count * t / threads)..<(count * (t + 1) / threads))
+    }
 }
 
 /// Row-major C = alpha·op(A)·op(B) + beta·C with op(A) m×k and op(B) k×n; Int arguments instead of Int32.

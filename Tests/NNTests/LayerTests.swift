@@ -104,9 +104,9 @@ final class ConvolutionTests: XCTestCase {
 final class BatchNormTests: XCTestCase {
     private let channels = 3, batch = 2, height = 3, width = 5
 
-    private func makeNorm() -> (NetworkContext, BatchNorm2d) {
+    private func makeNorm(rectifies: Bool = false) -> (NetworkContext, BatchNorm2d) {
         let context = makeContext()
-        let norm = BatchNorm2d(context, name: "bn", channels: channels, height: height, width: width)
+        let norm = BatchNorm2d(context, name: "bn", channels: channels, height: height, width: width, rectifies: rectifies)
         context.allocate()
         norm.initialize()
         var rng = Xoshiro256(seed: 3)
@@ -167,9 +167,9 @@ final class BatchNormTests: XCTestCase {
         XCTAssertNotEqual(single[0], output[0], "training mode normalises with the batch's own statistics")
     }
 
-    func testBackwardMatchesFiniteDifferencesInBothModes() {
-        for training in [true, false] {
-            let (context, norm) = makeNorm()
+    func testBackwardMatchesFiniteDifferencesInBothModesWithAndWithoutFusedReLU() {
+        for (training, rectifies) in [(true, false), (false, false), (true, true), (false, true)] {
+            let (context, norm) = makeNorm(rectifies: rectifies)
             var rng = Xoshiro256(seed: 6)
             let input = Buffer(random: channels * batch * height * width, rng: &rng, scale: 2)
             let output = Buffer(input.count), upstream = Buffer(random: input.count, rng: &rng)
@@ -178,13 +178,18 @@ final class BatchNormTests: XCTestCase {
                 return projection(output.pointer, upstream.pointer, input.count)
             }
             _ = loss()
-            let dinput = Buffer(input.count)
-            norm.backward(input: input.pointer, doutput: upstream.pointer, dinput: dinput.pointer, batch: batch)
-            let label = training ? "training" : "eval"
-            assertGradientsClose(dinput.array, numericGradient(input.pointer, count: input.count, step: 1e-2, loss: loss),
+            if rectifies { XCTAssert(output.array.contains(0) && output.array.allSatisfy { $0 >= 0 }, "some outputs clipped") }
+            let dinput = Buffer(input.count), doutput = Buffer(input.count)
+            doutput.pointer.update(from: upstream.pointer, count: input.count)
+            norm.backward(input: input.pointer, output: output.pointer, doutput: doutput.pointer, dinput: dinput.pointer,
+                          batch: batch)
+            let label = (training ? "training" : "eval") + (rectifies ? " + relu" : "")
+            // A smaller step with the ReLU, so that no output crosses its kink.
+            let step: Float = rectifies ? 1e-3 : 1e-2
+            assertGradientsClose(dinput.array, numericGradient(input.pointer, count: input.count, step: step, loss: loss),
                                  tolerance: 2e-3, "bn dinput " + label)
             assertGradientsClose(Array(UnsafeBufferPointer(start: context.gradients, count: context.parameterCount)),
-                                 numericGradient(context.parameters, count: context.parameterCount, step: 1e-2, loss: loss),
+                                 numericGradient(context.parameters, count: context.parameterCount, step: step, loss: loss),
                                  tolerance: 2e-3, "bn dweight/dbias " + label)
         }
     }
@@ -293,7 +298,7 @@ final class PoolingAndPointwiseTests: XCTestCase {
         var rng = Xoshiro256(seed: 10)
         let x = Buffer(random: 50, rng: &rng), original = x.array
         let upstream = Buffer(random: 50, rng: &rng)
-        ReLU.forward(x.pointer, count: 50)
+        for i in 0..<50 { x[i] = ReLU.apply(x[i]) }
         let grad = Buffer(50)
         grad.pointer.update(from: upstream.pointer, count: 50)
         ReLU.backward(output: x.pointer, grad: grad.pointer, count: 50)

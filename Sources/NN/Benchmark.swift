@@ -1,0 +1,99 @@
+import CBLAS
+import Foundation
+
+/// Training-step throughput of the engine: S full steps (forward, BCE-with-logits, backward, AdamW) on
+/// random 1×128×44 inputs, timed after warm-up, with a per-layer-kind profile and the machine's sgemm
+/// peak for comparison. Called by the CLI; not a test.
+public enum TrainBenchmark {
+    public struct Result: Sendable, CustomStringConvertible {
+        public let architecture: Architecture
+        public let width, batch, threads, steps, parameterCount: Int
+        public let samplesPerSecond, millisecondsPerStep: Double
+        /// Convolution and fc FLOPs per step: 2·M·N·K per GEMM, forward plus twice that for backward.
+        public let flopsPerStep: Double
+        public let gflopsPerSecond: Double
+        /// Milliseconds per step per layer kind, largest first.
+        public let profile: [(kind: LayerKind, milliseconds: Double)]
+
+        public var description: String {
+            var lines = [String(format: "%@ width %d batch %d threads %d: %d parameters, %.1f ms/step, %.1f samples/s, "
+                                + "%.2f GFLOP/step, %.1f GFLOP/s",
+                                architecture.rawValue, width, batch, threads, parameterCount, millisecondsPerStep,
+                                samplesPerSecond, flopsPerStep * 1e-9, gflopsPerSecond)]
+            for (kind, milliseconds) in profile where milliseconds > 0 {
+                let label = kind.label.padding(toLength: 15, withPad: " ", startingAt: 0)
+                lines.append(String(format: "  %@ %8.2f ms/step  %5.1f%%", label, milliseconds,
+                                    100 * milliseconds / millisecondsPerStep))
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    public static func run(arch: Architecture, width: Int, batch: Int, threads: Int, steps: Int, warmupSteps: Int = 2,
+                           inputHeight: Int = 128, inputWidth: Int = 44, seed: UInt64 = 0) throws -> Result {
+        try require(threads >= 1, "thread count", threads, "must be at least 1")
+        try require(steps >= 1, "benchmark steps", steps, "must be at least 1")
+        try require(warmupSteps >= 0, "warm-up steps", warmupSteps, "must be non-negative")
+        openblas_set_num_threads(Int32(threads))
+        let model = try ResNet(arch: arch, width: width, inputHeight: inputHeight, inputWidth: inputWidth,
+                               maxBatch: batch, seed: seed)
+        let optimizer = try AdamW(parameterCount: model.parameterCount)
+        var rng = Xoshiro256(seed: seed &+ 1)
+        let inputCount = batch * inputHeight * inputWidth
+        let input = UnsafeMutablePointer<Float>.allocate(capacity: inputCount)
+        defer { input.deallocate() }
+        for i in 0..<inputCount { input[i] = Float(rng.nextGaussian()) }
+        let labels = (0..<batch).map { _ in Int(rng.next() % 10) }
+        let dlogits = UnsafeMutablePointer<Float>.allocate(capacity: batch * 10)
+        defer { dlogits.deallocate() }
+
+        func step() throws {
+            let logits = try model.forward(input: input, batch: batch, training: true)
+            _ = try model.timed(.loss) {
+                try Loss.binaryCrossEntropyWithLogits(logits: logits, labels: labels, batch: batch, classes: 10,
+                                                      dlogits: dlogits)
+            }
+            model.backward(dlogits: dlogits)
+            try model.timed(.optimizer) {
+                try optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: 1e-3)
+                model.zeroGradients()
+            }
+        }
+        for _ in 0..<warmupSteps { try step() }
+        model.enableProfiling()
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<steps { try step() }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9 / Double(steps)
+
+        let flops = 3 * Double(model.forwardFlopsPerSample) * Double(batch)
+        let profile = model.profile.map { (kind: $0.key, milliseconds: $0.value * 1e3 / Double(steps)) }
+            .sorted { $0.milliseconds > $1.milliseconds }
+        return Result(architecture: arch, width: width, batch: batch, threads: threads, steps: steps,
+                      parameterCount: model.parameterCount, samplesPerSecond: Double(batch) / seconds,
+                      millisecondsPerStep: seconds * 1e3, flopsPerStep: flops, gflopsPerSecond: flops / seconds * 1e-9,
+                      profile: profile)
+    }
+
+    /// GFLOP/s of a square sgemm (2·n³ per call) on `threads` OpenBLAS threads: the ceiling for the above.
+    public static func gemmPeak(threads: Int, size: Int = 2048, repeats: Int = 5) throws -> Double {
+        try require(threads >= 1, "thread count", threads, "must be at least 1")
+        try require(size >= 1 && repeats >= 1, "sgemm size/repeats", "\(size)/\(repeats)", "must be positive")
+        openblas_set_num_threads(Int32(threads))
+        let count = size * size
+        let a = UnsafeMutablePointer<Float>.allocate(capacity: 3 * count)
+        defer { a.deallocate() }
+        var rng = Xoshiro256(seed: 1)
+        for i in 0..<(3 * count) { a[i] = rng.nextUniform() }
+        let b = a + count, c = a + 2 * count
+        gemm(transposeA: false, transposeB: false, m: size, n: size, k: size, a, lda: size, b, ldb: size, beta: 0,
+             c, ldc: size)  // warm-up: thread start, page faults
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            let start = DispatchTime.now().uptimeNanoseconds
+            gemm(transposeA: false, transposeB: false, m: size, n: size, k: size, a, lda: size, b, ldb: size, beta: 0,
+                 c, ldc: size)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+        }
+        return 2 * Double(size) * Double(size) * Double(size) / best * 1e-9
+    }
+}
