@@ -219,7 +219,7 @@ public final class Communicator {
         try check(MPI_Allgather(&localCount, 1, cmpi_int32(), &counts, 1, cmpi_int32(), handle), "MPI_Allgather")
         let total = try mpiCount(counts.reduce(0) { $0 + Int($1) }, "gatherv total count")
         var displacements = [Int32](repeating: 0, count: size)
-        for r in 1..<max(size, 1) { displacements[r] = displacements[r - 1] + counts[r - 1] }
+        for r in 1..<size { displacements[r] = displacements[r - 1] + counts[r - 1] }
 
         let isRoot = rank == root
         let receiveCount = isRoot ? Int(total) : 0
@@ -260,7 +260,8 @@ public final class Communicator {
     }
 }
 
-/// A pending non-blocking operation (from `iAllReduceSum`).
+/// A pending non-blocking operation (from `iAllReduceSum`). Complete it (wait, waitAll or a true
+/// test) before dropping it: MPI has no way to cancel a collective.
 public final class Request {
     var handle: MPI_Request? = cmpi_request_null()
 
