@@ -121,6 +121,7 @@ final class CollectiveChecker {
             try checkBucketer(mode: mode, count: 0, tensorCount: 0, bucketBytes: 4096)
             try checkBucketer(mode: mode, count: 1, tensorCount: 1, bucketBytes: 4096)
         }
+        try checkBucketerRejectsDifferingLayouts()
         try checkBroadcast()
         try checkGather()
         try checkSplit()
@@ -235,6 +236,20 @@ final class CollectiveChecker {
         }
         try report("GradientBucketer \(mode) count=\(count) bucketBytes=\(bucketBytes) buckets=\(bucketer.buckets.count), 2 steps",
                    correct)
+    }
+
+    /// Ranks disagreeing on the bucket size must all get an error instead of mismatched reductions.
+    private func checkBucketerRejectsDifferingLayouts() throws {
+        let gradients = UnsafeMutablePointer<Float>.allocate(capacity: 1000)
+        defer { gradients.deallocate() }
+        var rejected = false
+        do {
+            _ = try GradientBucketer(communicator: world, gradients: gradients, count: 1000,
+                                     tensorOffsets: [0, 100, 500], bucketBytes: world.rank == world.size - 1 ? 4 : 4096)
+        } catch DistError.invalidArgument(let message) {
+            rejected = message.contains("differs between ranks")
+        }
+        try report("GradientBucketer rejects layouts differing between ranks on every rank", rejected == (world.size > 1))
     }
 
     private func checkBroadcast() throws {

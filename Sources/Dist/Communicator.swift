@@ -49,11 +49,18 @@ public final class Communicator {
 
     /// Initialises MPI with MPI_THREAD_FUNNELED (compute threads may exist, only this thread calls MPI).
     /// Without mpirun this is an MPI singleton of size 1. Calling it again is a no-op.
+    ///
+    /// Unless the environment already chooses one, this selects Rabenseifner's algorithm (reduce-scatter
+    /// then all-gather) for MPI_Iallreduce: Open MPI 4.1's libnbc otherwise takes a binomial tree (reduce
+    /// to rank 0, then broadcast) whenever there are fewer than 4 ranks or the buffer is in place, which
+    /// is always the case for GradientBucketer; on 2 ranks and 44 MB that made the bucketed all-reduce
+    /// about 2x slower than one blocking MPI_Allreduce, and Rabenseifner's about 1.6x faster.
     public static func initialize() throws {
         if worldCommunicator != nil { return }
         var initialized: Int32 = 0
         try check(MPI_Initialized(&initialized), "MPI_Initialized")
         if initialized == 0 {
+            setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3", 0)
             var provided: Int32 = 0
             try check(MPI_Init_thread(nil, nil, cmpi_thread_funneled(), &provided), "MPI_Init_thread")
             guard provided >= cmpi_thread_funneled() else {
@@ -212,7 +219,7 @@ public final class Communicator {
         try check(MPI_Allgather(&localCount, 1, cmpi_int32(), &counts, 1, cmpi_int32(), handle), "MPI_Allgather")
         let total = try mpiCount(counts.reduce(0) { $0 + Int($1) }, "gatherv total count")
         var displacements = [Int32](repeating: 0, count: size)
-        for r in 1..<max(size, 1) { displacements[r] = displacements[r - 1] + counts[r - 1] }
+        for r in 1..<size { displacements[r] = displacements[r - 1] + counts[r - 1] }
 
         let isRoot = rank == root
         let receiveCount = isRoot ? Int(total) : 0
@@ -253,7 +260,8 @@ public final class Communicator {
     }
 }
 
-/// A pending non-blocking operation (from `iAllReduceSum`).
+/// A pending non-blocking operation (from `iAllReduceSum`). Complete it (wait, waitAll or a true
+/// test) before dropping it: MPI has no way to cancel a collective.
 public final class Request {
     var handle: MPI_Request? = cmpi_request_null()
 

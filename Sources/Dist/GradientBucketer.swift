@@ -12,6 +12,8 @@ import Foundation
 /// Per step: backward calls `gradientsReady(from:)` after each layer (each call also advances MPI,
 /// which Open MPI needs to make progress), then `finish(scale:)` waits and averages. The gradients
 /// of a started bucket must not be written until `finish` returns. All state is allocated in `init`.
+/// Every rank must create its bucketer with the same count, tensor offsets and bucket size; `init`
+/// checks that all ranks cut the same buckets (mismatched reductions would hang or mix up gradients).
 ///
 /// `.blocking` mode ignores `gradientsReady` and does one MPI_Allreduce over the whole buffer in
 /// `finish`, the baseline the overlap is measured against.
@@ -42,6 +44,7 @@ public final class GradientBucketer {
                 tensorOffsets: [Int], bucketBytes: Int, mode: Mode = .overlapped) throws {
         self.buckets = try GradientBucketer.partition(count: count, tensorOffsets: tensorOffsets, bucketBytes: bucketBytes)
         if mode == .blocking { _ = try mpiCount(count, "gradient count for a blocking all-reduce") }
+        try GradientBucketer.checkSameLayoutOnAllRanks(buckets, count: count, mode: mode, communicator: communicator)
         self.communicator = communicator
         self.gradients = gradients
         self.count = count
@@ -81,6 +84,23 @@ public final class GradientBucketer {
         if bucketEnd > 0 { buckets.append(0..<bucketEnd) }
         for bucket in buckets { _ = try mpiCount(bucket.count, "bucket \(bucket) element count") }
         return buckets
+    }
+
+    /// Compares a fingerprint of the layout across ranks with one all-reduce (max of it and of its
+    /// complement gives max and min), so every rank sees the same verdict and throws together.
+    private static func checkSameLayoutOnAllRanks(_ buckets: [Range<Int>], count: Int, mode: Mode,
+                                                  communicator: Communicator) throws {
+        var fingerprint: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a: deterministic across processes, unlike Hasher
+        for value in [count, mode == .overlapped ? 1 : 0] + buckets.map(\.lowerBound) {
+            fingerprint = (fingerprint ^ UInt64(truncatingIfNeeded: value)) &* 0x100_0000_01b3
+        }
+        let local = Int64(bitPattern: fingerprint)
+        var extremes = [local, ~local]
+        try communicator.allReduceMax(&extremes)
+        guard extremes[0] == ~extremes[1] else {
+            throw DistError.invalidArgument(
+                "GradientBucketer layout (count, mode, bucket boundaries) differs between ranks; rank \(communicator.rank) has count \(count), \(buckets.count) buckets")
+        }
     }
 
     /// Backward has finished every gradient in `offset..<count`: start the buckets lying wholly inside it.
