@@ -34,7 +34,7 @@ public enum TrainBenchmark {
         try require(threads >= 1, "thread count", threads, "must be at least 1")
         try require(steps >= 1, "benchmark steps", steps, "must be at least 1")
         try require(warmupSteps >= 0, "warm-up steps", warmupSteps, "must be non-negative")
-        openblas_set_num_threads(Int32(threads))
+        BLAS.setThreads(threads)
         let model = try ResNet(arch: arch, width: width, inputHeight: inputHeight, inputWidth: inputWidth,
                                maxBatch: batch, seed: seed)
         let optimizer = try AdamW(parameterCount: model.parameterCount)
@@ -78,7 +78,7 @@ public enum TrainBenchmark {
     public static func gemmPeak(threads: Int, size: Int = 2048, repeats: Int = 5) throws -> Double {
         try require(threads >= 1, "thread count", threads, "must be at least 1")
         try require(size >= 1 && repeats >= 1, "sgemm size/repeats", "\(size)/\(repeats)", "must be positive")
-        openblas_set_num_threads(Int32(threads))
+        BLAS.setThreads(threads)
         let count = size * size
         let a = UnsafeMutablePointer<Float>.allocate(capacity: 3 * count)
         defer { a.deallocate() }
