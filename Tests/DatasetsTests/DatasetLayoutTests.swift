@@ -45,8 +45,12 @@ final class DatasetLayoutTests: XCTestCase {
     func testCSVSpeakerColumnAndDataFolder() throws {
         let root = try temporaryFolder(self)
         try "label,audio,speaker\n4,x.wav,anna\n".write(toFile: root + "/m.csv", atomically: true, encoding: .utf8)
-        let dataset = try Dataset.load(path: root + "/m.csv", dataFolder: "/audio")
-        XCTAssertEqual(dataset.clips, [Clip(path: "/audio/x.wav", label: 4, speaker: "anna")])
+        try FileManager.default.createDirectory(atPath: root + "/audio", withIntermediateDirectories: true)
+        let dataset = try Dataset.load(path: root + "/m.csv", dataFolder: root + "/audio/")
+        XCTAssertEqual(dataset.clips, [Clip(path: root + "/audio/x.wav", label: 4, speaker: "anna")])
+        XCTAssertThrowsError(try Dataset.load(path: root + "/m.csv", dataFolder: root + "/absent")) {
+            XCTAssertEqual("\($0)", root + "/m.csv: its audio folder \(root)/absent does not exist (set dataset.data_folder, or fetch the data)")
+        }
     }
 
     func testBadCSVsNameTheFileAndLine() throws {

@@ -142,7 +142,7 @@ final class RunReportTests: XCTestCase {
     func testWithoutSummaryTheReportUsesTheNewestValidations() throws {
         let (path, _) = try makeRunFolder()
         try FileManager.default.removeItem(atPath: path + "/summary.json")
-        let outputs = try RunOutputs(directory: path, fresh: true)
+        let outputs = try RunOutputs(directory: path, fresh: false)
         try outputs.forget(fold: 1, after: Self.stepsPerEpoch)
         let html = try report(path)
         XCTAssertTrue(html.contains("id=\"in-progress\""))
