@@ -50,7 +50,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Audio"], path: "Tests/DatasetsTests"),
         .testTarget(name: "NNTests", dependencies: ["NN"], path: "Tests/NNTests"),
-        .testTarget(name: "TrainTests", dependencies: ["Train"], path: "Tests/TrainTests",
+        .testTarget(name: "TrainTests", dependencies: ["Train", "NN"], path: "Tests/TrainTests",
                     resources: [.copy("Fixtures")]),
         // Pure Dist logic only (no MPI_Init: every test target shares one process); MPI runs in IntegrationTests.
         .testTarget(name: "DistTests", dependencies: ["Dist"], path: "Tests/DistTests"),

@@ -36,6 +36,9 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var compute: ComputeOptions
 
+    @Option(help: "Start from torchvision ResNet weights in a safetensors file (architecture.width 64).")
+    var pretrained: String?
+
     @Flag(help: "Split the ranks into one group per fold (MPI_Comm_split) and train the folds at the same time.")
     var foldParallel = false
 
@@ -77,7 +80,7 @@ struct TrainCommand: ParsableCommand {
             Log.info("environment.seed = -1: using seed \(seed) (saved in the run folder's config.yaml)")
         }
         config.set("environment.seed", to: .int(Int(seed)))
-        let recipe = try TrainingRecipe(config: config, seed: UInt64(seed))
+        let recipe = try TrainingRecipe(config: config, seed: UInt64(seed), pretrainedPath: pretrained)
         let blasThreads = compute.blasThreads
         BLAS.setThreads(blasThreads)
         Log.info("\(world.size) rank\(world.size == 1 ? "" : "s") × \(blasThreads) BLAS thread\(blasThreads == 1 ? "" : "s"); "

@@ -60,7 +60,13 @@ public final class Trainer {
         classifier = ChunkedClassifier(model: model, melBins: recipe.audio.melBins, cropFrames: recipe.cropFrames,
                                        batch: evaluationBatch)
 
-        // Same seed gives the same weights everywhere already; the broadcast makes it a guarantee.
+        if let path = recipe.pretrainedPath, communicator.rank == 0 {
+            let report = try PretrainedWeights.load(path: path, into: model)
+            Log.info("\(path): loaded \(report.loaded) tensors; \(report.summedToOneChannel.joined(separator: ", ")) summed from RGB "
+                + "to one channel; \(report.replaced.joined(separator: ", ")) start fresh for the 10 digits")
+        }
+        // Same seed gives the same weights everywhere already; the broadcast makes it a guarantee (and
+        // carries pretrained weights read by rank 0).
         try communicator.broadcast(model.parameters, count: model.parameterCount)
         try communicator.broadcast(model.buffers, count: model.bufferCount)
         if recipe.syncBatchNorm(ranks: communicator.size) {

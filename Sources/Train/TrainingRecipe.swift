@@ -26,12 +26,15 @@ public struct TrainingRecipe: Sendable {
     public var bucketBytes: Int
     public var bucketMode: GradientBucketer.Mode = .overlapped
     public var syncBatchNormSetting: String
+    /// torchvision weights to start from (`--pretrained FILE`).
+    public var pretrainedPath: String?
     public var checkpointEverySteps: Int
     public var keepCheckpoints: Int
     /// `prediction.metric`: what makes one validation better than another (best.ckpt).
     public var selectByAccuracy: Bool
 
-    public init(config: RunConfig, seed: UInt64) throws {
+    public init(config: RunConfig, seed: UInt64, pretrainedPath: String? = nil) throws {
+        self.pretrainedPath = pretrainedPath
         architecture = try Architecture(parsing: config.string("architecture.backbone"))
         width = config.int("architecture.width")
         dropout = config.double("architecture.dropout")
@@ -60,7 +63,7 @@ public struct TrainingRecipe: Sendable {
         if config.string("augmentation.mix_audio") != "Disabled" {
             throw ConfigError("augmentation.mix_audio = \(config.string("augmentation.mix_audio")): mixup is not supported yet; use Disabled")
         }
-        if config.bool("architecture.pretrained") {
+        if config.bool("architecture.pretrained") && pretrainedPath == nil {
             Log.info("architecture.pretrained = true: no --pretrained FILE given, so training starts from random weights")
         }
     }

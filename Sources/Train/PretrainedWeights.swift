@@ -1,0 +1,96 @@
+import Foundation
+import NN
+
+/// torchvision ResNet weights from a safetensors file (`--pretrained FILE`): every tensor of the same
+/// name and shape is copied in, the first convolution's RGB kernels are summed into our one input
+/// channel, and the classifier (`fc.*`) keeps its fresh initialisation, since it has other classes.
+public enum PretrainedWeights {
+    public struct Report: Sendable {
+        public var loaded: Int
+        public var summedToOneChannel: [String]
+        public var replaced: [String]
+    }
+
+    struct Entry: Decodable {
+        var dtype: String
+        var shape: [Int]
+        var data_offsets: [Int]
+    }
+
+    @discardableResult
+    public static func load(path: String, into model: ResNet) throws -> Report {
+        func fail(_ problem: String) -> CheckpointError { CheckpointError(path: path, problem: problem) }
+        guard let file = FileManager.default.contents(atPath: path) else { throw fail("cannot be read") }
+        guard file.count >= 8 else { throw fail("too short to be a safetensors file") }
+        let headerLength = Int(file.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) })
+        guard headerLength > 0, 8 + headerLength <= file.count else { throw fail("not a safetensors file (header length \(headerLength))") }
+        guard let json = try? JSONSerialization.jsonObject(with: file[8..<(8 + headerLength)]) as? [String: Any] else {
+            throw fail("not a safetensors file (its header is not JSON)")
+        }
+        var entries: [String: Entry] = [:]
+        for (name, value) in json where name != "__metadata__" {
+            guard let data = try? JSONSerialization.data(withJSONObject: value),
+                  let entry = try? JSONDecoder().decode(Entry.self, from: data), entry.data_offsets.count == 2 else {
+                throw fail("tensor \(name) has no dtype, shape and data_offsets")
+            }
+            entries[name] = entry
+        }
+        let dataStart = 8 + headerLength
+        var report = Report(loaded: 0, summedToOneChannel: [], replaced: [])
+        let targets = model.parameterSlots.map { ($0, model.parameters) } + model.bufferSlots.map { ($0, model.buffers) }
+        for (slot, storage) in targets {
+            if slot.name.hasPrefix("fc.") {
+                report.replaced.append(slot.name)
+                continue
+            }
+            guard let entry = entries[slot.name] else { throw fail("has no tensor \(slot.name) (is it a torchvision \(model.architecture.rawValue)?)") }
+            let values = try decode(entry, name: slot.name, file: file, dataStart: dataStart, fail: fail)
+            if entry.shape == slot.shape {
+                (storage + slot.offset).update(from: values, count: slot.count)
+            } else if slot.shape.count == 4, entry.shape.count == 4, slot.shape[1] == 1,
+                      entry.shape[0] == slot.shape[0], Array(entry.shape[2...]) == Array(slot.shape[2...]) {
+                // [out][in][kh][kw] with `in` colour channels → one channel: the response to grey input.
+                let (outputs, inputs, plane) = (entry.shape[0], entry.shape[1], entry.shape[2] * entry.shape[3])
+                for o in 0..<outputs {
+                    for p in 0..<plane {
+                        var sum: Float = 0
+                        for i in 0..<inputs { sum += values[(o * inputs + i) * plane + p] }
+                        storage[slot.offset + o * plane + p] = sum
+                    }
+                }
+                report.summedToOneChannel.append(slot.name)
+            } else {
+                throw fail("tensor \(slot.name) has shape \(entry.shape), this model's is \(slot.shape) (architecture.width must be 64 for torchvision weights)")
+            }
+            report.loaded += 1
+        }
+        return report
+    }
+
+    static func decode(_ entry: Entry, name: String, file: Data, dataStart: Int,
+                       fail: (String) -> CheckpointError) throws -> [Float] {
+        let count = entry.shape.reduce(1, *)
+        let (begin, end) = (dataStart + entry.data_offsets[0], dataStart + entry.data_offsets[1])
+        let width: Int
+        switch entry.dtype {
+        case "F32": width = 4
+        case "F64": width = 8
+        case "F16", "BF16": width = 2
+        default: throw fail("tensor \(name) is \(entry.dtype); F32, F64, F16 or BF16 expected")
+        }
+        guard begin >= dataStart, end <= file.count, end - begin == count * width else {
+            throw fail("tensor \(name)'s data_offsets do not fit its shape or the file")
+        }
+        return file.withUnsafeBytes { raw in
+            (0..<count).map { i in
+                let at = begin + i * width
+                switch entry.dtype {
+                case "F32": return Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+                case "F64": return Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))))
+                case "F16": return Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self))))
+                default: return Float(bitPattern: UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self))) << 16)
+                }
+            }
+        }
+    }
+}
