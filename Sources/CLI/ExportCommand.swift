@@ -41,7 +41,7 @@ struct ExportCommand: ParsableCommand {
                 throw ValidationError("\(onnx): cannot write (\(error.localizedDescription))")
             }
             let m = trained.metadata
-            print("wrote \(onnx) (\(bytes.count) bytes): \(m.architecture) width \(m.width) from \(trained.path), "
+            print("wrote \(onnx) (\(String(format: "%.1f", Double(bytes.count) / 1e6)) MB): \(m.architecture) width \(m.width) from \(trained.path), "
                 + "ONNX opset \(ONNXExport.opsetVersion) (IR version \(ONNXExport.irVersion))")
             for input in model.graph.input { print("input:  \(input)") }
             for output in model.graph.output { print("output: \(output)") }

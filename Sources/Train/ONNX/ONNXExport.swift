@@ -18,7 +18,7 @@ public enum ONNXExport {
     /// The ONNX model of `trained`, with input "features" [N, 1, inputHeight, inputWidth] for any batch N.
     public static func model(from trained: TrainedModel) throws -> ONNX.ModelProto {
         let model = trained.model
-        var builder = try GraphBuilder(model: model, path: trained.path)
+        var builder = GraphBuilder(model: model, path: trained.path)
         let m = trained.metadata
         let input = ONNX.ValueInfoProto(name: "features", shape: [.parameter("N"), .value(model.inputChannels),
                                                                   .value(m.inputHeight), .value(m.inputWidth)])
@@ -66,7 +66,7 @@ private struct GraphBuilder {
     private let bufferSlots: [String: TensorSlot]
     private var used: Set<String> = []
 
-    init(model: ResNet, path: String) throws {
+    init(model: ResNet, path: String) {
         self.model = model
         self.path = path
         parameterSlots = Dictionary(model.parameterSlots.map { (Self.torchvisionName($0), $0) }) { first, _ in first }
@@ -84,7 +84,7 @@ private struct GraphBuilder {
         return name
     }
 
-    /// A parameter slot and its values; marks it as exported.
+    /// The shape and values of parameter (or BatchNorm buffer) `name`; marks it as exported.
     private mutating func tensor(_ name: String, buffer: Bool = false) throws -> (shape: [Int], values: UnsafePointer<Float>) {
         guard let slot = (buffer ? bufferSlots : parameterSlots)[name] else {
             throw ONNXExportError(path: path, problem: "the model has no tensor \(name), which the export expects")
