@@ -54,7 +54,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         // Pure Dist logic only (no MPI_Init: every test target shares one process); MPI runs in IntegrationTests.
         .testTarget(name: "DistTests", dependencies: ["Dist"], path: "Tests/DistTests"),
-        .testTarget(name: "IntegrationTests", dependencies: ["Train", "Datasets", "Audio"], path: "Tests/IntegrationTests"),
+        .testTarget(name: "IntegrationTests", dependencies: ["Train", "Datasets", "Audio", "NN"], path: "Tests/IntegrationTests"),
     ],
     // Swift 5 mode: the kernels share raw buffers across threads by design (disjoint slices).
     swiftLanguageModes: [.v5]

@@ -19,5 +19,11 @@ if ! command -v chromium >/dev/null; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 fi
 
+# Test-only: the ONNX export test runs the exported model in onnxruntime (PyPI).
+if ! python3 -c "import onnxruntime, onnx" 2>/dev/null; then
+    echo "test: installing onnxruntime and onnx (pip)"
+    python3 -m pip install -q onnxruntime onnx
+fi
+
 swift build --build-tests 2>&1 | grep -v "^\[" || true
 swift test --skip-build

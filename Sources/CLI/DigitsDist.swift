@@ -22,7 +22,7 @@ struct DigitsDist: ParsableCommand {
               digits-dist data --data demo-data --folds 5
               digits-dist features --wav demo-data/01/3_01_0.wav --npy 3.npy
             """,
-        subcommands: [TrainCommand.self, EvaluateCommand.self, PredictCommand.self, ReportCommand.self, CacheCommand.self,
+        subcommands: [TrainCommand.self, EvaluateCommand.self, PredictCommand.self, ExportCommand.self, ReportCommand.self, CacheCommand.self,
                       CheckpointCommand.self, DataCommand.self, SynthCommand.self, FeaturesCommand.self, BenchCommand.self,
                       SelfTestCommand.self])
 }
