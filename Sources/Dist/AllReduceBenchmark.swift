@@ -77,9 +77,12 @@ public enum AllReduceBenchmark {
             try communicator.allReduceMax(&seconds)
             return seconds.sorted()[iterations / 2]
         }
+        /// Tensor k (from the last) is done at start + (k+1) * backwardPerTensor: deadlines, not durations,
+        /// so a preempted rank catches up instead of stretching the backward on a busy machine.
         func backward(_ bucketer: GradientBucketer?) throws {
-            for offset in tensorOffsets.reversed() {
-                spin(seconds: backwardPerTensor)
+            let start = Communicator.wallTime()
+            for (k, offset) in tensorOffsets.reversed().enumerated() {
+                spin(until: start + Double(k + 1) * backwardPerTensor)
                 try bucketer?.gradientsReady(from: offset)
             }
         }
@@ -95,8 +98,7 @@ public enum AllReduceBenchmark {
     }
 
     /// Busy-waits, as compute would: sleeping would hand the core to the other rank and flatter the overlap.
-    private static func spin(seconds: Double) {
-        let end = Communicator.wallTime() + seconds
-        while Communicator.wallTime() < end {}
+    private static func spin(until deadline: Double) {
+        while Communicator.wallTime() < deadline {}
     }
 }

@@ -57,6 +57,17 @@ final class MPITests: XCTestCase {
         }
     }
 
+    /// The benchmark runs end to end on a tiny buffer and reports every measurement.
+    func testAllReduceBenchmarkRunsOnTwoRanks() throws {
+        let result = try mpirun(2, ["selftest", "allreduce-bench", "--floats", "100003", "--bucket-bytes", "65536",
+                                    "--tensors", "16", "--backward-ms", "2", "--iterations", "3"], timeout: 120)
+        XCTAssertEqual(result.status, 0, result.summary)
+        for expected in ["all-reduce of 100003 floats (0.4 MB) on 2 ranks, 6 buckets of 65536 bytes",
+                         "blocking ", "bucketed ", "GB/s algbw", "step (backward "] {
+            XCTAssertTrue(result.stdout.contains(expected), "missing \(expected)\n\(result.summary)")
+        }
+    }
+
     /// A rank SIGKILLed while the others wait in an all-reduce must end the whole job, promptly and
     /// with a failure status, leaving no rank behind (Open MPI's default on abnormal exit).
     func testKilledRankEndsJobWithinAMinute() throws {
