@@ -24,6 +24,9 @@ struct BenchFeaturesCommand: ParsableCommand {
     @Option(help: "Dataset folder or CSV whose clips are timed instead.")
     var data: String?
 
+    @Option(help: "Time every .wav file in this folder (e.g. the clips scripts/bench-features-librosa.py --keep-dir wrote).")
+    var wavFolder: String?
+
     @Flag(help: "Also build the full feature cache on all cores (in a temporary folder).")
     var cache = false
 
@@ -37,6 +40,11 @@ struct BenchFeaturesCommand: ParsableCommand {
             let dataset: Dataset
             if let data {
                 dataset = try Dataset.load(path: data)
+            } else if let wavFolder {
+                let files = try FileManager.default.contentsOfDirectory(atPath: wavFolder).filter { $0.hasSuffix(".wav") }.sorted()
+                guard !files.isEmpty else { throw ValidationError("\(wavFolder): no .wav files") }
+                dataset = Dataset(root: wavFolder, layout: .fsdd,
+                                  clips: files.map { Clip(path: wavFolder + "/" + $0, label: 0, speaker: "bench") })
             } else {
                 try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
                 dataset = try Dataset(root: scratch, layout: .fsdd, clips: Self.writeToneClips(count: clips, into: scratch))
