@@ -22,7 +22,8 @@ public final class Trainer {
     let evaluationBatch: Int
     let input: UnsafeMutablePointer<Float>   // [maxBatch][1][melBins][cropFrames]
     let dlogits: UnsafeMutablePointer<Float> // [maxBatch][classes]
-    var labels: [Int]
+    let targets: UnsafeMutablePointer<Float>  // [maxBatch][classes]: one-hot, or blended by mixup
+    let partnerCrop: UnsafeMutablePointer<Float>  // [melBins][cropFrames] scratch for mixup
     let classifier: ChunkedClassifier
     /// Set by the backward hook, which cannot throw.
     var communicationError: Error?
@@ -56,7 +57,8 @@ public final class Trainer {
                                         bucketBytes: recipe.bucketBytes, mode: recipe.bucketMode)
         input = .allocate(capacity: evaluationBatch * recipe.audio.melBins * recipe.cropFrames)
         dlogits = .allocate(capacity: evaluationBatch * 10)
-        labels = [Int](repeating: 0, count: evaluationBatch)
+        targets = .allocate(capacity: evaluationBatch * 10)
+        partnerCrop = .allocate(capacity: recipe.audio.melBins * recipe.cropFrames)
         classifier = ChunkedClassifier(model: model, melBins: recipe.audio.melBins, cropFrames: recipe.cropFrames,
                                        batch: evaluationBatch)
 
@@ -82,6 +84,8 @@ public final class Trainer {
     deinit {
         input.deallocate()
         dlogits.deallocate()
+        targets.deallocate()
+        partnerCrop.deallocate()
     }
 
     /// How a call to `train` ended.
@@ -205,10 +209,10 @@ public final class Trainer {
         for micro in 0..<recipe.gradientAccumulation {
             let global = order.batch(firstBatch + micro)
             let local = EpochOrder.shard(global, rank: communicator.rank, ranks: ranks)
-            try fillTrainingBatch(order: order, positions: local, epoch: epoch)
+            try fillTrainingBatch(order: order, positions: local, epoch: epoch, batch: firstBatch + micro)
             let logits = try model.forward(input: input, batch: local.count, training: true)
             let loss = try model.timed(.loss) {
-                try recipe.loss(logits, labels, local.count, dlogits)
+                try recipe.loss(logits, targets, local.count, dlogits)
             }
             // The loss is a mean over this rank's share; rescale so the ranks' gradients sum to the
             // gradient of the mean over the global batch (and over the accumulated batches).
@@ -244,16 +248,34 @@ public final class Trainer {
         return (weightedLoss, lossAndStop[1] > 0)
     }
 
-    /// Copies the crops and labels of `positions` (of the epoch order) into `input` and `labels`.
-    func fillTrainingBatch(order: EpochOrder, positions: Range<Int>, epoch: Int) throws {
+    /// Copies the crops and one-hot targets of `positions` (of the epoch order) into `input` and
+    /// `targets`, mixing them when mixup picks this global batch.
+    func fillTrainingBatch(order: EpochOrder, positions: Range<Int>, epoch: Int, batch: Int) throws {
         let plane = recipe.audio.melBins * recipe.cropFrames
+        let mixup = recipe.mixup.flatMap { $0.mixes(seed: recipe.seed, epoch: epoch, batch: batch) ? $0 : nil }
         for (slot, position) in positions.enumerated() {
-            let clip = order.clips[position]
-            let start = EpochOrder.cropStart(seed: recipe.seed, epoch: epoch, position: position,
-                                             clipFrames: cache.frames(ofClip: clip), cropFrames: recipe.cropFrames)
-            cache.crop(clip: clip, startFrame: start, frames: recipe.cropFrames, into: input + slot * plane)
-            labels[slot] = dataset.clips[clip].label
+            let sample = input + slot * plane, target = targets + slot * 10
+            cropForTraining(clip: order.clips[position], epoch: epoch, position: position, into: sample)
+            target.update(repeating: 0, count: 10)
+            target[dataset.clips[order.clips[position]].label] = 1
+            guard let mixup else { continue }
+            var rng = Mixup.generator(seed: recipe.seed, epoch: epoch, position: position)
+            for round in 0..<mixup.iterations {
+                let partner = run.trainingClips[rng.nextInt(below: run.trainingClips.count)]
+                cropForTraining(clip: partner, epoch: epoch, position: order.clips.count * (round + 1) + position, into: partnerCrop)
+                let ratio = mixup.ratio(&rng)
+                Mixup.mix(sample, with: partnerCrop, count: plane, ratio: ratio)
+                for k in 0..<10 { target[k] *= ratio }
+                target[dataset.clips[partner].label] += 1 - ratio
+            }
         }
+    }
+
+    /// The random training crop of `clip` for this `epoch` and `position`.
+    func cropForTraining(clip: Int, epoch: Int, position: Int, into out: UnsafeMutablePointer<Float>) {
+        let start = EpochOrder.cropStart(seed: recipe.seed, epoch: epoch, position: position,
+                                         clipFrames: cache.frames(ofClip: clip), cropFrames: recipe.cropFrames)
+        cache.crop(clip: clip, startFrame: start, frames: recipe.cropFrames, into: out)
     }
 
     /// Validates on `clips`, sharded over ranks (chunked as `ChunkedClassifier`); rank 0 gathers every

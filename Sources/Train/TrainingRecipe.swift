@@ -26,6 +26,8 @@ public struct TrainingRecipe: Sendable {
     public var bucketBytes: Int
     public var bucketMode: GradientBucketer.Mode = .overlapped
     public var syncBatchNormSetting: String
+    /// mixup of audio, nil when disabled.
+    public var mixup: Mixup?
     /// torchvision weights to start from (`--pretrained FILE`).
     public var pretrainedPath: String?
     public var checkpointEverySteps: Int
@@ -60,9 +62,7 @@ public struct TrainingRecipe: Sendable {
         checkpointEverySteps = config.int("training.checkpoint_every_steps")
         keepCheckpoints = config.int("training.keep_checkpoints")
         selectByAccuracy = config.string("prediction.metric") == "Accuracy"
-        if config.string("augmentation.mix_audio") != "Disabled" {
-            throw ConfigError("augmentation.mix_audio = \(config.string("augmentation.mix_audio")): mixup is not supported yet; use Disabled")
-        }
+        mixup = Mixup(config: config)
         if config.bool("architecture.pretrained") && pretrainedPath == nil {
             Log.info("architecture.pretrained = true: no --pretrained FILE given, so training starts from random weights")
         }
@@ -98,12 +98,11 @@ public struct TrainingRecipe: Sendable {
         return selectByAccuracy ? metrics.accuracy > best.accuracy : (metrics.macroROCAUC ?? 0) > (best.macroROCAUC ?? 0)
     }
 
-    /// The configured loss: mean over the batch, writing dlogits.
-    func loss(_ logits: UnsafePointer<Float>, _ labels: [Int], _ batch: Int, _ dlogits: UnsafeMutablePointer<Float>) throws -> Float {
-        try labels.withUnsafeBufferPointer { labels in
-            crossEntropy
-                ? try Loss.softmaxCrossEntropy(logits: logits, labels: labels.baseAddress!, batch: batch, classes: 10, dlogits: dlogits)
-                : try Loss.binaryCrossEntropyWithLogits(logits: logits, labels: labels.baseAddress!, batch: batch, classes: 10, dlogits: dlogits)
-        }
+    /// The configured loss against target distributions: mean over the batch, writing dlogits.
+    func loss(_ logits: UnsafePointer<Float>, _ targets: UnsafePointer<Float>, _ batch: Int,
+              _ dlogits: UnsafeMutablePointer<Float>) throws -> Float {
+        crossEntropy
+            ? try Loss.softmaxCrossEntropy(logits: logits, targets: targets, batch: batch, classes: 10, dlogits: dlogits)
+            : try Loss.binaryCrossEntropyWithLogits(logits: logits, targets: targets, batch: batch, classes: 10, dlogits: dlogits)
     }
 }

@@ -43,6 +43,17 @@ final class TrainingMPITests: XCTestCase {
             let difference = zip(reference, other).map { abs($0 - $1) }.max()!
             XCTAssertLessThan(difference, 2e-5, "\(ranks) ranks vs 1: largest weight difference \(difference)")
         }
+        // mixup draws its partners and ratios from global positions too, so it trains the same on 1 and 2 ranks.
+        let mixup = ["--set", "training.sync_batchnorm=true", "--set", "augmentation.mix_audio=Mixup",
+                     "--set", "augmentation.mix_concentration=0.4"]
+        var mixed: [[Float]] = []
+        for ranks in [1, 2] {
+            let run = try mpirun(ranks, trainArguments(out: "\(root)/mix\(ranks)", cache: root + "/cache", extra: mixup), timeout: 300)
+            XCTAssertEqual(run.status, 0, run.summary)
+            mixed.append(try parameters("\(root)/mix\(ranks)/final.ckpt"))
+        }
+        XCTAssertLessThan(zip(mixed[0], mixed[1]).map { abs($0 - $1) }.max()!, 2e-5)
+        XCTAssertGreaterThan(zip(mixed[0], reference).map { abs($0 - $1) }.max()!, 1e-4, "mixup must change training")
         // Control: per-rank BatchNorm statistics on 4 ranks of 2 clips each really do change the result,
         // so the agreement above is not an accident of a test that could not fail.
         let perRank = try mpirun(4, trainArguments(out: "\(root)/local", cache: root + "/cache",

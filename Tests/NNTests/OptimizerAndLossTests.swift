@@ -116,3 +116,36 @@ final class OptimizerTests: XCTestCase {
         XCTAssertThrowsError(try clipGradientNorm(&small, count: 2, maxNorm: 0))
     }
 }
+
+final class SoftTargetLossTests: XCTestCase {
+    /// One-hot targets give exactly the label losses; mixed targets give the gradient of the loss
+    /// (checked by central differences in Double).
+    func testSoftTargetsAgreeWithLabelsAndWithFiniteDifferences() throws {
+        let logits: [Float] = [0.3, -1.2, 2.0, 0.5, 0.1, -0.4]
+        let labels = [2, 0]
+        let oneHot: [Float] = [0, 0, 1, 1, 0, 0]
+        let mixed: [Float] = [0.3, 0, 0.7, 0.6, 0.4, 0]
+        typealias Soft = (UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>) throws -> Float
+        typealias Hard = (UnsafePointer<Float>, UnsafePointer<Int>, Int, Int, UnsafeMutablePointer<Float>) throws -> Float
+        let pairs: [(Soft, Hard)] = [
+            ({ try Loss.binaryCrossEntropyWithLogits(logits: $0, targets: $1, batch: $2, classes: $3, dlogits: $4) },
+             { try Loss.binaryCrossEntropyWithLogits(logits: $0, labels: $1, batch: $2, classes: $3, dlogits: $4) }),
+            ({ try Loss.softmaxCrossEntropy(logits: $0, targets: $1, batch: $2, classes: $3, dlogits: $4) },
+             { try Loss.softmaxCrossEntropy(logits: $0, labels: $1, batch: $2, classes: $3, dlogits: $4) }),
+        ]
+        for (soft, hard) in pairs {
+            var softGradient = [Float](repeating: 0, count: 6), hardGradient = [Float](repeating: 0, count: 6)
+            XCTAssertEqual(try soft(logits, oneHot, 2, 3, &softGradient), try hard(logits, labels, 2, 3, &hardGradient))
+            XCTAssertEqual(softGradient, hardGradient)
+            var gradient = [Float](repeating: 0, count: 6), scratch = [Float](repeating: 0, count: 6)
+            _ = try soft(logits, mixed, 2, 3, &gradient)
+            for i in 0..<6 {
+                var plus = logits, minus = logits
+                plus[i] += 1e-2
+                minus[i] -= 1e-2
+                let numeric = (Double(try soft(plus, mixed, 2, 3, &scratch)) - Double(try soft(minus, mixed, 2, 3, &scratch))) / 2e-2
+                XCTAssertEqual(Double(gradient[i]), numeric, accuracy: 2e-4, "logit \(i)")
+            }
+        }
+    }
+}
