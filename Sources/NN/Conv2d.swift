@@ -6,7 +6,7 @@ private func floorDivide(_ a: Int, _ b: Int) -> Int { a >= 0 ? a / b : -((-a + b
 /// the positions where a kernel tap reads the image rather than zero padding.
 @inline(__always)
 private func validOutputRange(offset: Int, stride: Int, padding: Int, inputSize: Int, outputSize: Int) -> Range<Int> {
-    let lower = max(0, floorDivide(padding - offset + stride - 1, stride))
+    let lower = min(outputSize, max(0, floorDivide(padding - offset + stride - 1, stride)))
     let upper = min(outputSize, floorDivide(inputSize - 1 + padding - offset, stride) + 1)
     return lower..<max(lower, upper)
 }
@@ -42,33 +42,76 @@ private func im2colRows(_ g: ConvGeometry, batch: Int, image: UnsafeMutablePoint
                         columns: UnsafeMutablePointer<Float>, scatter: Bool, rows columnRows: Range<Int>) {
     let outH = g.outputHeight, outW = g.outputWidth, k = g.kernel, s = g.stride, p = g.padding
     let plane = g.height * g.width
+    let isSame = s == 1 && outH == g.height && outW == g.width
     for row in columnRows {
         let c = row / (k * k), ky = row / k % k, kx = row % k
         let rows = validOutputRange(offset: ky, stride: s, padding: p, inputSize: g.height, outputSize: outH)
         let cols = validOutputRange(offset: kx, stride: s, padding: p, inputSize: g.width, outputSize: outW)
-        var column = columns + row * batch * outH * outW
+        let column = columns + row * batch * outH * outW
+        if isSame {
+            sameConvolutionRow(column, image + c * batch * plane, count: batch * plane,
+                               shift: (ky - p) * g.width + (kx - p), scatter: scatter) {
+                zeroPaddingTaps(column, batch: batch, height: outH, width: outW, rows: rows, cols: cols)
+            }
+            continue
+        }
+        var output = column
         for b in 0..<batch {
             let channelImage = image + (c * batch + b) * plane
             for oy in 0..<outH {
-                defer { column += outW }
+                defer { output += outW }
                 guard rows.contains(oy) else {
-                    if !scatter { for ox in 0..<outW { column[ox] = 0 } }
+                    if !scatter { for ox in 0..<outW { output[ox] = 0 } }
                     continue
                 }
                 // Row of the image this output row reads, shifted so index ox·s addresses it. Plain loops
                 // rather than memcpy/memset: rows are short (a few to a few dozen floats).
                 let source = channelImage + (oy * s - p + ky) * g.width + (kx - p)
                 if scatter {
-                    for ox in cols { source[ox * s] += column[ox] }
+                    for ox in cols { source[ox * s] += output[ox] }
                 } else {
-                    for ox in 0..<cols.lowerBound { column[ox] = 0 }
-                    if s == 1 {
-                        for ox in cols { column[ox] = source[ox] }
-                    } else {
-                        for ox in cols { column[ox] = source[ox * s] }
-                    }
-                    for ox in cols.upperBound..<outW { column[ox] = 0 }
+                    for ox in 0..<cols.lowerBound { output[ox] = 0 }
+                    for ox in cols { output[ox] = source[ox * s] }
+                    for ox in cols.upperBound..<outW { output[ox] = 0 }
                 }
+            }
+        }
+    }
+}
+
+/// A stride-1 convolution whose output has the input's size (3×3 with padding 1, the bulk of a ResNet):
+/// its column row for one tap is the channel's whole [B][H][W] block shifted by one flat offset, so it is
+/// one contiguous copy (or add) instead of B·H short rows. The taps that land in the padding would read a
+/// neighbouring row or image through the flat shift; `zeroPadding` clears them (before the add when
+/// scattering, since their gradient must go nowhere).
+@inline(__always)
+private func sameConvolutionRow(_ column: UnsafeMutablePointer<Float>, _ channel: UnsafeMutablePointer<Float>,
+                                count: Int, shift: Int, scatter: Bool, zeroPadding: () -> Void) {
+    let lower = min(count, max(0, -shift)), upper = max(lower, min(count, count - shift))
+    let source = channel + shift
+    if scatter {
+        zeroPadding()
+        for i in lower..<upper { source[i] += column[i] }
+    } else {
+        for i in 0..<lower { column[i] = 0 }
+        for i in lower..<upper { column[i] = source[i] }
+        for i in upper..<count { column[i] = 0 }
+        zeroPadding()
+    }
+}
+
+/// Zeroes the entries of a [B][H][W] column row whose tap reads padding: rows outside `rows`, and columns
+/// outside `cols` of the others.
+private func zeroPaddingTaps(_ column: UnsafeMutablePointer<Float>, batch: Int, height: Int, width: Int,
+                             rows: Range<Int>, cols: Range<Int>) {
+    for b in 0..<batch {
+        for oy in 0..<height {
+            let line = column + (b * height + oy) * width
+            if rows.contains(oy) {
+                for ox in 0..<cols.lowerBound { line[ox] = 0 }
+                for ox in cols.upperBound..<width { line[ox] = 0 }
+            } else {
+                for ox in 0..<width { line[ox] = 0 }
             }
         }
     }

@@ -15,11 +15,27 @@ final class ScratchTests: XCTestCase {
         }
         let big = UnsafeMutablePointer<Float>.allocate(capacity: 40_000_000); big.initialize(repeating: 0.5, count: 40_000_000)
         let a = big, b = big + 10_000_000, c = big + 20_000_000
-        for (cout, cin, k, h, w, s) in [(16, 16, 3, 32, 11, 1), (64, 64, 3, 32, 11, 1), (128, 128, 3, 4, 2, 1), (16, 1, 7, 128, 44, 2), (64, 32, 3, 16, 6, 2)] {
-            let g = ConvGeometry(channels: cin, height: h, width: w, kernel: k, stride: s, padding: k / 2)
-            let tag = "\(cout)x\(cin)x\(k) \(h)x\(w) s\(s)"
-            time(tag + " im2col", flops: 0) { im2col(g, batch: 32, image: b, columns: c, scatter: false) }
-            time(tag + " col2im", flops: 0) { im2col(g, batch: 32, image: b, columns: c, scatter: true) }
+        openblas_set_num_threads(1)
+        let model = try ResNet(arch: .resnet18, width: 16, inputHeight: 128, inputWidth: 44, maxBatch: 32, seed: 0)
+        let mirror = Mirror(reflecting: model)
+        let blocks = mirror.children.first { $0.label == "blocks" }!.value as! [ResidualBlock]
+        let stem = mirror.children.first { $0.label == "stem" }!.value as! ConvBatchNorm
+        var units = [stem]
+        for block in blocks { units += block.mainPath + (block.projection.map { [$0] } ?? []) }
+        var total = 0.0
+        for unit in units {
+            let g = unit.conv.geometry
+            if g.kernel == 1 && g.stride == 1 { continue }
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<5 {
+                im2col(g, batch: 32, image: b, columns: c, scatter: false)
+                im2col(g, batch: 32, image: b, columns: c, scatter: false)
+                im2col(g, batch: 32, image: b, columns: c, scatter: true)
+            }
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-6 / 5
+            total += ms
+            print(String(format: "%@ c%d k%d s%d %dx%d: %.2f ms", unit.conv.weight.name, g.channels, g.kernel, g.stride, g.height, g.width, ms))
         }
+        print("total ms", total)
     }
 }
