@@ -120,18 +120,21 @@ private func zeroPaddingTaps(_ column: UnsafeMutablePointer<Float>, batch: Int, 
 /// 2-D convolution without bias (every ResNet convolution feeds a BatchNorm, which supplies the shift).
 /// Whole batch in one GEMM over channel-major activations:
 ///   output[Cout][B·Ho·Wo] = weight[Cout][Cin·k·k] · columns[Cin·k·k][B·Ho·Wo]
-/// A 1×1 stride-1 convolution is that GEMM on the input itself, with no im2col.
+/// A 1×1 stride-1 convolution is that GEMM on the input itself, with no im2col. Other convolutions keep
+/// their forward columns for backward's weight gradient (memory for one im2col pass less per step); the
+/// column gradient goes through the network's shared workspace.
 final class Conv2d {
     let geometry: ConvGeometry
     let outChannels: Int
     let weight: TensorSlot  // [Cout][Cin][k][k], PyTorch's layout
     private let context: NetworkContext
+    private let columns: UnsafeMutablePointer<Float>?  // [Cin·k·k][B][Ho][Wo] of the last forward
 
     var inChannels: Int { geometry.channels }
     var outputHeight: Int { geometry.outputHeight }
     var outputWidth: Int { geometry.outputWidth }
     private var reduction: Int { geometry.channels * geometry.kernel * geometry.kernel }
-    private var isPointwise: Bool { geometry.kernel == 1 && geometry.stride == 1 && geometry.padding == 0 }
+    private var isPointwise: Bool { columns == nil }
 
     init(_ context: NetworkContext, name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int,
          padding: Int, inputHeight: Int, inputWidth: Int, maxBatch: Int) throws {
@@ -142,10 +145,14 @@ final class Conv2d {
         self.outChannels = outChannels
         self.context = context
         weight = context.reserveParameter(name + ".weight", shape: [outChannels, inChannels, kernel, kernel])
-        if !isPointwise {
-            context.reserveWorkspace(reduction * maxBatch * geometry.outputHeight * geometry.outputWidth)
-        }
+        let isPointwise = kernel == 1 && stride == 1 && padding == 0
+        let columnCount = inChannels * kernel * kernel * maxBatch * geometry.outputHeight * geometry.outputWidth
+        columns = isPointwise ? nil : .allocate(capacity: columnCount)
+        columns?.initialize(repeating: 0, count: columnCount)
+        if !isPointwise { context.reserveWorkspace(columnCount) }
     }
+
+    deinit { columns?.deallocate() }
 
     /// kaiming_normal_(mode="fan_out", nonlinearity="relu"), as torchvision initialises ResNet convolutions.
     func initialize(_ rng: inout Xoshiro256) {
@@ -160,7 +167,13 @@ final class Conv2d {
     /// input [Cin][B][H][W] → output [Cout][B][Ho][Wo]
     func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch: Int) {
         let n = batch * outputHeight * outputWidth
-        let columns = isPointwise ? input : gatherColumns(input, batch: batch)
+        if let columns {
+            context.timed(.im2col) {
+                im2col(geometry, batch: batch, image: UnsafeMutablePointer(mutating: input), columns: columns,
+                       scatter: false)
+            }
+        }
+        let columns = UnsafePointer(self.columns) ?? input
         context.timed(.gemm) {
             gemm(transposeA: false, transposeB: false, m: outChannels, n: n, k: reduction,
                  context.parameters + weight.offset, lda: reduction, columns, ldb: n, beta: 0, output, ldc: n)
@@ -169,10 +182,11 @@ final class Conv2d {
 
     /// doutput [Cout][B][Ho][Wo] → dweight += doutput·columnsᵀ, and if `dinput` is given
     /// dinput [Cin][B][H][W] (= or += when `accumulate`) col2im(weightᵀ·doutput).
+    /// Uses the columns of the last forward, so it must follow the forward of the same input.
     func backward(input: UnsafePointer<Float>, doutput: UnsafePointer<Float>, dinput: UnsafeMutablePointer<Float>?,
                   accumulate: Bool, batch: Int) {
         let n = batch * outputHeight * outputWidth
-        let columns = isPointwise ? input : gatherColumns(input, batch: batch)
+        let columns = UnsafePointer(self.columns) ?? input
         context.timed(.gemm) {
             gemm(transposeA: false, transposeB: true, m: outChannels, n: reduction, k: n,
                  doutput, lda: n, columns, ldb: n, beta: 1, context.gradients + weight.offset, ldc: reduction)
@@ -180,7 +194,7 @@ final class Conv2d {
         if let dinput {
             let w = context.parameters + weight.offset
             // A 1×1 stride-1 convolution's column gradient is the input gradient itself.
-            let dcolumns = isPointwise ? dinput : context.workspace!  // the columns are no longer needed
+            let dcolumns = isPointwise ? dinput : context.workspace!
             context.timed(.gemm) {
                 gemm(transposeA: true, transposeB: false, m: reduction, n: n, k: outChannels,
                      w, lda: reduction, doutput, ldb: n, beta: isPointwise && accumulate ? 1 : 0, dcolumns, ldc: n)
@@ -195,13 +209,5 @@ final class Conv2d {
             }
         }
         context.gradientsReady?(weight.range)
-    }
-
-    private func gatherColumns(_ input: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
-        context.timed(.im2col) {
-            im2col(geometry, batch: batch, image: UnsafeMutablePointer(mutating: input), columns: context.workspace,
-                   scatter: false)
-        }
-        return UnsafePointer(context.workspace)
     }
 }

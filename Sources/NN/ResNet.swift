@@ -160,7 +160,7 @@ public final class ResNet {
     public let dropout: Float
 
     private let context = NetworkContext()
-    private let input: Activation  // [Cin][B][H][W], a copy: backward needs it after the caller's buffer moved on
+    private let input: Activation  // [Cin][B][H][W]: the caller's NCHW batch in the channel-major layout
     private let stem: ConvBatchNorm
     private let maxPool: MaxPool2d
     private let pooled: Activation  // maxPool's output

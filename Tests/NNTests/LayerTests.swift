@@ -75,6 +75,7 @@ final class ConvolutionTests: XCTestCase {
                 conv.forward(input: input.pointer, output: output.pointer, batch: batch)
                 return projection(output.pointer, upstream.pointer, outCount)
             }
+            _ = loss()  // backward uses the columns of the last forward
             // Gradients accumulate into dweight: start from a known non-zero value to check "+=".
             context.gradients.update(repeating: 0.5, count: context.parameterCount)
             let dinput = Buffer(input.count, value: 0.25)

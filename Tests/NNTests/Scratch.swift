@@ -26,13 +26,14 @@ final class ScratchTests: XCTestCase {
         for unit in units {
             let g = unit.conv.geometry
             if g.kernel == 1 && g.stride == 1 { continue }
-            let start = DispatchTime.now().uptimeNanoseconds
+            var t0 = timespec(); clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0)
             for _ in 0..<5 {
                 im2col(g, batch: 32, image: b, columns: c, scatter: false)
                 im2col(g, batch: 32, image: b, columns: c, scatter: false)
                 im2col(g, batch: 32, image: b, columns: c, scatter: true)
             }
-            let ms = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-6 / 5
+            var t1 = timespec(); clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1)
+            let ms = (Double(t1.tv_sec - t0.tv_sec) * 1e3 + Double(t1.tv_nsec - t0.tv_nsec) * 1e-6) / 5
             total += ms
             print(String(format: "%@ c%d k%d s%d %dx%d: %.2f ms", unit.conv.weight.name, g.channels, g.kernel, g.stride, g.height, g.width, ms))
         }
