@@ -25,17 +25,26 @@ struct ConvGeometry {
 /// same image, so the work is split by whole channels.
 func im2col(_ g: ConvGeometry, batch: Int, image: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Float>,
             scatter: Bool) {
-    let taps = g.kernel * g.kernel
+    let job = Im2colJob(geometry: g, batch: batch, image: image, columns: columns)
     if scatter {
-        parallelChunks(g.channels) { channels in
-            im2colRows(g, batch: batch, image: image, columns: columns, scatter: true,
-                       rows: (channels.lowerBound * taps)..<(channels.upperBound * taps))
+        parallelChunks(g.channels, job) { job, lower, upper in
+            let job = job.load(as: Im2colJob.self), taps = job.geometry.kernel * job.geometry.kernel
+            im2colRows(job.geometry, batch: job.batch, image: job.image, columns: job.columns, scatter: true,
+                       rows: (lower * taps)..<(upper * taps))
         }
     } else {
-        parallelChunks(g.channels * taps, minimumChunk: 4) { rows in
-            im2colRows(g, batch: batch, image: image, columns: columns, scatter: false, rows: rows)
+        parallelChunks(g.channels * g.kernel * g.kernel, minimumChunk: 4, job) { job, lower, upper in
+            let job = job.load(as: Im2colJob.self)
+            im2colRows(job.geometry, batch: job.batch, image: job.image, columns: job.columns, scatter: false,
+                       rows: lower..<upper)
         }
     }
+}
+
+private struct Im2colJob {
+    let geometry: ConvGeometry
+    let batch: Int
+    let image, columns: UnsafeMutablePointer<Float>
 }
 
 private func im2colRows(_ g: ConvGeometry, batch: Int, image: UnsafeMutablePointer<Float>,
