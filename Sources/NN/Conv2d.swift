@@ -22,21 +22,19 @@ struct ConvGeometry {
 ///   gather:  columns[(c·k + ky)·k + kx][b][oy][ox] = image[c][b][oy·s − p + ky][ox·s − p + kx]  (0 in the padding)
 ///   scatter: image[...] += columns[...]  (the adjoint; the caller zeroes `image` first unless accumulating)
 /// Column rows are independent when gathering; when scattering, the k·k rows of one channel add into the
-/// same image, so the work is split by whole channels.
+/// same image, so the work is split by whole channels. `tapMasks` (see `PaddingMasks`) switches on the fast
+/// path for stride-1 convolutions that keep the map size.
 func im2col(_ g: ConvGeometry, batch: Int, image: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Float>,
-            scatter: Bool) {
-    let job = Im2colJob(geometry: g, batch: batch, image: image, columns: columns)
+            scatter: Bool, tapMasks: UnsafePointer<Bool>? = nil) {
+    let job = Im2colJob(geometry: g, batch: batch, image: image, columns: columns, tapMasks: tapMasks)
     if scatter {
         parallelChunks(g.channels, job) { job, lower, upper in
             let job = job.load(as: Im2colJob.self), taps = job.geometry.kernel * job.geometry.kernel
-            im2colRows(job.geometry, batch: job.batch, image: job.image, columns: job.columns, scatter: true,
-                       rows: (lower * taps)..<(upper * taps))
+            im2colRows(job, scatter: true, rows: (lower * taps)..<(upper * taps))
         }
     } else {
         parallelChunks(g.channels * g.kernel * g.kernel, minimumChunk: 4, job) { job, lower, upper in
-            let job = job.load(as: Im2colJob.self)
-            im2colRows(job.geometry, batch: job.batch, image: job.image, columns: job.columns, scatter: false,
-                       rows: lower..<upper)
+            im2colRows(job.load(as: Im2colJob.self), scatter: false, rows: lower..<upper)
         }
     }
 }
@@ -45,28 +43,26 @@ private struct Im2colJob {
     let geometry: ConvGeometry
     let batch: Int
     let image, columns: UnsafeMutablePointer<Float>
+    let tapMasks: UnsafePointer<Bool>?
 }
 
-private func im2colRows(_ g: ConvGeometry, batch: Int, image: UnsafeMutablePointer<Float>,
-                        columns: UnsafeMutablePointer<Float>, scatter: Bool, rows columnRows: Range<Int>) {
+private func im2colRows(_ job: Im2colJob, scatter: Bool, rows columnRows: Range<Int>) {
+    let g = job.geometry, batch = job.batch
     let outH = g.outputHeight, outW = g.outputWidth, k = g.kernel, s = g.stride, p = g.padding
     let plane = g.height * g.width
-    let isSame = s == 1 && outH == g.height && outW == g.width
     for row in columnRows {
         let c = row / (k * k), ky = row / k % k, kx = row % k
-        let rows = validOutputRange(offset: ky, stride: s, padding: p, inputSize: g.height, outputSize: outH)
-        let cols = validOutputRange(offset: kx, stride: s, padding: p, inputSize: g.width, outputSize: outW)
-        let column = columns + row * batch * outH * outW
-        if isSame {
-            sameConvolutionRow(column, image + c * batch * plane, count: batch * plane,
-                               shift: (ky - p) * g.width + (kx - p), scatter: scatter) {
-                zeroPaddingTaps(column, batch: batch, height: outH, width: outW, rows: rows, cols: cols)
-            }
+        let column = job.columns + row * batch * outH * outW
+        if let tapMasks = job.tapMasks {
+            sameConvolutionRow(column, job.image + c * batch * plane, mask: tapMasks + (ky * k + kx) * plane,
+                               batch: batch, plane: plane, shift: (ky - p) * g.width + (kx - p), scatter: scatter)
             continue
         }
+        let rows = validOutputRange(offset: ky, stride: s, padding: p, inputSize: g.height, outputSize: outH)
+        let cols = validOutputRange(offset: kx, stride: s, padding: p, inputSize: g.width, outputSize: outW)
         var output = column
         for b in 0..<batch {
-            let channelImage = image + (c * batch + b) * plane
+            let channelImage = job.image + (c * batch + b) * plane
             for oy in 0..<outH {
                 defer { output += outW }
                 guard rows.contains(oy) else {
@@ -90,40 +86,46 @@ private func im2colRows(_ g: ConvGeometry, batch: Int, image: UnsafeMutablePoint
 
 /// A stride-1 convolution whose output has the input's size (3×3 with padding 1, the bulk of a ResNet):
 /// its column row for one tap is the channel's whole [B][H][W] block shifted by one flat offset, so it is
-/// one contiguous copy (or add) instead of B·H short rows. The taps that land in the padding would read a
-/// neighbouring row or image through the flat shift; `zeroPadding` clears them (before the add when
-/// scattering, since their gradient must go nowhere).
+/// one branch-free, vectorisable pass instead of B·H short rows. Where the tap reads padding the flat
+/// shift would reach a neighbouring row or image instead; the tap's mask (per [H][W] position) selects 0
+/// there, and the flat range is clipped so nothing outside the channel is touched.
 @inline(__always)
 private func sameConvolutionRow(_ column: UnsafeMutablePointer<Float>, _ channel: UnsafeMutablePointer<Float>,
-                                count: Int, shift: Int, scatter: Bool, zeroPadding: () -> Void) {
+                                mask: UnsafePointer<Bool>, batch: Int, plane: Int, shift: Int, scatter: Bool) {
+    let count = batch * plane
     let lower = min(count, max(0, -shift)), upper = max(lower, min(count, count - shift))
-    let source = channel + shift
-    if scatter {
-        zeroPadding()
-        for i in lower..<upper { source[i] += column[i] }
-    } else {
-        for i in 0..<lower { column[i] = 0 }
-        for i in lower..<upper { column[i] = source[i] }
-        for i in upper..<count { column[i] = 0 }
-        zeroPadding()
+    for b in 0..<batch {
+        let base = b * plane
+        let first = min(plane, max(0, lower - base)), last = max(first, min(plane, upper - base))
+        let column = column + base, source = channel + shift + base
+        if scatter {
+            for i in first..<last { source[i] += mask[i] ? column[i] : 0 }
+        } else {
+            for i in 0..<first { column[i] = 0 }
+            for i in first..<last { column[i] = mask[i] ? source[i] : 0 }
+            for i in last..<plane { column[i] = 0 }
+        }
     }
 }
 
-/// Zeroes the entries of a [B][H][W] column row whose tap reads padding: rows outside `rows`, and columns
-/// outside `cols` of the others.
-private func zeroPaddingTaps(_ column: UnsafeMutablePointer<Float>, batch: Int, height: Int, width: Int,
-                             rows: Range<Int>, cols: Range<Int>) {
-    for b in 0..<batch {
-        for oy in 0..<height {
-            let line = column + (b * height + oy) * width
-            if rows.contains(oy) {
-                for ox in 0..<cols.lowerBound { line[ox] = 0 }
-                for ox in cols.upperBound..<width { line[ox] = 0 }
-            } else {
-                for ox in 0..<width { line[ox] = 0 }
+/// For a stride-1 convolution that keeps the map size: per kernel tap (ky, kx), which [H][W] output
+/// positions read the image (true) rather than padding (false).
+func paddingMasks(_ g: ConvGeometry) -> UnsafeMutablePointer<Bool>? {
+    guard g.stride == 1, g.outputHeight == g.height, g.outputWidth == g.width, g.kernel > 1 else { return nil }
+    let plane = g.height * g.width
+    let masks = UnsafeMutablePointer<Bool>.allocate(capacity: g.kernel * g.kernel * plane)
+    for ky in 0..<g.kernel {
+        let rows = validOutputRange(offset: ky, stride: 1, padding: g.padding, inputSize: g.height, outputSize: g.height)
+        for kx in 0..<g.kernel {
+            let cols = validOutputRange(offset: kx, stride: 1, padding: g.padding, inputSize: g.width, outputSize: g.width)
+            for oy in 0..<g.height {
+                for ox in 0..<g.width {
+                    masks[(ky * g.kernel + kx) * plane + oy * g.width + ox] = rows.contains(oy) && cols.contains(ox)
+                }
             }
         }
     }
+    return masks
 }
 
 /// 2-D convolution without bias (every ResNet convolution feeds a BatchNorm, which supplies the shift).
@@ -138,6 +140,7 @@ final class Conv2d {
     let weight: TensorSlot  // [Cout][Cin][k][k], PyTorch's layout
     private let context: NetworkContext
     private let columns: UnsafeMutablePointer<Float>?  // [Cin·k·k][B][Ho][Wo] of the last forward
+    private let tapMasks: UnsafeMutablePointer<Bool>?  // see `paddingMasks`
 
     var inChannels: Int { geometry.channels }
     var outputHeight: Int { geometry.outputHeight }
@@ -159,9 +162,13 @@ final class Conv2d {
         columns = isPointwise ? nil : .allocate(capacity: columnCount)
         columns?.initialize(repeating: 0, count: columnCount)
         if !isPointwise { context.reserveWorkspace(columnCount) }
+        tapMasks = paddingMasks(geometry)
     }
 
-    deinit { columns?.deallocate() }
+    deinit {
+        columns?.deallocate()
+        tapMasks?.deallocate()
+    }
 
     /// kaiming_normal_(mode="fan_out", nonlinearity="relu"), as torchvision initialises ResNet convolutions.
     func initialize(_ rng: inout Xoshiro256) {
@@ -179,7 +186,7 @@ final class Conv2d {
         if let columns {
             context.timed(.im2col) {
                 im2col(geometry, batch: batch, image: UnsafeMutablePointer(mutating: input), columns: columns,
-                       scatter: false)
+                       scatter: false, tapMasks: tapMasks)
             }
         }
         let columns = UnsafePointer(self.columns) ?? input
@@ -213,7 +220,7 @@ final class Conv2d {
                     if !accumulate {
                         dinput.update(repeating: 0, count: inChannels * batch * geometry.height * geometry.width)
                     }
-                    im2col(geometry, batch: batch, image: dinput, columns: dcolumns, scatter: true)
+                    im2col(geometry, batch: batch, image: dinput, columns: dcolumns, scatter: true, tapMasks: tapMasks)
                 }
             }
         }
