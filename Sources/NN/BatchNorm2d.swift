@@ -94,12 +94,15 @@ final class BatchNorm2d {
     /// input [C][B][H][W] → output [C][B][H][W] (then max(·, 0) when rectifying); output may alias input.
     func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch: Int, training: Bool) {
         let n = batch * spatial
-        let gamma = context.parameters + weight.offset, beta = context.parameters + bias.offset
         let runMean = context.buffers + runningMean.offset, runVar = context.buffers + runningVar.offset
+        let job = ForwardJob(input: input, output: output, gamma: context.parameters + weight.offset,
+                             beta: context.parameters + bias.offset, mean: mean, inverseStd: inverseStd,
+                             reduction: reduction, n: n, channels: channels, rectifies: rectifies)
         lastForwardWasTraining = training
         if training {
-            parallelChunks(channels) { range in
-                for c in range { (reduction[c], reduction[channels + c]) = sumAndSquares(input + c * n, n) }
+            parallelChunks(channels, job) { job, lower, upper in
+                let j = job.load(as: ForwardJob.self)
+                for c in lower..<upper { (j.reduction[c], j.reduction[j.channels + c]) = sumAndSquares(j.input + c * j.n, j.n) }
             }
             let total = reduceAcrossRanks(count: n)
             for c in 0..<channels {
@@ -117,15 +120,16 @@ final class BatchNorm2d {
                 inverseStd[c] = 1 / (Double(runVar[c]) + epsilon).squareRoot()
             }
         }
-        parallelChunks(channels) { range in
-            for c in range {
-                let scale = Float(Double(gamma[c]) * inverseStd[c])
-                let shift = beta[c] - Float(mean[c]) * scale
-                let x = input + c * n, y = output + c * n
-                if rectifies {
-                    for i in 0..<n { y[i] = ReLU.apply(x[i] * scale + shift) }
+        parallelChunks(channels, job) { job, lower, upper in
+            let j = job.load(as: ForwardJob.self)
+            for c in lower..<upper {
+                let scale = Float(Double(j.gamma[c]) * j.inverseStd[c])
+                let shift = j.beta[c] - Float(j.mean[c]) * scale
+                let x = j.input + c * j.n, y = j.output + c * j.n
+                if j.rectifies {
+                    for i in 0..<j.n { y[i] = ReLU.apply(x[i] * scale + shift) }
                 } else {
-                    for i in 0..<n { y[i] = x[i] * scale + shift }
+                    for i in 0..<j.n { y[i] = x[i] * scale + shift }
                 }
             }
         }
@@ -138,32 +142,59 @@ final class BatchNorm2d {
     func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, doutput: UnsafeMutablePointer<Float>,
                   dinput: UnsafeMutablePointer<Float>, batch: Int) {
         let n = batch * spatial
-        let gamma = context.parameters + weight.offset
-        let dgamma = context.gradients + weight.offset, dbeta = context.gradients + bias.offset
-        parallelChunks(channels) { range in
-            for c in range {
-                let (sumDy, sumDyX) = sumAndDot(doutput + c * n, input + c * n, n, rectified: rectifies ? output + c * n : nil)
-                let sumDyXhat = (sumDyX - mean[c] * sumDy) * inverseStd[c]
-                dbeta[c] += Float(sumDy)
-                dgamma[c] += Float(sumDyXhat)
-                reduction[c] = sumDy
-                reduction[channels + c] = sumDyXhat
+        var job = BackwardJob(input: input, output: output, doutput: doutput, dinput: dinput,
+                              gamma: context.parameters + weight.offset, dgamma: context.gradients + weight.offset,
+                              dbeta: context.gradients + bias.offset, mean: mean, inverseStd: inverseStd,
+                              reduction: reduction, n: n, channels: channels, rectifies: rectifies, total: 0)
+        parallelChunks(channels, job) { job, lower, upper in
+            let j = job.load(as: BackwardJob.self)
+            for c in lower..<upper {
+                let (sumDy, sumDyX) = sumAndDot(j.doutput + c * j.n, j.input + c * j.n, j.n,
+                                                rectified: j.rectifies ? j.output + c * j.n : nil)
+                let sumDyXhat = (sumDyX - j.mean[c] * sumDy) * j.inverseStd[c]
+                j.dbeta[c] += Float(sumDy)
+                j.dgamma[c] += Float(sumDyXhat)
+                j.reduction[c] = sumDy
+                j.reduction[j.channels + c] = sumDyXhat
             }
         }
-        let total = lastForwardWasTraining ? reduceAcrossRanks(count: n) : 0
-        parallelChunks(channels) { range in
-            for c in range {
-                let scale = Double(gamma[c]) * inverseStd[c]
-                let meanDy = total > 0 ? reduction[c] / total : 0
-                let meanDyXhat = total > 0 ? reduction[channels + c] / total : 0
+        job.total = lastForwardWasTraining ? reduceAcrossRanks(count: n) : 0
+        parallelChunks(channels, job) { job, lower, upper in
+            let j = job.load(as: BackwardJob.self)
+            for c in lower..<upper {
+                let scale = Double(j.gamma[c]) * j.inverseStd[c]
+                let meanDy = j.total > 0 ? j.reduction[c] / j.total : 0
+                let meanDyXhat = j.total > 0 ? j.reduction[j.channels + c] / j.total : 0
                 // dx = scale·dy − scale·meanDy − scale·meanDyXhat·(x − mean)·invStd, folded to a·dy + b·x + d
                 let a = Float(scale)
-                let b = Float(-scale * meanDyXhat * inverseStd[c])
-                let d = Float(-scale * meanDy + scale * meanDyXhat * inverseStd[c] * mean[c])
-                let dy = doutput + c * n, x = input + c * n, dx = dinput + c * n
-                for i in 0..<n { dx[i] = a * dy[i] + b * x[i] + d }
+                let b = Float(-scale * meanDyXhat * j.inverseStd[c])
+                let d = Float(-scale * meanDy + scale * meanDyXhat * j.inverseStd[c] * j.mean[c])
+                let dy = j.doutput + c * j.n, x = j.input + c * j.n, dx = j.dinput + c * j.n
+                for i in 0..<j.n { dx[i] = a * dy[i] + b * x[i] + d }
             }
         }
         context.gradientsReady?(weight.offset..<(bias.offset + channels))
     }
+}
+
+/// A forward pass's pointers for the parallel per-channel loops.
+private struct ForwardJob {
+    let input: UnsafePointer<Float>
+    let output: UnsafeMutablePointer<Float>
+    let gamma, beta: UnsafePointer<Float>
+    let mean, inverseStd, reduction: UnsafeMutablePointer<Double>
+    let n, channels: Int
+    let rectifies: Bool
+}
+
+/// A backward pass's pointers for the parallel per-channel loops; `total` is the (global) element count.
+private struct BackwardJob {
+    let input, output: UnsafePointer<Float>
+    let doutput, dinput: UnsafeMutablePointer<Float>
+    let gamma: UnsafePointer<Float>
+    let dgamma, dbeta: UnsafeMutablePointer<Float>
+    let mean, inverseStd, reduction: UnsafeMutablePointer<Double>
+    let n, channels: Int
+    let rectifies: Bool
+    var total: Double
 }

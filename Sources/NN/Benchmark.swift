@@ -9,6 +9,9 @@ public enum TrainBenchmark {
         public let architecture: Architecture
         public let width, batch, threads, steps, parameterCount: Int
         public let samplesPerSecond, millisecondsPerStep: Double
+        /// Process CPU time per step over wall time: ≈ threads when the cores were ours, less when other
+        /// processes competed (then the wall-clock numbers understate the engine).
+        public let cpuUtilisation: Double
         /// Convolution and fc FLOPs per step: 2·M·N·K per GEMM, forward plus twice that for backward.
         public let flopsPerStep: Double
         public let gflopsPerSecond: Double
@@ -17,9 +20,9 @@ public enum TrainBenchmark {
 
         public var description: String {
             var lines = [String(format: "%@ width %d batch %d threads %d: %d parameters, %.1f ms/step, %.1f samples/s, "
-                                + "%.2f GFLOP/step, %.1f GFLOP/s",
+                                + "%.2f GFLOP/step, %.1f GFLOP/s, CPU %.2f cores",
                                 architecture.rawValue, width, batch, threads, parameterCount, millisecondsPerStep,
-                                samplesPerSecond, flopsPerStep * 1e-9, gflopsPerSecond)]
+                                samplesPerSecond, flopsPerStep * 1e-9, gflopsPerSecond, cpuUtilisation)]
             for (kind, milliseconds) in profile where milliseconds > 0 {
                 let label = kind.label.padding(toLength: 15, withPad: " ", startingAt: 0)
                 lines.append(String(format: "  %@ %8.2f ms/step  %5.1f%%", label, milliseconds,
@@ -61,17 +64,26 @@ public enum TrainBenchmark {
         }
         for _ in 0..<warmupSteps { try step() }
         model.enableProfiling()
+        let cpuStart = processCPUSeconds()
         let start = DispatchTime.now().uptimeNanoseconds
         for _ in 0..<steps { try step() }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9 / Double(steps)
+        let cpuSeconds = (processCPUSeconds() - cpuStart) / Double(steps)
 
         let flops = 3 * Double(model.forwardFlopsPerSample) * Double(batch)
         let profile = model.profile.map { (kind: $0.key, milliseconds: $0.value * 1e3 / Double(steps)) }
             .sorted { $0.milliseconds > $1.milliseconds }
         return Result(architecture: arch, width: width, batch: batch, threads: threads, steps: steps,
                       parameterCount: model.parameterCount, samplesPerSecond: Double(batch) / seconds,
-                      millisecondsPerStep: seconds * 1e3, flopsPerStep: flops, gflopsPerSecond: flops / seconds * 1e-9,
+                      millisecondsPerStep: seconds * 1e3, cpuUtilisation: cpuSeconds / seconds, flopsPerStep: flops, gflopsPerSecond: flops / seconds * 1e-9,
                       profile: profile)
+    }
+
+    private static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6
     }
 
     /// GFLOP/s of a square sgemm (2·n³ per call) on `threads` OpenBLAS threads: the ceiling for the above.

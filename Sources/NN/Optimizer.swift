@@ -45,17 +45,28 @@ public final class AdamW {
         let decay = Float(1 - lr * weightDecay)
         let stepSize = Float(lr / (1 - pow(beta1, Double(step))))
         let correction2Root = Float((1 - pow(beta2, Double(step))).squareRoot())
-        let firstWeight = Float(1 - beta1), b2 = Float(beta2), secondWeight = Float(1 - beta2), eps = Float(epsilon)
-        let m = firstMoment, v = secondMoment
-        parallelChunks(count, minimumChunk: 1 << 16) { range in
-            for i in range {
-                let g = gradients[i]
-                m[i] += (g - m[i]) * firstWeight
-                v[i] = v[i] * b2 + secondWeight * g * g
-                parameters[i] = parameters[i] * decay - stepSize * m[i] / (v[i].squareRoot() / correction2Root + eps)
+        let job = AdamWJob(parameters: parameters, gradients: gradients, firstMoment: firstMoment,
+                           secondMoment: secondMoment, decay: decay, stepSize: stepSize,
+                           correction2Root: correction2Root, firstWeight: Float(1 - beta1), beta2: Float(beta2),
+                           secondWeight: Float(1 - beta2), epsilon: Float(epsilon))
+        parallelChunks(count, minimumChunk: 1 << 16, job) { job, lower, upper in
+            let j = job.load(as: AdamWJob.self)
+            let p = j.parameters, g = j.gradients, m = j.firstMoment, v = j.secondMoment
+            for i in lower..<upper {
+                m[i] += (g[i] - m[i]) * j.firstWeight
+                v[i] = v[i] * j.beta2 + j.secondWeight * g[i] * g[i]
+                p[i] = p[i] * j.decay - j.stepSize * m[i] / (v[i].squareRoot() / j.correction2Root + j.epsilon)
             }
         }
     }
+}
+
+/// One AdamW update's pointers and per-step scalars, handed to the parallel loop.
+private struct AdamWJob {
+    let parameters: UnsafeMutablePointer<Float>
+    let gradients: UnsafePointer<Float>
+    let firstMoment, secondMoment: UnsafeMutablePointer<Float>
+    let decay, stepSize, correction2Root, firstWeight, beta2, secondWeight, epsilon: Float
 }
 
 /// torch.nn.utils.clip_grad_norm_ over one flat buffer: scales all gradients by

@@ -75,15 +75,17 @@ final class MaxPool2d {
 
     /// input [C][B][H][W] → output [C][B][Ho][Wo]
     func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch: Int) {
-        let g = geometry, outH = g.outputHeight, outW = g.outputWidth
-        parallelChunks(g.channels * batch) { planes in
-            for plane in planes {
-                let x = input + plane * g.height * g.width
-                let y = output + plane * outH * outW, winner = argmax + plane * outH * outW
+        let job = MaxPoolJob(geometry: geometry, argmax: argmax, input: input, output: output)
+        parallelChunks(geometry.channels * batch, job) { job, lower, upper in
+            let job = job.load(as: MaxPoolJob.self), g = job.geometry, outH = g.outputHeight, outW = g.outputWidth
+            for plane in lower..<upper {
+                let x = job.input + plane * g.height * g.width
+                let y = job.output + plane * outH * outW, winner = job.argmax + plane * outH * outW
                 for oy in 0..<outH {
                     let y0 = max(oy * g.stride - g.padding, 0), y1 = min(oy * g.stride - g.padding + g.kernel, g.height)
                     for ox in 0..<outW {
-                        let x0 = max(ox * g.stride - g.padding, 0), x1 = min(ox * g.stride - g.padding + g.kernel, g.width)
+                        let x0 = max(ox * g.stride - g.padding, 0)
+                        let x1 = min(ox * g.stride - g.padding + g.kernel, g.width)
                         var best = -Float.infinity, bestIndex = y0 * g.width + x0
                         for iy in y0..<y1 {
                             for ix in x0..<x1 where x[iy * g.width + ix] > best {
@@ -101,15 +103,27 @@ final class MaxPool2d {
 
     /// doutput [C][B][Ho][Wo] → dinput [C][B][H][W] (overwritten): each gradient goes to its window's max.
     func backward(doutput: UnsafePointer<Float>, dinput: UnsafeMutablePointer<Float>, batch: Int) {
-        let g = geometry, outPlane = g.outputHeight * g.outputWidth, inPlane = g.height * g.width
-        parallelChunks(g.channels * batch) { planes in
-            for plane in planes {
-                let dx = dinput + plane * inPlane, dy = doutput + plane * outPlane, winner = argmax + plane * outPlane
+        let job = MaxPoolJob(geometry: geometry, argmax: argmax, input: doutput, output: dinput)
+        parallelChunks(geometry.channels * batch, job) { job, lower, upper in
+            let job = job.load(as: MaxPoolJob.self), g = job.geometry
+            let outPlane = g.outputHeight * g.outputWidth, inPlane = g.height * g.width
+            for plane in lower..<upper {
+                let dy = job.input + plane * outPlane, dx = job.output + plane * inPlane
+                let winner = job.argmax + plane * outPlane
                 for i in 0..<inPlane { dx[i] = 0 }
                 for o in 0..<outPlane { dx[Int(winner[o])] += dy[o] }
             }
         }
     }
+}
+
+/// A max-pool pass for the parallel loop: forward reads input and writes output; backward reads the
+/// output gradient as `input` and writes the input gradient as `output`.
+private struct MaxPoolJob {
+    let geometry: ConvGeometry
+    let argmax: UnsafeMutablePointer<Int32>
+    let input: UnsafePointer<Float>
+    let output: UnsafeMutablePointer<Float>
 }
 
 /// Global average pooling: the mean of each [H][W] plane.

@@ -118,12 +118,16 @@ final class ResidualBlock {
             unit.forward(input: x, batch: batch, training: training)
             x = UnsafePointer(unit.output.value)
         }
-        projection?.forward(input: input.value, batch: batch, training: training)
-        let shortcut = projection?.output.value ?? input.value
+        var shortcut = input.value
+        if let projection {
+            projection.forward(input: input.value, batch: batch, training: training)
+            shortcut = projection.output.value
+        }
         let out = output.value, count = output.count(batch: batch)
         context.timed(.residual) {
-            parallelChunks(count, minimumChunk: 4096) { range in
-                for i in range { out[i] = ReLU.apply(out[i] + shortcut[i]) }
+            parallelChunks(count, minimumChunk: 4096, (out, UnsafePointer(shortcut))) { job, lower, upper in
+                let (out, shortcut) = job.load(as: (UnsafeMutablePointer<Float>, UnsafePointer<Float>).self)
+                for i in lower..<upper { out[i] = ReLU.apply(out[i] + shortcut[i]) }
             }
         }
     }
@@ -160,7 +164,7 @@ public final class ResNet {
     public let dropout: Float
 
     private let context = NetworkContext()
-    private let input: Activation  // [Cin][B][H][W], a copy: backward needs it after the caller's buffer moved on
+    private let input: Activation  // [Cin][B][H][W]: the caller's NCHW batch in the channel-major layout
     private let stem: ConvBatchNorm
     private let maxPool: MaxPool2d
     private let pooled: Activation  // maxPool's output
@@ -285,9 +289,10 @@ public final class ResNet {
             block.forward(input: x, batch: batch, training: training)
             x = block.output
         }
+        let last = x
         context.timed(.pooling) {
-            GlobalAveragePool.forward(input: x.value, output: features.value, planes: x.channels * batch,
-                                      spatial: x.height * x.width)
+            GlobalAveragePool.forward(input: last.value, output: features.value, planes: last.channels * batch,
+                                      spatial: last.height * last.width)
         }
         if let dropoutLayer {
             context.timed(.dropout) { dropoutLayer.forward(features.value, count: features.count(batch: batch), training: training) }

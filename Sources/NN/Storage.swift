@@ -141,19 +141,86 @@ final class Activation {
     func count(batch: Int) -> Int { channels * batch * height * width }
 }
 
-/// Runs `body` over 0..<count split into one contiguous chunk per OpenBLAS thread (the process's compute
+/// The body of a parallel loop: `(state, lower, upper)` processes indices lower..<upper of a loop whose
+/// arguments are the `State` value behind the raw pointer. A C function pointer rather than a Swift
+/// closure: it cannot capture, so handing it to another thread allocates nothing (a non-escaping Swift
+/// closure can only reach another thread through withoutActuallyEscaping, which heap-allocates its
+/// context on every call — hundreds of times per training step).
+typealias ChunkKernel = @convention(c) (UnsafeRawPointer, Int, Int) -> Void
+
+/// Runs `kernel` over 0..<count split into one contiguous chunk per OpenBLAS thread (the process's compute
 /// thread budget, set by the caller through openblas_set_num_threads), for the memory-bound loops between
 /// GEMMs. Chunks are disjoint and each element is computed the same way whatever the split, so results are
 /// bitwise independent of the thread count.
 @inline(__always)
-func parallelChunks(_ count: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+func parallelChunks<State>(_ count: Int, minimumChunk: Int = 1, _ state: State, _ kernel: ChunkKernel) {
     let threads = min(Int(openblas_get_num_threads()), count / max(minimumChunk, 1))
-    guard threads > 1 else {
-        body(0..<count)
-        return
+    withUnsafePointer(to: state) { state in
+        if threads > 1 {
+            WorkerPool.shared.run(tasks: threads, count: count, state: UnsafeRawPointer(state), kernel: kernel)
+        } else {
+            kernel(UnsafeRawPointer(state), 0, count)
+        }
     }
-    DispatchQueue.concurrentPerform(iterations: threads) { t in
-        body((count * t / threads)..<(count * (t + 1) / threads))
+}
+
+/// Persistent worker threads for `parallelChunks`: the job (kernel, state pointer, count) is published
+/// under a mutex, the caller runs chunk 0 itself and waits for the others.
+final class WorkerPool: @unchecked Sendable {
+    static let shared = WorkerPool()
+
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let finished = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var kernel: ChunkKernel?
+    private var state: UnsafeRawPointer?
+    private var count = 0, tasks = 0, nextTask = 0, unfinished = 0, workers = 0
+
+    private init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(wake, nil)
+        pthread_cond_init(finished, nil)
+    }
+
+    func run(tasks: Int, count: Int, state: UnsafeRawPointer, kernel: ChunkKernel) {
+        pthread_mutex_lock(mutex)
+        while workers < tasks - 1 { startWorker() }
+        (self.kernel, self.state, self.count, self.tasks) = (kernel, state, count, tasks)
+        nextTask = 1
+        unfinished = tasks - 1
+        pthread_cond_broadcast(wake)
+        pthread_mutex_unlock(mutex)
+        kernel(state, 0, count / tasks)
+        pthread_mutex_lock(mutex)
+        while unfinished > 0 { pthread_cond_wait(finished, mutex) }
+        (self.kernel, self.state) = (nil, nil)
+        pthread_mutex_unlock(mutex)
+    }
+
+    private func startWorker() {
+        workers += 1
+        var thread = pthread_t()
+        let pool = Unmanaged.passUnretained(self).toOpaque()  // the shared pool lives as long as the process
+        pthread_create(&thread, nil, { pool in
+            Unmanaged<WorkerPool>.fromOpaque(pool!).takeUnretainedValue().workLoop()
+            return nil
+        }, pool)
+        pthread_detach(thread)
+    }
+
+    private func workLoop() {
+        pthread_mutex_lock(mutex)
+        while true {
+            while nextTask >= tasks { pthread_cond_wait(wake, mutex) }
+            let task = nextTask
+            nextTask += 1
+            let (kernel, state, lower, upper) = (kernel!, state!, count * task / tasks, count * (task + 1) / tasks)
+            pthread_mutex_unlock(mutex)
+            kernel(state, lower, upper)
+            pthread_mutex_lock(mutex)
+            unfinished -= 1
+            if unfinished == 0 { pthread_cond_signal(finished) }
+        }
     }
 }
 

@@ -31,10 +31,12 @@ private func naiveConvolution(input: Buffer, weight: UnsafePointer<Float>, g: Co
 
 final class ConvolutionTests: XCTestCase {
     /// (inChannels, outChannels, kernel, stride, padding, height, width): strides, padding, odd sizes,
-    /// the 1×1 GEMM-only path, 1×1 stride 2 (ResNet projections) and the 7×7/2 stem.
+    /// the 1×1 GEMM-only path, 1×1 stride 2 (ResNet projections), the 7×7/2 stem, and "same" stride-1
+    /// convolutions (the flat-shift im2col path) down to maps smaller than the kernel.
     private let cases: [(Int, Int, Int, Int, Int, Int, Int)] = [
         (3, 4, 3, 1, 1, 7, 5), (2, 3, 3, 2, 1, 9, 6), (2, 5, 1, 1, 0, 5, 3), (3, 2, 1, 2, 0, 7, 4),
         (1, 3, 7, 2, 3, 11, 9), (2, 2, 3, 3, 0, 8, 7), (1, 2, 5, 2, 2, 3, 2), (2, 3, 2, 1, 1, 4, 5),
+        (2, 2, 3, 1, 1, 1, 1), (2, 3, 5, 1, 2, 2, 1), (1, 2, 3, 1, 1, 2, 3), (2, 2, 5, 1, 2, 4, 6),
     ]
 
     func testForwardMatchesNaiveLoops() throws {
@@ -73,6 +75,7 @@ final class ConvolutionTests: XCTestCase {
                 conv.forward(input: input.pointer, output: output.pointer, batch: batch)
                 return projection(output.pointer, upstream.pointer, outCount)
             }
+            _ = loss()  // backward uses the columns of the last forward
             // Gradients accumulate into dweight: start from a known non-zero value to check "+=".
             context.gradients.update(repeating: 0.5, count: context.parameterCount)
             let dinput = Buffer(input.count, value: 0.25)
