@@ -28,7 +28,7 @@ public enum ONNXExport {
         x = builder.node("Relu", [x], name: "relu")
         x = builder.node("MaxPool", [x], name: "maxpool",
                          [.init("kernel_shape", .ints([3, 3])), .init("strides", .ints([2, 2])), .init("pads", .ints([1, 1, 1, 1]))])
-        for block in model.parameterSlots.map(GraphBuilder.torchvisionName)
+        for block in model.parameterSlots.map(\.name)
         where block.hasPrefix("layer") && block.hasSuffix(".conv1.weight") {
             x = try builder.residualBlock(x, prefix: String(block.dropLast(".conv1.weight".count)))
         }
@@ -69,13 +69,9 @@ private struct GraphBuilder {
     init(model: ResNet, path: String) {
         self.model = model
         self.path = path
-        parameterSlots = Dictionary(model.parameterSlots.map { (Self.torchvisionName($0), $0) }) { first, _ in first }
-        bufferSlots = Dictionary(model.bufferSlots.map { (Self.torchvisionName($0), $0) }) { first, _ in first }
+        parameterSlots = Dictionary(uniqueKeysWithValues: model.parameterSlots.map { ($0.name, $0) })
+        bufferSlots = Dictionary(uniqueKeysWithValues: model.bufferSlots.map { ($0.name, $0) })
     }
-
-    /// The state_dict key of a slot. ResNet's block slots read "layer1.0..conv1.weight" (the block prefix
-    /// and the unit name each bring a dot); the ONNX initializers get torchvision's "layer1.0.conv1.weight".
-    static func torchvisionName(_ slot: TensorSlot) -> String { slot.name.replacingOccurrences(of: "..", with: ".") }
 
     /// Adds a node whose single output is named `name`, and returns that name.
     mutating func node(_ opType: String, _ inputs: [String], name: String, _ attributes: [ONNX.AttributeProto] = [])
@@ -150,7 +146,7 @@ private struct GraphBuilder {
     }
 
     func checkEveryTensorIsUsed() throws {
-        let missed = (model.parameterSlots + model.bufferSlots).map(Self.torchvisionName).filter { !used.contains($0) }
+        let missed = (model.parameterSlots + model.bufferSlots).map(\.name).filter { !used.contains($0) }
         guard missed.isEmpty else {
             throw ONNXExportError(path: path, problem: "the export has no place for \(missed.joined(separator: ", "))")
         }
