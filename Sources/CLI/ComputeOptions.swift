@@ -14,9 +14,10 @@ struct ComputeOptions: ParsableArguments {
     @Option(help: "BLAS threads per rank (default: the node's cores divided by the ranks on it).")
     var threads: Int?
 
+    var blasThreads: Int { threads.map { max(1, $0) } ?? Self.coresPerRank }
+
     /// The node's cores shared among the ranks on it (Open MPI and Slurm tell each rank how many share the node).
-    var blasThreads: Int {
-        if let threads { return max(1, threads) }
+    static var coresPerRank: Int {
         let environment = ProcessInfo.processInfo.environment
         let local = environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init)
             ?? environment["SLURM_NTASKS_PER_NODE"].flatMap(Int.init) ?? 1

@@ -32,8 +32,11 @@ public enum TrainBenchmark {
         }
     }
 
+    /// `distribute`, for data-parallel runs, gets the model once to install its backward hooks and returns
+    /// what each step must do between backward and the optimizer (complete the gradient all-reduce).
     public static func run(arch: Architecture, width: Int, batch: Int, threads: Int, steps: Int, warmupSteps: Int = 2,
-                           inputHeight: Int = 128, inputWidth: Int = 44, seed: UInt64 = 0) throws -> Result {
+                           inputHeight: Int = 128, inputWidth: Int = 44, seed: UInt64 = 0,
+                           distribute: ((ResNet) throws -> () throws -> Void)? = nil) throws -> Result {
         try require(threads >= 1, "thread count", threads, "must be at least 1")
         try require(steps >= 1, "benchmark steps", steps, "must be at least 1")
         try require(warmupSteps >= 0, "warm-up steps", warmupSteps, "must be non-negative")
@@ -49,6 +52,7 @@ public enum TrainBenchmark {
         let labels = (0..<batch).map { _ in Int(rng.next() % 10) }
         let dlogits = UnsafeMutablePointer<Float>.allocate(capacity: batch * 10)
         defer { dlogits.deallocate() }
+        let completeGradients = try distribute?(model)
 
         func step() throws {
             let logits = try model.forward(input: input, batch: batch, training: true)
@@ -57,6 +61,7 @@ public enum TrainBenchmark {
                                                       dlogits: dlogits)
             }
             model.backward(dlogits: dlogits)
+            try completeGradients?()
             try model.timed(.optimizer) {
                 try optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: 1e-3)
                 model.zeroGradients()
@@ -75,7 +80,8 @@ public enum TrainBenchmark {
             .sorted { $0.milliseconds > $1.milliseconds }
         return Result(architecture: arch, width: width, batch: batch, threads: threads, steps: steps,
                       parameterCount: model.parameterCount, samplesPerSecond: Double(batch) / seconds,
-                      millisecondsPerStep: seconds * 1e3, cpuUtilisation: cpuSeconds / seconds, flopsPerStep: flops, gflopsPerSecond: flops / seconds * 1e-9,
+                      millisecondsPerStep: seconds * 1e3, cpuUtilisation: cpuSeconds / seconds, flopsPerStep: flops,
+                      gflopsPerSecond: flops / seconds * 1e-9,
                       profile: profile)
     }
 

@@ -1,0 +1,109 @@
+import ArgumentParser
+import Dist
+import Foundation
+import NN
+import Train
+
+struct BenchTrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Training steps per second: forward, loss, backward, AdamW on random 128×44 inputs.",
+        discussion: """
+            Prints samples/s, ms/step, achieved GFLOP/s, the share of the sgemm peak on the same threads \
+            (`bench gemm`), peak resident memory and where the time goes per layer kind. Under mpirun, \
+            --batch is the per-rank batch (weak scaling) and every step all-reduces the gradients in \
+            buckets overlapped with backward, as training does; the line reports global samples/s. \
+            scripts/bench-train.sh runs PyTorch on the same model and step and prints the ratio; \
+            scripts/bench-scaling.sh compares 1 and 2 ranks with PyTorch DDP.
+
+            Examples:
+              digits-dist bench train --arch resnet18 --width 16 --batch 32 --steps 20 --threads 2
+              digits-dist bench train --arch resnet50 --width 64 --batch 32 --steps 5
+              mpirun -n 2 digits-dist bench train --threads 1 --batch 32
+            """)
+
+    @Option(help: "resnet18, resnet34 or resnet50.")
+    var arch: String = "resnet18"
+
+    @Option(help: "Channels of the first stage (64 = standard ResNet).")
+    var width: Int = 16
+
+    @Option(help: "Batch per step (per rank under mpirun).")
+    var batch: Int = 32
+
+    @Option(help: "Timed steps (after warm-up).")
+    var steps: Int = 20
+
+    @Option(help: "OpenBLAS threads per rank (default: the node's cores divided by the ranks on it).")
+    var threads: Int?
+
+    @Option(help: "Gradient all-reduce: overlapped (buckets during backward) or blocking (one all-reduce after it).")
+    var allreduce: GradientBucketer.Mode = .overlapped
+
+    @Option(help: "Bucket size in MB for the overlapped all-reduce.")
+    var bucketMegabytes: Double = 4
+
+    @Flag(help: "Skip the sgemm peak measurement.")
+    var noPeak = false
+
+    func run() throws {
+        try Communicator.initialize()
+        let world = Communicator.world
+        Log.rank = world.rank
+        defer { try? Communicator.finalize() }
+        try failing {
+            let architecture = try Architecture(parsing: arch)
+            let threadCount = threads ?? ComputeOptions.coresPerRank
+            var bucketer: GradientBucketer?
+            let result = try TrainBenchmark.run(arch: architecture, width: width, batch: batch, threads: threadCount, steps: steps,
+                                                distribute: world.size == 1 ? nil : { model in
+                let buckets = try GradientBucketer(communicator: world, gradients: model.gradients, count: model.parameterCount,
+                                                   tensorOffsets: model.parameterSlots.map(\.offset),
+                                                   bucketBytes: Int(bucketMegabytes * 1_048_576), mode: allreduce)
+                bucketer = buckets
+                var failure: Error?
+                model.gradientsReady = { range in
+                    do { try buckets.gradientsReady(from: range.lowerBound) } catch { failure = error }
+                }
+                return {
+                    try buckets.finish(scale: 1 / Float(world.size))
+                    if let failure { throw failure }
+                }
+            })
+            let slowest = try world.allReduceMax(result.millisecondsPerStep)
+            guard world.rank == 0 else { return }
+            print(result)
+            if world.size > 1 {
+                print(String(format: "%d ranks × %d threads, %@ all-reduce in %d buckets: %.1f ms/step, %.1f samples/s global",
+                             world.size, threadCount, allreduce.rawValue, bucketer?.buckets.count ?? 0, slowest,
+                             Double(batch * world.size) / slowest * 1e3))
+            }
+            if !noPeak {
+                let peak = try TrainBenchmark.gemmPeak(threads: threadCount)
+                print(String(format: "sgemm peak %.1f GFLOP/s on %d threads: the step reaches %.0f%% of it",
+                             peak, threadCount, 100 * result.gflopsPerSecond / peak))
+            }
+            print(String(format: "peak resident memory %.0f MB", BenchFeaturesCommand.peakResidentMegabytes()))
+        }
+    }
+}
+
+extension GradientBucketer.Mode: ExpressibleByArgument {}
+
+struct BenchGemmCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gemm", abstract: "The sgemm peak (GFLOP/s of a square OpenBLAS sgemm) on the given threads.")
+
+    @Option(help: "OpenBLAS threads.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Matrix size n (2·n³ FLOP per call).")
+    var size: Int = 2048
+
+    func run() throws {
+        try failing {
+            print(String(format: "sgemm %d×%d on %d threads: %.1f GFLOP/s", size, size, threads,
+                         try TrainBenchmark.gemmPeak(threads: threads, size: size)))
+        }
+    }
+}
