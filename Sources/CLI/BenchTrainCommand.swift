@@ -47,11 +47,7 @@ struct BenchTrainCommand: ParsableCommand {
     var noPeak = false
 
     func run() throws {
-        try Communicator.initialize()
-        let world = Communicator.world
-        Log.rank = world.rank
-        defer { try? Communicator.finalize() }
-        try failing {
+        try onEveryRank { world in
             let architecture = try Architecture(parsing: arch)
             let threadCount = threads ?? ComputeOptions.coresPerRank
             var bucketer: GradientBucketer?
@@ -71,7 +67,7 @@ struct BenchTrainCommand: ParsableCommand {
                 }
             })
             let slowest = try world.allReduceMax(result.millisecondsPerStep)
-            guard world.rank == 0 else { return }
+            guard world.rank == 0 else { return 0 }
             print(result)
             if world.size > 1 {
                 print(String(format: "%d ranks × %d threads, %@ all-reduce in %d buckets: %.1f ms/step, %.1f samples/s global",
@@ -84,6 +80,7 @@ struct BenchTrainCommand: ParsableCommand {
                              peak, threadCount, 100 * result.gflopsPerSecond / peak))
             }
             print(String(format: "peak resident memory %.0f MB", BenchFeaturesCommand.peakResidentMegabytes()))
+            return 0
         }
     }
 }

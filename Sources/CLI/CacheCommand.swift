@@ -28,10 +28,7 @@ struct CacheCommand: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        try Communicator.initialize()
-        let world = Communicator.world
-        Log.rank = world.rank
-        do {
+        try onEveryRank { world in
             let config = try configOptions.load()
             let settings = config.audioSettings
             try settings.validate()
@@ -45,12 +42,7 @@ struct CacheCommand: ParsableCommand {
                     for (i, reason) in cache.skipped.sorted(by: { $0.key < $1.key }) { print("skipped \(i): \(reason)") }
                 }
             }
-        } catch {
-            Log.error("\(error)")
-            if world.size > 1 { world.abort(code: 1) }
-            try? Communicator.finalize()
-            throw ExitCode.failure
+            return 0
         }
-        try Communicator.finalize()
     }
 }

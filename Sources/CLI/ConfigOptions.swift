@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dist
 import Train
 
 /// `--config FILE` and `--set key=value`, shared by every command that reads a run config.
@@ -23,4 +24,24 @@ func failing<T>(_ body: () throws -> T) throws -> T {
         Log.error("\(error)")
         throw ExitCode.failure
     }
+}
+
+/// Runs a command's work on every MPI rank (a singleton without mpirun): MPI initialised, logging from
+/// rank 0, and on an error one line, MPI_Abort of the other ranks (none is left waiting in a
+/// collective) and exit 1. `body` returns the exit status (0 for success).
+func onEveryRank(_ body: (Communicator) throws -> Int32) throws {
+    try Communicator.initialize()
+    let world = Communicator.world
+    Log.rank = world.rank
+    let status: Int32
+    do {
+        status = try body(world)
+    } catch {
+        Log.error("\(error)")
+        if world.size > 1 { world.abort(code: 1) }
+        try? Communicator.finalize()
+        throw ExitCode.failure
+    }
+    try Communicator.finalize()
+    if status != 0 { throw ExitCode(status) }
 }

@@ -29,10 +29,7 @@ struct EvaluateCommand: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        try Communicator.initialize()
-        let world = Communicator.world
-        Log.rank = world.rank
-        do {
+        try onEveryRank { world in
             let paths = try TrainedModel.checkpoints(at: checkpoint)
             let models = try paths.map { try TrainedModel(path: $0) }
             BLAS.setThreads(compute.blasThreads)
@@ -52,12 +49,7 @@ struct EvaluateCommand: ParsableCommand {
                 Log.info(String(format: "%@: accuracy %.4f, macro ROC-AUC %.4f on %d clips (%d model%@)", data,
                                 metrics.accuracy, metrics.macroROCAUC ?? .nan, metrics.clips, models.count, models.count == 1 ? "" : "s"))
             }
-        } catch {
-            Log.error("\(error)")
-            if world.size > 1 { world.abort(code: 1) }
-            try? Communicator.finalize()
-            throw ExitCode.failure
+            return 0
         }
-        try Communicator.finalize()
     }
 }

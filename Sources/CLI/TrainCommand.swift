@@ -48,24 +48,8 @@ struct TrainCommand: ParsableCommand {
     var resume: String?
 
     func run() throws {
-        try Communicator.initialize()
-        let world = Communicator.world
-        Log.rank = world.rank
         StopSignal.install()
-        do {
-            if try train(world: world) == .stopped {
-                try Communicator.finalize()
-                throw ExitCode(StopSignal.exitCode)
-            }
-        } catch let exit as ExitCode {
-            throw exit
-        } catch {
-            Log.error("\(error)")
-            if world.size > 1 { world.abort(code: 1) }
-            try? Communicator.finalize()
-            throw ExitCode.failure
-        }
-        try Communicator.finalize()
+        try onEveryRank { world in try train(world: world) == .stopped ? StopSignal.exitCode : 0 }
     }
 
     func train(world: Communicator) throws -> RunCoordinator.Ending {

@@ -42,16 +42,17 @@ final class ResumeTests: XCTestCase {
         while stepFiles(out).count < count && Date() < deadline { usleep(20_000) }
     }
 
-    func uninterrupted(ranks: Int) throws -> [Float] {
-        let run = try mpirun(ranks, arguments(out: root + "/full"), timeout: 300)
+    func uninterrupted(ranks: Int, _ extra: [String] = []) throws -> [Float] {
+        let run = try mpirun(ranks, arguments(out: root + "/full", extra), timeout: 300)
         XCTAssertEqual(run.status, 0, run.summary)
         return try parameters(root + "/full/final.ckpt")
     }
 
     func testKilledRankThenResumeGivesBitwiseTheSameWeights() throws {
-        let expected = try uninterrupted(ranks: 2)
+        let long = ["--set", "training.epochs=30"]  // 360 steps: the kill after step 4 lands mid-run
+        let expected = try uninterrupted(ranks: 2, long)
         let out = root + "/killed"
-        let killed = try mpirun(2, arguments(out: out), timeout: 300) { mpirunPid in
+        let killed = try mpirun(2, arguments(out: out, long), timeout: 300) { mpirunPid in
             self.waitForCheckpoints(out, count: 2)
             let ranks = descendantProcesses(of: mpirunPid).filter {
                 (try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8))?.hasPrefix("digits-dist") ?? false
@@ -60,7 +61,7 @@ final class ResumeTests: XCTestCase {
         }
         XCTAssertNotEqual(killed.status, 0, killed.summary)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/final.ckpt"), "the kill came too late to test anything")
-        let resumed = try mpirun(2, arguments(out: out, ["--resume"]), timeout: 300)
+        let resumed = try mpirun(2, arguments(out: out, long + ["--resume"]), timeout: 300)
         XCTAssertEqual(resumed.status, 0, resumed.summary)
         XCTAssertTrue(resumed.stderr.contains("resuming at step"), resumed.stderr)
         XCTAssertEqual(try parameters(out + "/final.ckpt"), expected, "resumed weights must be bitwise equal")
@@ -112,7 +113,8 @@ final class ResumeTests: XCTestCase {
 
     func testStopSignalWritesACheckpointExitsWithTheDocumentedCodeAndResumes() throws {
         let out = root + "/signal"
-        let stopped = try mpirun(2, arguments(out: out, ["--set", "training.checkpoint_every_steps=1000"]), timeout: 300) { pid in
+        let stopped = try mpirun(2, arguments(out: out, ["--set", "training.checkpoint_every_steps=1000", "--set", "training.epochs=30"]),
+                                 timeout: 300) { pid in
             let deadline = Date().addingTimeInterval(60)
             while Date() < deadline,
                   ((try? String(contentsOfFile: out + "/steps.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count < 3 {
@@ -125,7 +127,8 @@ final class ResumeTests: XCTestCase {
         let written = stepFiles(out)
         XCTAssertFalse(written.isEmpty, "a checkpoint must appear on the stop signal")
         let step = try Checkpoint.read(from: out + "/checkpoints/" + written.last!).metadata.step
-        let resumed = try mpirun(2, arguments(out: out, ["--resume"]), timeout: 300)
+        let resumed = try mpirun(2, arguments(out: out, ["--set", "training.checkpoint_every_steps=1000", "--set", "training.epochs=30",
+                                                         "--resume"]), timeout: 300)
         XCTAssertEqual(resumed.status, 0, resumed.summary)
         XCTAssertTrue(resumed.stderr.contains("resuming at step \(step) "), resumed.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/final.ckpt"))
