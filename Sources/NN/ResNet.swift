@@ -275,6 +275,10 @@ public final class ResNet {
     /// input [B][Cin][H][W] (NCHW) → logits [B][classes], valid until the next forward.
     public func forward(input source: UnsafePointer<Float>, batch: Int, training: Bool) throws -> UnsafePointer<Float> {
         try require((1...maxBatch).contains(batch), "batch size", batch, "must be in 1...\(maxBatch)")
+        return withComputeThreads { forwardPass(input: source, batch: batch, training: training) }
+    }
+
+    private func forwardPass(input source: UnsafePointer<Float>, batch: Int, training: Bool) -> UnsafePointer<Float> {
         lastBatch = batch
         let plane = inputHeight * inputWidth
         for b in 0..<batch {
@@ -303,6 +307,10 @@ public final class ResNet {
 
     /// dlogits [B][classes] of the last forward → gradients += ∂loss/∂parameters.
     public func backward(dlogits: UnsafePointer<Float>) {
+        withComputeThreads { backwardPass(dlogits: dlogits) }
+    }
+
+    private func backwardPass(dlogits: UnsafePointer<Float>) {
         let batch = lastBatch
         context.timed(.linear) { fc.backward(input: features.value, doutput: dlogits, dinput: features.grad, batch: batch) }
         if let dropoutLayer {
