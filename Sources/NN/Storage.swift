@@ -218,7 +218,11 @@ final class WorkerPool: @unchecked Sendable {
         pthread_cond_broadcast(wake)
         pthread_mutex_unlock(mutex)
         kernel(state, 0, count / tasks)
-        while unfinished.load(ordering: .acquiring) > 0 {}
+        var spins = 0
+        while unfinished.load(ordering: .acquiring) > 0 {
+            spins += 1
+            if spins % 1024 == 0 { sched_yield() }  // a worker may have been preempted: let it run
+        }
     }
 
     /// Starts worker `index`; it will run the first job published after this call.
@@ -244,6 +248,7 @@ final class WorkerPool: @unchecked Sendable {
             var spins = 0
             while generation.load(ordering: .acquiring) == seen {
                 spins += 1
+                if spins % 1024 == 0 { sched_yield() }
                 if spins < 200_000 { continue }
                 pthread_mutex_lock(mutex)
                 while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(wake, mutex) }
