@@ -155,9 +155,12 @@ final class ResidualBlock {
 /// optional dropout → fc. Parameter names, order and initialisation follow torchvision, so a
 /// state_dict maps one to one onto `parameterSlots` / `bufferSlots`.
 ///
-/// Every activation is allocated once for `maxBatch` at init; a training step allocates nothing.
-/// Gradients ACCUMULATE: backward adds to `gradients`, so several micro-batches can be summed for
-/// gradient accumulation; call `zeroGradients()` after each optimizer update.
+/// Every activation is allocated once for `maxBatch` at init; a training step allocates nothing
+/// (scripts/count-step-allocations.sh measures it). Gradients ACCUMULATE: backward adds to `gradients`,
+/// so several micro-batches can be summed for gradient accumulation; call `zeroGradients()` after each
+/// optimizer update. Threads: forward, backward and AdamW use as many threads as OpenBLAS is set to
+/// (openblas_set_num_threads), through the engine's own pool (see `withComputeThreads`); results are
+/// bitwise the same for any thread count.
 public final class ResNet {
     public let architecture: Architecture
     public let width, inputChannels, inputHeight, inputWidth, maxBatch, classes: Int

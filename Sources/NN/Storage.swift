@@ -32,7 +32,7 @@ public enum LayerKind: Int, CaseIterable, Sendable {
     }
 }
 
-/// Shared state of one network: the three flat buffers, the scratch for im2col, the hooks that let a
+/// Shared state of one network: the three flat buffers, the scratch for col2im, the hooks that let a
 /// distributed trainer reach into backward, and an optional profiler.
 ///
 /// Layers reserve their tensors while the network is built; `allocate()` then creates every buffer
@@ -48,7 +48,7 @@ final class NetworkContext {
     private(set) var parameters: UnsafeMutablePointer<Float>!
     private(set) var gradients: UnsafeMutablePointer<Float>!
     private(set) var buffers: UnsafeMutablePointer<Float>!
-    /// im2col columns and their gradient; shared by all convolutions, which run one at a time.
+    /// The im2col column gradient; shared by all convolutions, which run one at a time.
     private(set) var workspace: UnsafeMutablePointer<Float>!
 
     /// Called by backward each time a layer has finished its parameter gradients, with that layer's
@@ -118,7 +118,7 @@ final class NetworkContext {
 /// GEMM whose output lands directly in this layout, a 1×1 convolution needs no copy at all, and each
 /// BatchNorm channel is one contiguous run. For one channel (the network input) it equals NCHW.
 final class Activation {
-    let channels, height, width, maxBatch: Int
+    let channels, height, width: Int
     let value: UnsafeMutablePointer<Float>
     let grad: UnsafeMutablePointer<Float>
 
@@ -126,7 +126,6 @@ final class Activation {
         self.channels = channels
         self.height = height
         self.width = width
-        self.maxBatch = maxBatch
         let capacity = channels * height * width * maxBatch
         value = .allocate(capacity: capacity)
         value.initialize(repeating: 0, count: capacity)
