@@ -96,9 +96,12 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--mkldnn", choices=["on", "off"], default="on",
+                        help="oneDNN convolutions (PyTorch's default) or its native im2col + BLAS path")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    torch.backends.mkldnn.enabled = args.mkldnn == "on"
     torch.manual_seed(0)
     model = ResNet(args.arch, args.width).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -118,7 +121,8 @@ def main():
     for _ in range(args.steps):
         step()
     seconds = (time.perf_counter() - start) / args.steps
-    print(f"pytorch {torch.__version__} {args.arch} width {args.width} batch {args.batch} threads {args.threads}: "
+    print(f"pytorch {torch.__version__} (mkldnn {args.mkldnn}) {args.arch} width {args.width} batch {args.batch} "
+          f"threads {args.threads}: "
           f"{parameters} parameters, {seconds * 1e3:.1f} ms/step, {args.batch / seconds:.1f} samples/s")
 
 

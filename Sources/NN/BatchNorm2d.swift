@@ -1,35 +1,35 @@
-/// Σx and Σx² of a contiguous run, accumulated in Double: one pass serves both the batch mean and the
-/// variance, and Double keeps E[x²] − E[x]² accurate over the tens of thousands of values per channel.
+/// Σu and Σu·v over a contiguous run: the batch statistics Σx, Σx² (u = v = x) and backward's Σdy, Σdy·x.
+/// Accumulated in 16 Float lanes per block of 1024 values and the blocks in Double — vectorised (Swift
+/// will not reorder a scalar float sum by itself) yet accurate over the tens of thousands of values of a
+/// channel, and in a fixed order, so deterministic. With `rectified` (the output of a fused ReLU) the
+/// ReLU's backward happens in the same pass: u is zeroed in place where the output was clipped.
 @inline(__always)
-private func sumAndSquares(_ x: UnsafePointer<Float>, _ n: Int) -> (Double, Double) {
-    var sum = 0.0, squares = 0.0
-    for i in 0..<n {
-        let v = Double(x[i])
-        sum += v
-        squares += v * v
-    }
-    return (sum, squares)
-}
-
-/// Σdy and Σdy·x of two contiguous runs, in Double. With `rectified` (the output of a fused ReLU) the
-/// ReLU's backward happens here first: dy is zeroed in place where the output was clipped.
-@inline(__always)
-private func sumAndDot(_ dy: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int,
-                       rectified: UnsafePointer<Float>?) -> (Double, Double) {
-    var sum = 0.0, dot = 0.0
-    if let rectified {
-        for i in 0..<n {
-            let g = ReLU.gradient(output: rectified[i], dy[i])
-            dy[i] = g
-            sum += Double(g)
-            dot += Double(g) * Double(x[i])
+private func sumAndDot(_ u: UnsafeMutablePointer<Float>, _ v: UnsafePointer<Float>, _ n: Int,
+                       maskingBy rectified: UnsafePointer<Float>? = nil) -> (Double, Double) {
+    typealias Lanes = SIMD16<Float>
+    var sum = 0.0, dot = 0.0, i = 0
+    while i < n {
+        let blockEnd = min(n, i + 1024)
+        var laneSum = Lanes(), laneDot = Lanes()
+        while i + Lanes.scalarCount <= blockEnd {
+            var a = UnsafeRawPointer(u + i).loadUnaligned(as: Lanes.self)
+            if let rectified {
+                a.replace(with: 0, where: UnsafeRawPointer(rectified + i).loadUnaligned(as: Lanes.self) .<= 0)
+                UnsafeMutableRawPointer(u + i).storeBytes(of: a, as: Lanes.self)
+            }
+            laneSum += a
+            laneDot += a * UnsafeRawPointer(v + i).loadUnaligned(as: Lanes.self)
+            i += Lanes.scalarCount
         }
-    } else {
-        for i in 0..<n {
-            let g = Double(dy[i])
-            sum += g
-            dot += g * Double(x[i])
+        var tailSum: Float = 0, tailDot: Float = 0
+        while i < blockEnd {
+            if let rectified { u[i] = ReLU.gradient(output: rectified[i], u[i]) }
+            tailSum += u[i]
+            tailDot += u[i] * v[i]
+            i += 1
         }
+        sum += Double(laneSum.sum()) + Double(tailSum)
+        dot += Double(laneDot.sum()) + Double(tailDot)
     }
     return (sum, dot)
 }
@@ -102,7 +102,10 @@ final class BatchNorm2d {
         if training {
             parallelChunks(channels, job) { job, lower, upper in
                 let j = job.load(as: ForwardJob.self)
-                for c in lower..<upper { (j.reduction[c], j.reduction[j.channels + c]) = sumAndSquares(j.input + c * j.n, j.n) }
+                for c in lower..<upper {
+                    let x = j.input + c * j.n
+                    (j.reduction[c], j.reduction[j.channels + c]) = sumAndDot(UnsafeMutablePointer(mutating: x), x, j.n)
+                }
             }
             let total = reduceAcrossRanks(count: n)
             for c in 0..<channels {
@@ -150,7 +153,7 @@ final class BatchNorm2d {
             let j = job.load(as: BackwardJob.self)
             for c in lower..<upper {
                 let (sumDy, sumDyX) = sumAndDot(j.doutput + c * j.n, j.input + c * j.n, j.n,
-                                                rectified: j.rectifies ? j.output + c * j.n : nil)
+                                                maskingBy: j.rectifies ? j.output + c * j.n : nil)
                 let sumDyXhat = (sumDyX - j.mean[c] * sumDy) * j.inverseStd[c]
                 j.dbeta[c] += Float(sumDy)
                 j.dgamma[c] += Float(sumDyXhat)

@@ -132,8 +132,8 @@ func paddingMasks(_ g: ConvGeometry) -> UnsafeMutablePointer<Bool>? {
 /// Whole batch in one GEMM over channel-major activations:
 ///   output[Cout][B·Ho·Wo] = weight[Cout][Cin·k·k] · columns[Cin·k·k][B·Ho·Wo]
 /// A 1×1 stride-1 convolution is that GEMM on the input itself, with no im2col. Other convolutions keep
-/// their forward columns for backward's weight gradient (memory for one im2col pass less per step); the
-/// column gradient goes through the network's shared workspace.
+/// their forward columns for backward's weight gradient, trading memory for one im2col pass fewer per
+/// step; the column gradient goes through the network's shared workspace.
 final class Conv2d {
     let geometry: ConvGeometry
     let outChannels: Int

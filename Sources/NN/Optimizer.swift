@@ -49,13 +49,15 @@ public final class AdamW {
                            secondMoment: secondMoment, decay: decay, stepSize: stepSize,
                            correction2Root: correction2Root, firstWeight: Float(1 - beta1), beta2: Float(beta2),
                            secondWeight: Float(1 - beta2), epsilon: Float(epsilon))
-        parallelChunks(count, minimumChunk: 1 << 16, job) { job, lower, upper in
-            let j = job.load(as: AdamWJob.self)
-            let p = j.parameters, g = j.gradients, m = j.firstMoment, v = j.secondMoment
-            for i in lower..<upper {
-                m[i] += (g[i] - m[i]) * j.firstWeight
-                v[i] = v[i] * j.beta2 + j.secondWeight * g[i] * g[i]
-                p[i] = p[i] * j.decay - j.stepSize * m[i] / (v[i].squareRoot() / j.correction2Root + j.epsilon)
+        withComputeThreads {
+            parallelChunks(count, minimumChunk: 1 << 16, job) { job, lower, upper in
+                let j = job.load(as: AdamWJob.self)
+                let p = j.parameters, g = j.gradients, m = j.firstMoment, v = j.secondMoment
+                for i in lower..<upper {
+                    m[i] += (g[i] - m[i]) * j.firstWeight
+                    v[i] = v[i] * j.beta2 + j.secondWeight * g[i] * g[i]
+                    p[i] = p[i] * j.decay - j.stepSize * m[i] / (v[i].squareRoot() / j.correction2Root + j.epsilon)
+                }
             }
         }
     }

@@ -155,9 +155,12 @@ final class ResidualBlock {
 /// optional dropout → fc. Parameter names, order and initialisation follow torchvision, so a
 /// state_dict maps one to one onto `parameterSlots` / `bufferSlots`.
 ///
-/// Every activation is allocated once for `maxBatch` at init; a training step allocates nothing.
-/// Gradients ACCUMULATE: backward adds to `gradients`, so several micro-batches can be summed for
-/// gradient accumulation; call `zeroGradients()` after each optimizer update.
+/// Every activation is allocated once for `maxBatch` at init; a training step allocates nothing
+/// (scripts/count-step-allocations.sh measures it). Gradients ACCUMULATE: backward adds to `gradients`,
+/// so several micro-batches can be summed for gradient accumulation; call `zeroGradients()` after each
+/// optimizer update. Threads: forward, backward and AdamW use as many threads as OpenBLAS is set to
+/// (openblas_set_num_threads), through the engine's own pool (see `withComputeThreads`); results are
+/// bitwise the same for any thread count.
 public final class ResNet {
     public let architecture: Architecture
     public let width, inputChannels, inputHeight, inputWidth, maxBatch, classes: Int
@@ -275,6 +278,10 @@ public final class ResNet {
     /// input [B][Cin][H][W] (NCHW) → logits [B][classes], valid until the next forward.
     public func forward(input source: UnsafePointer<Float>, batch: Int, training: Bool) throws -> UnsafePointer<Float> {
         try require((1...maxBatch).contains(batch), "batch size", batch, "must be in 1...\(maxBatch)")
+        return withComputeThreads { forwardPass(input: source, batch: batch, training: training) }
+    }
+
+    private func forwardPass(input source: UnsafePointer<Float>, batch: Int, training: Bool) -> UnsafePointer<Float> {
         lastBatch = batch
         let plane = inputHeight * inputWidth
         for b in 0..<batch {
@@ -303,6 +310,10 @@ public final class ResNet {
 
     /// dlogits [B][classes] of the last forward → gradients += ∂loss/∂parameters.
     public func backward(dlogits: UnsafePointer<Float>) {
+        withComputeThreads { backwardPass(dlogits: dlogits) }
+    }
+
+    private func backwardPass(dlogits: UnsafePointer<Float>) {
         let batch = lastBatch
         context.timed(.linear) { fc.backward(input: features.value, doutput: dlogits, dinput: features.grad, batch: batch) }
         if let dropoutLayer {

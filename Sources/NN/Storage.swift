@@ -1,5 +1,6 @@
 import CBLAS
 import Foundation
+import Synchronization
 
 /// One named tensor inside a flat buffer (parameters, gradients or BN statistics). Parameters and
 /// gradients share the same layout, so a slot's `range` addresses both; checkpoints and all-reduce
@@ -31,7 +32,7 @@ public enum LayerKind: Int, CaseIterable, Sendable {
     }
 }
 
-/// Shared state of one network: the three flat buffers, the scratch for im2col, the hooks that let a
+/// Shared state of one network: the three flat buffers, the scratch for col2im, the hooks that let a
 /// distributed trainer reach into backward, and an optional profiler.
 ///
 /// Layers reserve their tensors while the network is built; `allocate()` then creates every buffer
@@ -47,7 +48,7 @@ final class NetworkContext {
     private(set) var parameters: UnsafeMutablePointer<Float>!
     private(set) var gradients: UnsafeMutablePointer<Float>!
     private(set) var buffers: UnsafeMutablePointer<Float>!
-    /// im2col columns and their gradient; shared by all convolutions, which run one at a time.
+    /// The im2col column gradient; shared by all convolutions, which run one at a time.
     private(set) var workspace: UnsafeMutablePointer<Float>!
 
     /// Called by backward each time a layer has finished its parameter gradients, with that layer's
@@ -117,7 +118,7 @@ final class NetworkContext {
 /// GEMM whose output lands directly in this layout, a 1×1 convolution needs no copy at all, and each
 /// BatchNorm channel is one contiguous run. For one channel (the network input) it equals NCHW.
 final class Activation {
-    let channels, height, width, maxBatch: Int
+    let channels, height, width: Int
     let value: UnsafeMutablePointer<Float>
     let grad: UnsafeMutablePointer<Float>
 
@@ -125,7 +126,6 @@ final class Activation {
         self.channels = channels
         self.height = height
         self.width = width
-        self.maxBatch = maxBatch
         let capacity = channels * height * width * maxBatch
         value = .allocate(capacity: capacity)
         value.initialize(repeating: 0, count: capacity)
@@ -148,13 +148,12 @@ final class Activation {
 /// context on every call — hundreds of times per training step).
 typealias ChunkKernel = @convention(c) (UnsafeRawPointer, Int, Int) -> Void
 
-/// Runs `kernel` over 0..<count split into one contiguous chunk per OpenBLAS thread (the process's compute
-/// thread budget, set by the caller through openblas_set_num_threads), for the memory-bound loops between
-/// GEMMs. Chunks are disjoint and each element is computed the same way whatever the split, so results are
-/// bitwise independent of the thread count.
+/// Runs `kernel` over 0..<count split into one contiguous chunk per compute thread (see
+/// `withComputeThreads`). Chunks are disjoint and each element is computed the same way whatever the
+/// split, so results are bitwise independent of the thread count.
 @inline(__always)
 func parallelChunks<State>(_ count: Int, minimumChunk: Int = 1, _ state: State, _ kernel: ChunkKernel) {
-    let threads = min(Int(openblas_get_num_threads()), count / max(minimumChunk, 1))
+    let threads = min(WorkerPool.shared.threads, count / max(minimumChunk, 1))
     withUnsafePointer(to: state) { state in
         if threads > 1 {
             WorkerPool.shared.run(tasks: threads, count: count, state: UnsafeRawPointer(state), kernel: kernel)
@@ -164,71 +163,130 @@ func parallelChunks<State>(_ count: Int, minimumChunk: Int = 1, _ state: State, 
     }
 }
 
-/// Persistent worker threads for `parallelChunks`: the job (kernel, state pointer, count) is published
-/// under a mutex, the caller runs chunk 0 itself and waits for the others.
+/// Runs one engine entry point (forward, backward, optimizer update) on the process's compute budget:
+/// the thread count the caller gave OpenBLAS (openblas_set_num_threads). Inside, OpenBLAS itself runs
+/// single-threaded and every GEMM and memory-bound loop is split over our worker pool instead. With
+/// OpenBLAS's own threads the loops between GEMMs could not use the second core: its idle workers
+/// busy-wait for the next GEMM and take the core from ours. The caller's setting is restored on return.
+func withComputeThreads<T>(_ body: () throws -> T) rethrows -> T {
+    let pool = WorkerPool.shared
+    guard pool.threads == 1 else { return try body() }  // nested entry point: already set up
+    let budget = Int(openblas_get_num_threads())
+    guard budget > 1 else { return try body() }
+    openblas_set_num_threads(1)
+    pool.threads = budget
+    defer {
+        pool.threads = 1
+        openblas_set_num_threads(Int32(budget))
+    }
+    return try body()
+}
+
+/// Persistent worker threads for `parallelChunks`. A job (kernel, state pointer, count) is published by
+/// bumping `generation`; worker i runs chunk i (if i < tasks), the caller runs chunk 0, and every worker
+/// acknowledges through `unfinished`, so the caller never rewrites the job while a worker still reads it.
+/// Idle workers spin briefly (jobs come every few microseconds during a step) and then sleep on a
+/// condition variable, so a process between steps costs no CPU.
 final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool()
 
+    /// Compute threads for the current entry point; 1 outside `withComputeThreads`.
+    var threads = 1
+
+    private let generation = Atomic<Int>(0)
+    private let unfinished = Atomic<Int>(0)
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private let finished = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    // The job; written before `generation` is bumped (release), read after it is seen (acquire).
     private var kernel: ChunkKernel?
     private var state: UnsafeRawPointer?
-    private var count = 0, tasks = 0, nextTask = 0, unfinished = 0, workers = 0
+    private var count = 0, tasks = 0
+    private var workers = 0
 
     private init() {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(wake, nil)
-        pthread_cond_init(finished, nil)
     }
 
     func run(tasks: Int, count: Int, state: UnsafeRawPointer, kernel: ChunkKernel) {
-        pthread_mutex_lock(mutex)
-        while workers < tasks - 1 { startWorker() }
+        while workers < tasks - 1 { startWorker(index: workers + 1) }
         (self.kernel, self.state, self.count, self.tasks) = (kernel, state, count, tasks)
-        nextTask = 1
-        unfinished = tasks - 1
+        unfinished.store(workers, ordering: .relaxed)
+        pthread_mutex_lock(mutex)
+        generation.add(1, ordering: .releasing)
         pthread_cond_broadcast(wake)
         pthread_mutex_unlock(mutex)
         kernel(state, 0, count / tasks)
-        pthread_mutex_lock(mutex)
-        while unfinished > 0 { pthread_cond_wait(finished, mutex) }
-        (self.kernel, self.state) = (nil, nil)
-        pthread_mutex_unlock(mutex)
+        var spins = 0
+        while unfinished.load(ordering: .acquiring) > 0 {
+            spins += 1
+            if spins % 1024 == 0 { sched_yield() }  // a worker may have been preempted: let it run
+        }
     }
 
-    private func startWorker() {
+    /// Starts worker `index`; it will run the first job published after this call.
+    private func startWorker(index: Int) {
         workers += 1
+        final class Start {
+            let pool: WorkerPool, index: Int, seen: Int
+            init(_ pool: WorkerPool, _ index: Int, _ seen: Int) { (self.pool, self.index, self.seen) = (pool, index, seen) }
+        }
+        let start = Start(self, index, generation.load(ordering: .relaxed))
         var thread = pthread_t()
-        let pool = Unmanaged.passUnretained(self).toOpaque()  // the shared pool lives as long as the process
-        pthread_create(&thread, nil, { pool in
-            Unmanaged<WorkerPool>.fromOpaque(pool!).takeUnretainedValue().workLoop()
+        pthread_create(&thread, nil, { start in
+            let start = Unmanaged<Start>.fromOpaque(start!).takeRetainedValue()
+            start.pool.workLoop(index: start.index, seen: start.seen)
             return nil
-        }, pool)
+        }, Unmanaged.passRetained(start).toOpaque())
         pthread_detach(thread)
     }
 
-    private func workLoop() {
-        pthread_mutex_lock(mutex)
+    private func workLoop(index: Int, seen: Int) {
+        var seen = seen
         while true {
-            while nextTask >= tasks { pthread_cond_wait(wake, mutex) }
-            let task = nextTask
-            nextTask += 1
-            let (kernel, state, lower, upper) = (kernel!, state!, count * task / tasks, count * (task + 1) / tasks)
-            pthread_mutex_unlock(mutex)
-            kernel(state, lower, upper)
-            pthread_mutex_lock(mutex)
-            unfinished -= 1
-            if unfinished == 0 { pthread_cond_signal(finished) }
+            var spins = 0
+            while generation.load(ordering: .acquiring) == seen {
+                spins += 1
+                if spins % 1024 == 0 { sched_yield() }
+                if spins < 200_000 { continue }
+                pthread_mutex_lock(mutex)
+                while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(wake, mutex) }
+                pthread_mutex_unlock(mutex)
+            }
+            seen = generation.load(ordering: .acquiring)
+            if index < tasks, let kernel, let state { kernel(state, count * index / tasks, count * (index + 1) / tasks) }
+            unfinished.subtract(1, ordering: .releasing)
         }
     }
 }
 
-/// Row-major C = alpha·op(A)·op(B) + beta·C with op(A) m×k and op(B) k×n; Int arguments instead of Int32.
-@inline(__always)
+/// C = alpha·op(A)·op(B) + beta·C, split by columns of C over the compute threads: each thread's block is
+/// an independent single-threaded sgemm over the full reduction, so every element is computed exactly as
+/// without the split.
 func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
           alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
           beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
-    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    let job = GemmJob(transposeA: transposeA, transposeB: transposeB, m: m, k: k, alpha: alpha, a: a, lda: lda,
+                      b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    parallelChunks(n, minimumChunk: 64, job) { job, lower, upper in
+        let j = job.load(as: GemmJob.self)
+        // Column `lower` of op(B) starts at row `lower` of B when B is stored transposed.
+        let b = j.b + (j.transposeB ? lower * j.ldb : lower)
+        cblas_sgemm(CblasRowMajor, j.transposeA ? CblasTrans : CblasNoTrans, j.transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(j.m), Int32(upper - lower), Int32(j.k), j.alpha, j.a, Int32(j.lda), b, Int32(j.ldb), j.beta,
+                    j.c + lower, Int32(j.ldc))
+    }
+}
+
+private struct GemmJob {
+    let transposeA, transposeB: Bool
+    let m, k: Int
+    let alpha: Float
+    let a: UnsafePointer<Float>
+    let lda: Int
+    let b: UnsafePointer<Float>
+    let ldb: Int
+    let beta: Float
+    let c: UnsafeMutablePointer<Float>
+    let ldc: Int
 }

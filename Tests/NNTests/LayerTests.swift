@@ -141,6 +141,28 @@ final class BatchNormTests: XCTestCase {
         }
     }
 
+    func testBlockedStatisticsOverLongChannelsMatchDouble() {
+        // 3·37·29 = 3219 values per channel: several 1024-value blocks, 16-lane body and a scalar tail.
+        let context = makeContext()
+        let norm = BatchNorm2d(context, name: "bn", channels: 2, height: 37, width: 29)
+        context.allocate()
+        norm.initialize()
+        var rng = Xoshiro256(seed: 12)
+        let n = 3 * 37 * 29
+        let input = Buffer(random: 2 * n, rng: &rng, scale: 4)
+        for i in 0..<input.count { input[i] += 10 }  // a large mean, where E[x²] − E[x]² loses digits first
+        let output = Buffer(input.count)
+        norm.forward(input: input.pointer, output: output.pointer, batch: 3, training: true)
+        for c in 0..<2 {
+            let x = (0..<n).map { Double(input[c * n + $0]) }
+            let mean = x.reduce(0, +) / Double(n)
+            let variance = x.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n)
+            for i in stride(from: 0, to: n, by: 7) {
+                XCTAssertEqual(Double(output[c * n + i]), (x[i] - mean) / (variance + 1e-5).squareRoot(), accuracy: 2e-5)
+            }
+        }
+    }
+
     func testEvaluationUsesRunningStatisticsAndLeavesThemAlone() {
         let (context, norm) = makeNorm()
         for c in 0..<channels {
