@@ -4,7 +4,8 @@ extension Dataset {
     /// Reads the dataset at `path`: a CSV file, or a folder in the AudioMNIST or FSDD layout (also the
     /// repositories' own roots, whose clips sit in `data/` and `recordings/`). For a CSV, audio paths are
     /// relative to `dataFolder` (default: the CSV's folder).
-    public static func load(path: String, dataFolder: String? = nil) throws -> Dataset {
+    public static func load(path: String, dataFolder: String? = nil, audioColumn: String = "audio",
+                            labelColumn: String = "label") throws -> Dataset {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw DatasetError(path: path, problem: "no such file or folder")
@@ -13,7 +14,7 @@ extension Dataset {
             guard path.lowercased().hasSuffix(".csv") else {
                 throw DatasetError(path: path, problem: "not a folder or a .csv file")
             }
-            return try loadCSV(path: path, dataFolder: dataFolder)
+            return try loadCSV(path: path, dataFolder: dataFolder, audioColumn: audioColumn, labelColumn: labelColumn)
         }
         for candidate in [path, path + "/data", path + "/recordings"] {
             if let dataset = try scanFolder(candidate) {
@@ -65,16 +66,16 @@ extension Dataset {
 
     /// CSV with a header naming `audio` and `label` columns and, optionally, `speaker`. Without a
     /// speaker column the speaker comes from a `{digit}_{speaker}_{index}` file name, else the file is its own group.
-    static func loadCSV(path: String, dataFolder: String?) throws -> Dataset {
+    static func loadCSV(path: String, dataFolder: String?, audioColumn audioName: String, labelColumn labelName: String) throws -> Dataset {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw DatasetError(path: path, problem: "cannot be read as UTF-8 text")
         }
         let table = CSVTable(text: text)
-        guard let audioColumn = table.header.firstIndex(of: "audio"),
-              let labelColumn = table.header.firstIndex(of: "label") else {
+        guard let audioColumn = table.header.firstIndex(of: audioName),
+              let labelColumn = table.header.firstIndex(of: labelName) else {
             throw DatasetError(path: path, problem:
-                "header must name columns audio and label (found: \(table.header.joined(separator: ",")))")
+                "header must name columns \(audioName) and \(labelName) (found: \(table.header.joined(separator: ",")))")
         }
         let speakerColumn = table.header.firstIndex(of: "speaker")
         var folder = dataFolder ?? (path as NSString).deletingLastPathComponent

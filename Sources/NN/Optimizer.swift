@@ -40,17 +40,40 @@ public final class AdamW {
         try require(learningRate > 0 && learningRate.isFinite, "learning rate", learningRate,
                     "must be a positive finite number")
         step += 1
+        apply(parameters: parameters, gradients: gradients, range: 0..<count, learningRate: learningRate)
+    }
+
+    /// One update with a learning rate per group of parameters (PyTorch's parameter groups: e.g. a
+    /// pretrained backbone at a differential rate); the groups must cover the buffer without overlap.
+    public func update(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+                       groups: [(range: Range<Int>, learningRate: Float)]) throws {
+        for group in groups {
+            try require(group.learningRate > 0 && group.learningRate.isFinite, "learning rate", group.learningRate,
+                        "must be a positive finite number")
+        }
+        try require(groups.reduce(0) { $0 + $1.range.count } == count, "parameter groups", groups.count,
+                    "must cover all \(count) parameters")
+        step += 1
+        for (range, learningRate) in groups where !range.isEmpty {
+            apply(parameters: parameters, gradients: gradients, range: range, learningRate: learningRate)
+        }
+    }
+
+    /// The AdamW step of `range` at `learningRate`, with the bias corrections of the current `step`.
+    private func apply(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, range: Range<Int>,
+                       learningRate: Float) {
         // Scalars in Double like PyTorch's Python floats; the per-element arithmetic in Float like its kernels.
         let lr = Double(learningRate)
         let decay = Float(1 - lr * weightDecay)
         let stepSize = Float(lr / (1 - pow(beta1, Double(step))))
         let correction2Root = Float((1 - pow(beta2, Double(step))).squareRoot())
-        let job = AdamWJob(parameters: parameters, gradients: gradients, firstMoment: firstMoment,
-                           secondMoment: secondMoment, decay: decay, stepSize: stepSize,
+        let at = range.lowerBound
+        let job = AdamWJob(parameters: parameters + at, gradients: gradients + at, firstMoment: firstMoment + at,
+                           secondMoment: secondMoment + at, decay: decay, stepSize: stepSize,
                            correction2Root: correction2Root, firstWeight: Float(1 - beta1), beta2: Float(beta2),
                            secondWeight: Float(1 - beta2), epsilon: Float(epsilon))
         withComputeThreads {
-            parallelChunks(count, minimumChunk: 1 << 16, job) { job, lower, upper in
+            parallelChunks(range.count, minimumChunk: 1 << 16, job) { job, lower, upper in
                 let j = job.load(as: AdamWJob.self)
                 let p = j.parameters, g = j.gradients, m = j.firstMoment, v = j.secondMoment
                 for i in lower..<upper {

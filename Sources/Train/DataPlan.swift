@@ -21,6 +21,8 @@ public enum RunPlanner {
     public static func runs(dataset: Dataset, usable: (Int) -> Bool, config: RunConfig, seed: UInt64,
                             validationSpeakers named: [String]?, log: (String) -> Void) throws -> [FoldRun] {
         let sample = config.double("dataset.data_sample")
+        // training.train_validation_data: the final model also learns from the fold it is validated on.
+        let trainsOnValidation = config.bool("training.train_validation_data")
         let sampleChoice = Set(config.list("dataset.data_sample_choice").map { $0.lowercased() })
         func sampled(_ clips: [Int], _ split: String, salt: UInt64) -> [Int] {
             let kept = clips.filter(usable)
@@ -38,7 +40,7 @@ public enum RunPlanner {
             let validation = Set(named)
             let indices = Array(dataset.clips.indices)
             return [FoldRun(fold: nil, validationSpeakers: named.sorted(),
-                            trainingClips: sampled(indices.filter { !validation.contains(dataset.clips[$0].speaker) }, "train", salt: 1),
+                            trainingClips: sampled(indices.filter { trainsOnValidation || !validation.contains(dataset.clips[$0].speaker) }, "train", salt: 1),
                             validationClips: sampled(indices.filter { validation.contains(dataset.clips[$0].speaker) }, "validation", salt: 2))]
         }
         let grouping = config.string("dataset.group_fold_column")
@@ -54,7 +56,8 @@ public enum RunPlanner {
         let selected = try selectedFolds(config.list("dataset.folds"), count: plan.count)
         return selected.map { fold in
             FoldRun(fold: fold, validationSpeakers: plan.speakers[fold],
-                    trainingClips: sampled(plan.trainingIndices(excluding: fold), "train", salt: 1),
+                    trainingClips: sampled(trainsOnValidation ? Array(dataset.clips.indices) : plan.trainingIndices(excluding: fold),
+                                           "train", salt: 1),
                     validationClips: sampled(plan.clipIndices[fold], "validation", salt: 2))
         }
     }

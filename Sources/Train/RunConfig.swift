@@ -261,8 +261,14 @@ extension RunConfig {
     /// config sets it, else to the CSV's own folder.
     public func loadDataset(path: String?) throws -> Dataset {
         let folder = self.path("dataset.data_folder")
-        if let path { return try Dataset.load(path: path, dataFolder: path.lowercased().hasSuffix(".csv") ? folder : nil) }
-        if let csv = self.path("dataset.train_dataframe") { return try Dataset.load(path: csv, dataFolder: folder) }
+        let audio = string("dataset.audio_column"), label = list("dataset.label_columns").first ?? "label"
+        if let path {
+            return try Dataset.load(path: path, dataFolder: path.lowercased().hasSuffix(".csv") ? folder : nil,
+                                    audioColumn: audio, labelColumn: label)
+        }
+        if let csv = self.path("dataset.train_dataframe") {
+            return try Dataset.load(path: csv, dataFolder: folder, audioColumn: audio, labelColumn: label)
+        }
         if let folder { return try Dataset.load(path: folder) }
         throw ConfigError("no data: pass --data PATH or set dataset.train_dataframe / dataset.data_folder in the config")
     }

@@ -65,6 +65,8 @@ public final class RunOutputs {
         public var learning_rate: Float
         public var samples_per_second: Double
         public var validation: ClassificationMetrics?
+        /// The same metrics on the training clips (`training.calculate_train_metric`).
+        public var training: ClassificationMetrics?
     }
 
     func recordStep(fold: Int?, epoch: Int, step: Int, loss: Float, learningRate: Float) throws {
@@ -72,9 +74,9 @@ public final class RunOutputs {
     }
 
     func recordEpoch(fold: Int?, epoch: Int, step: Int, trainLoss: Double, learningRate: Float,
-                     samplesPerSecond: Double, metrics: ClassificationMetrics?) throws {
+                     samplesPerSecond: Double, metrics: ClassificationMetrics?, trainMetrics: ClassificationMetrics? = nil) throws {
         try append(EpochRecord(fold: fold, epoch: epoch, step: step, train_loss: trainLoss, learning_rate: learningRate,
-                               samples_per_second: samplesPerSecond, validation: metrics), to: self.metrics)
+                               samples_per_second: samplesPerSecond, validation: metrics, training: trainMetrics), to: self.metrics)
     }
 
     private func append<T: Encodable>(_ record: T, to fd: Int32) throws {

@@ -25,6 +25,10 @@ public final class Trainer {
     let targets: UnsafeMutablePointer<Float>  // [maxBatch][classes]: one-hot, or blended by mixup
     let partnerCrop: UnsafeMutablePointer<Float>  // [melBins][cropFrames] scratch for mixup
     let classifier: ChunkedClassifier
+    /// Contiguous runs of parameters and whether they train at the differential learning rate; the
+    /// learning rates are rewritten in place every step (no allocation).
+    var parameterGroups: [(range: Range<Int>, learningRate: Float)] = []
+    var differentialGroup: [Bool] = []
     /// Set by the backward hook, which cannot throw.
     var communicationError: Error?
 
@@ -61,6 +65,17 @@ public final class Trainer {
         partnerCrop = .allocate(capacity: recipe.audio.melBins * recipe.cropFrames)
         classifier = ChunkedClassifier(model: model, melBins: recipe.audio.melBins, cropFrames: recipe.cropFrames,
                                        batch: evaluationBatch)
+        if !recipe.differentialLayers.isEmpty {
+            for slot in model.parameterSlots {
+                let differential = try Self.isDifferential(slot.name, layers: recipe.differentialLayers)
+                if let last = differentialGroup.last, last == differential {
+                    parameterGroups[parameterGroups.count - 1].range = parameterGroups.last!.range.lowerBound..<slot.range.upperBound
+                } else {
+                    parameterGroups.append((slot.range, 0))
+                    differentialGroup.append(differential)
+                }
+            }
+        }
 
         if let path = recipe.pretrainedPath, communicator.rank == 0 {
             let report = try PretrainedWeights.load(path: path, into: model)
@@ -144,12 +159,14 @@ public final class Trainer {
             let epochEnds = step % stepsPerEpoch == 0
             if epochEnds && recipe.evaluates(afterEpoch: epoch) {
                 let metrics = try evaluate(clips: run.validationClips)
+                let trainMetrics = recipe.calculateTrainMetric ? try evaluate(clips: run.trainingClips) : nil
                 if let metrics {
                     Log.info(String(format: "%@ epoch %d: validation accuracy %.4f, macro ROC-AUC %.4f (%d clips)",
-                                    runName, epoch + 1, metrics.accuracy, metrics.macroROCAUC ?? .nan, metrics.clips))
+                                    runName, epoch + 1, metrics.accuracy, metrics.macroROCAUC ?? .nan, metrics.clips)
+                        + (trainMetrics.map { String(format: "; training accuracy %.4f", $0.accuracy) } ?? ""))
                     try outputs?.recordEpoch(fold: run.fold, epoch: epoch, step: step, trainLoss: epochLoss / Double(stepsPerEpoch),
                                              learningRate: learningRate, samplesPerSecond: throughput.samplesPerSecond,
-                                             metrics: metrics)
+                                             metrics: metrics, trainMetrics: trainMetrics)
                     lastMetrics = metrics
                     if recipe.isBetter(metrics, than: bestMetrics) {
                         bestMetrics = metrics
@@ -242,10 +259,28 @@ public final class Trainer {
             _ = try clipGradientNorm(model.gradients, count: model.parameterCount, maxNorm: Float(recipe.gradientClip))
         }
         try model.timed(.optimizer) {
-            try optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: learningRate)
+            if parameterGroups.isEmpty {
+                try optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: learningRate)
+            } else {
+                let differentialRate = learningRate * Float(recipe.differentialLearningRate / recipe.learningRate)
+                for g in parameterGroups.indices {
+                    parameterGroups[g].learningRate = differentialGroup[g] ? differentialRate : learningRate
+                }
+                try optimizer.update(parameters: model.parameters, gradients: model.gradients, groups: parameterGroups)
+            }
         }
         model.zeroGradients()
         return (weightedLoss, lossAndStop[1] > 0)
+    }
+
+    /// Whether tensor `name` belongs to one of the listed model parts.
+    static func isDifferential(_ name: String, layers: [String]) throws -> Bool {
+        let parts = ["backbone", "head", "conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc"]
+        for layer in layers where !parts.contains(layer) {
+            throw ConfigError("training.differential_learning_rate_layers: '\(layer)' is not a model part (\(parts.joined(separator: ", ")))")
+        }
+        let part = name.hasPrefix("fc.") ? "fc" : String(name.prefix { $0 != "." })
+        return layers.contains(part) || layers.contains(part == "fc" ? "head" : "backbone")
     }
 
     /// Copies the crops and one-hot targets of `positions` (of the epoch order) into `input` and

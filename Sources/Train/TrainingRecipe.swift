@@ -26,6 +26,12 @@ public struct TrainingRecipe: Sendable {
     public var bucketBytes: Int
     public var bucketMode: GradientBucketer.Mode = .overlapped
     public var syncBatchNormSetting: String
+    /// `training.differential_learning_rate_layers` (model parts: backbone, head, conv1, bn1, layer1…4, fc)
+    /// train at `differentialLearningRate` (scaled by the same schedule) instead of `learningRate`.
+    public var differentialLayers: [String]
+    public var differentialLearningRate: Double
+    /// Also score the training clips at each validation (`training.calculate_train_metric`).
+    public var calculateTrainMetric: Bool
     /// mixup of audio, nil when disabled.
     public var mixup: Mixup?
     /// torchvision weights to start from (`--pretrained FILE`).
@@ -63,6 +69,12 @@ public struct TrainingRecipe: Sendable {
         keepCheckpoints = config.int("training.keep_checkpoints")
         selectByAccuracy = config.string("prediction.metric") == "Accuracy"
         mixup = Mixup(config: config)
+        calculateTrainMetric = config.bool("training.calculate_train_metric")
+        differentialLayers = config.list("training.differential_learning_rate_layers")
+        differentialLearningRate = config.double("training.differential_learning_rate")
+        if !differentialLayers.isEmpty && differentialLearningRate <= 0 {
+            throw ConfigError("training.differential_learning_rate = \(differentialLearningRate): must be positive when layers are listed")
+        }
         if config.bool("architecture.pretrained") && pretrainedPath == nil {
             Log.info("architecture.pretrained = true: no --pretrained FILE given, so training starts from random weights")
         }

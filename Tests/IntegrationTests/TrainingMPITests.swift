@@ -69,7 +69,8 @@ final class TrainingMPITests: XCTestCase {
         let args = ["train", "--data", fsdd, "--out", root + "/run", "--cache-dir", root + "/cache", "--threads", "1",
                     "--set", "architecture.backbone=resnet18", "--set", "architecture.width=4",
                     "--set", "training.batch_size=16", "--set", "training.epochs=1", "--set", "dataset.data_sample=0.1",
-                    "--set", "dataset.validation_size=0.2", "--set", "dataset.folds=[all]", "--set", "environment.seed=5"]
+                    "--set", "dataset.validation_size=0.2", "--set", "dataset.folds=[all]", "--set", "environment.seed=5",
+                    "--set", "training.calculate_train_metric=true"]
         let run = try mpirun(2, args, timeout: 600)
         XCTAssertEqual(run.status, 0, run.summary)
         let summary = try JSONDecoder().decode(RunOutputs.Summary.self,
@@ -85,6 +86,10 @@ final class TrainingMPITests: XCTestCase {
         XCTAssertNotNil(summary.accuracy_mean)
         let metricLines = try String(contentsOfFile: root + "/run/metrics.jsonl", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(metricLines.count, 5, "one validation per fold and epoch")
+        for line in metricLines {
+            let record = try JSONDecoder().decode(RunOutputs.EpochRecord.self, from: Data(line.utf8))
+            XCTAssertEqual(record.training?.clips, 160, "training.calculate_train_metric scores the fold's training clips")
+        }
         XCTAssertFalse(run.stderr.contains("[rank 1]"), "only rank 0 logs when nothing fails:\n\(run.stderr)")
     }
 }

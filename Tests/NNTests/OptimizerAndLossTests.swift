@@ -149,3 +149,26 @@ final class SoftTargetLossTests: XCTestCase {
         }
     }
 }
+
+final class ParameterGroupTests: XCTestCase {
+    /// Groups at one rate are exactly one update; a group at another rate moves only its own parameters differently.
+    func testGroupsAtOneRateEqualOneUpdateAndRatesApplyPerGroup() throws {
+        let count = 10
+        func run(_ update: (AdamW, UnsafeMutablePointer<Float>, UnsafePointer<Float>) throws -> Void) throws -> [Float] {
+            let optimizer = try AdamW(parameterCount: count, weightDecay: 0.1)
+            var parameters = (0..<count).map { Float($0) * 0.1 - 0.3 }
+            let gradients = (0..<count).map { Float($0 % 3) - 0.7 }
+            for _ in 0..<3 { try update(optimizer, &parameters, gradients) }
+            return parameters
+        }
+        let single = try run { try $0.update(parameters: $1, gradients: $2, learningRate: 1e-2) }
+        let grouped = try run { try $0.update(parameters: $1, gradients: $2, groups: [(0..<4, 1e-2), (4..<10, 1e-2)]) }
+        XCTAssertEqual(single, grouped)
+        let differential = try run { try $0.update(parameters: $1, gradients: $2, groups: [(0..<4, 1e-3), (4..<10, 1e-2)]) }
+        XCTAssertEqual(Array(differential[4...]), Array(single[4...]))
+        XCTAssertNotEqual(Array(differential[..<4]), Array(single[..<4]))
+        let optimizer = try AdamW(parameterCount: count)
+        var parameters = [Float](repeating: 0, count: count)
+        XCTAssertThrowsError(try optimizer.update(parameters: &parameters, gradients: parameters, groups: [(0..<4, 1e-2)]))
+    }
+}

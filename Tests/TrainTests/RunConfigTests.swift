@@ -1,4 +1,5 @@
 @testable import Train
+import Datasets
 import Foundation
 import XCTest
 
@@ -81,5 +82,43 @@ extension RunConfig {
     func loadOverride(_ override: String) throws {
         var copy = self
         try copy.apply(overrides: [override])
+    }
+}
+
+final class TrainingKeysTests: XCTestCase {
+    func testDifferentialLayersNameModelParts() throws {
+        XCTAssertTrue(try Trainer.isDifferential("layer2.0.conv1.weight", layers: ["backbone"]))
+        XCTAssertFalse(try Trainer.isDifferential("fc.weight", layers: ["backbone"]))
+        XCTAssertTrue(try Trainer.isDifferential("fc.bias", layers: ["head"]))
+        XCTAssertTrue(try Trainer.isDifferential("bn1.weight", layers: ["bn1", "layer4"]))
+        XCTAssertFalse(try Trainer.isDifferential("layer3.1.bn2.bias", layers: ["layer4"]))
+        XCTAssertThrowsError(try Trainer.isDifferential("fc.bias", layers: ["neck"])) {
+            XCTAssertTrue("\($0)".hasPrefix("training.differential_learning_rate_layers: 'neck' is not a model part"), "\($0)")
+        }
+    }
+
+    func testTrainValidationDataAddsTheValidationFoldToTraining() throws {
+        var clips: [Clip] = []
+        for s in 0..<4 { for i in 0..<10 { clips.append(Clip(path: "\(s)/\(i)", label: i, speaker: "s\(s)")) } }
+        let dataset = Dataset(root: "mem", layout: .fsdd, clips: clips)
+        var config = RunConfig()
+        try config.apply(overrides: ["dataset.validation_size=0.5", "dataset.folds=[all]"])
+        let plain = try RunPlanner.runs(dataset: dataset, usable: { _ in true }, config: config, seed: 1, validationSpeakers: nil) { _ in }
+        XCTAssertEqual(plain.map { $0.trainingClips.count }, [20, 20])
+        try config.apply(overrides: ["training.train_validation_data=true"])
+        let both = try RunPlanner.runs(dataset: dataset, usable: { _ in true }, config: config, seed: 1, validationSpeakers: nil) { _ in }
+        XCTAssertEqual(both.map { $0.trainingClips.count }, [40, 40])
+        XCTAssertEqual(both.map { $0.validationClips }, plain.map { $0.validationClips })
+    }
+
+    func testCSVColumnsComeFromTheConfig() throws {
+        let folder = FileManager.default.temporaryDirectory.path + "/columns-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try "file,digit\n3_ann_0.wav,3\n".write(toFile: folder + "/m.csv", atomically: true, encoding: .utf8)
+        var config = RunConfig()
+        try config.apply(overrides: ["dataset.audio_column=file", "dataset.label_columns=[digit]"])
+        let dataset = try config.loadDataset(path: folder + "/m.csv")
+        XCTAssertEqual(dataset.clips, [Clip(path: folder + "/3_ann_0.wav", label: 3, speaker: "ann")])
     }
 }
