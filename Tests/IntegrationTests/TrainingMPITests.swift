@@ -26,41 +26,60 @@ final class TrainingMPITests: XCTestCase {
         try XCTUnwrap(Checkpoint.read(from: path).section("parameters"))
     }
 
+    /// The run's state: weights and AdamW's first moment (a running mean of the summed gradients).
+    func state(_ path: String) throws -> (weights: [Float], moment: [Float]) {
+        let checkpoint = try Checkpoint.read(from: path)
+        return (try XCTUnwrap(checkpoint.section("parameters")), try XCTUnwrap(checkpoint.section("adam.m")))
+    }
+
+    /// Two runs agree "within float rounding": their gradient moments differ by rounding relative to the
+    /// largest one (measured: 6e-6 after one step, 7e-5 after two, as the first step's rounding moves the
+    /// weights the second gradient is taken at), and their weights agree to 1e-6 except for the few whose gradient is near zero, where
+    /// Adam's g / (|g| + ε) turns rounding into up to a learning rate (1e-3) of difference.
+    func assertAgreeWithinRounding(_ a: (weights: [Float], moment: [Float]), _ b: (weights: [Float], moment: [Float]),
+                                   _ label: String, file: StaticString = #filePath, line: UInt = #line) {
+        let scale = a.moment.map(abs).max()!
+        let momentDifference = zip(a.moment, b.moment).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(momentDifference, 2e-4 * scale, "\(label): gradient moments differ by \(momentDifference) of \(scale)",
+                          file: file, line: line)
+        let weightDifferences = zip(a.weights, b.weights).map { abs($0 - $1) }
+        XCTAssertLessThanOrEqual(weightDifferences.max()!, 1e-3, label, file: file, line: line)
+        XCTAssertLessThan(weightDifferences.filter { $0 > 1e-6 }.count, a.weights.count / 1000,
+                          "\(label): more than 0.1% of the weights differ by over 1e-6", file: file, line: line)
+    }
+
     func testOneGlobalBatchGivesTheSameWeightsOnOneTwoAndFourRanks() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: fsdd), "shared FSDD data absent")
         let root = try scratch()
-        var results: [Int: [Float]] = [:]
+        var results: [Int: (weights: [Float], moment: [Float])] = [:]
         for ranks in [1, 2, 4] {
             let run = try mpirun(ranks, trainArguments(out: "\(root)/n\(ranks)", cache: root + "/cache",
                                                        extra: ["--set", "training.sync_batchnorm=true"]), timeout: 300)
             XCTAssertEqual(run.status, 0, run.summary)
-            results[ranks] = try parameters("\(root)/n\(ranks)/final.ckpt")
+            results[ranks] = try state("\(root)/n\(ranks)/final.ckpt")
         }
         let reference = try XCTUnwrap(results[1])
-        XCTAssertGreaterThan(reference.count, 10_000)
-        for ranks in [2, 4] {
-            let other = try XCTUnwrap(results[ranks])
-            let difference = zip(reference, other).map { abs($0 - $1) }.max()!
-            XCTAssertLessThan(difference, 2e-5, "\(ranks) ranks vs 1: largest weight difference \(difference)")
-        }
+        XCTAssertGreaterThan(reference.weights.count, 10_000)
+        for ranks in [2, 4] { assertAgreeWithinRounding(reference, try XCTUnwrap(results[ranks]), "\(ranks) ranks vs 1") }
         // mixup draws its partners and ratios from global positions too, so it trains the same on 1 and 2 ranks.
         let mixup = ["--set", "training.sync_batchnorm=true", "--set", "augmentation.mix_audio=Mixup",
                      "--set", "augmentation.mix_concentration=0.4"]
-        var mixed: [[Float]] = []
+        var mixed: [(weights: [Float], moment: [Float])] = []
         for ranks in [1, 2] {
             let run = try mpirun(ranks, trainArguments(out: "\(root)/mix\(ranks)", cache: root + "/cache", extra: mixup), timeout: 300)
             XCTAssertEqual(run.status, 0, run.summary)
-            mixed.append(try parameters("\(root)/mix\(ranks)/final.ckpt"))
+            mixed.append(try state("\(root)/mix\(ranks)/final.ckpt"))
         }
-        XCTAssertLessThan(zip(mixed[0], mixed[1]).map { abs($0 - $1) }.max()!, 2e-5)
-        XCTAssertGreaterThan(zip(mixed[0], reference).map { abs($0 - $1) }.max()!, 1e-4, "mixup must change training")
-        // Control: per-rank BatchNorm statistics on 4 ranks of 2 clips each really do change the result,
-        // so the agreement above is not an accident of a test that could not fail.
+        assertAgreeWithinRounding(mixed[0], mixed[1], "mixup, 2 ranks vs 1")
+        XCTAssertGreaterThan(zip(mixed[0].moment, reference.moment).map { abs($0 - $1) }.max()!, 1e-3 * reference.moment.map(abs).max()!,
+                             "mixup must change training")
+        // Control: per-rank BatchNorm statistics on 4 ranks of 2 clips each really do change the gradients,
+        // so the agreement above is not an accident of a check that could not fail.
         let perRank = try mpirun(4, trainArguments(out: "\(root)/local", cache: root + "/cache",
                                                    extra: ["--set", "training.sync_batchnorm=false"]), timeout: 300)
         XCTAssertEqual(perRank.status, 0, perRank.summary)
-        let local = try parameters("\(root)/local/final.ckpt")
-        XCTAssertGreaterThan(zip(reference, local).map { abs($0 - $1) }.max()!, 1e-4)
+        let local = try state("\(root)/local/final.ckpt")
+        XCTAssertGreaterThan(zip(reference.moment, local.moment).map { abs($0 - $1) }.max()!, 1e-3 * reference.moment.map(abs).max()!)
     }
 
     func testTwoRanksTrainFiveSpeakerFoldsAndSummariseEveryFold() throws {
@@ -88,7 +107,7 @@ final class TrainingMPITests: XCTestCase {
         XCTAssertEqual(metricLines.count, 5, "one validation per fold and epoch")
         for line in metricLines {
             let record = try JSONDecoder().decode(RunOutputs.EpochRecord.self, from: Data(line.utf8))
-            XCTAssertEqual(record.training?.clips, 160, "training.calculate_train_metric scores the fold's training clips")
+            XCTAssertEqual(record.training?.clips, 200, "training.calculate_train_metric scores the fold's training clips (10% of 4 speakers)")
         }
         XCTAssertFalse(run.stderr.contains("[rank 1]"), "only rank 0 logs when nothing fails:\n\(run.stderr)")
     }
