@@ -19,6 +19,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 command -v swift >/dev/null || { echo "setup: swift is not on PATH (Swift 6.3 is needed)" >&2; exit 1; }
-swift build -c release 2>&1 | grep -v "^\[" || true
-test -x .build/release/digits-dist || { echo "setup: the release build failed" >&2; exit 1; }
+swift build -c release 2>&1 | { grep -v "^\[" || true; } || { echo "setup: the release build failed" >&2; exit 1; }
 echo "setup: built .build/release/digits-dist"
