@@ -168,8 +168,11 @@ func parallelChunks<State>(_ count: Int, minimumChunk: Int = 1, _ state: State, 
 /// single-threaded and every GEMM and memory-bound loop is split over our worker pool instead. With
 /// OpenBLAS's own threads the loops between GEMMs could not use the second core: its idle workers
 /// busy-wait for the next GEMM and take the core from ours. The caller's setting is restored on return.
+/// Entry points from different threads take turns (one pool, one job at a time); nested ones pass.
 func withComputeThreads<T>(_ body: () throws -> T) rethrows -> T {
     let pool = WorkerPool.shared
+    pthread_mutex_lock(pool.entryLock)
+    defer { pthread_mutex_unlock(pool.entryLock) }
     guard pool.threads == 1 else { return try body() }  // nested entry point: already set up
     let budget = Int(openblas_get_num_threads())
     guard budget > 1 else { return try body() }
@@ -192,6 +195,8 @@ final class WorkerPool: @unchecked Sendable {
 
     /// Compute threads for the current entry point; 1 outside `withComputeThreads`.
     var threads = 1
+    /// Held (recursively) for the duration of an entry point.
+    let entryLock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
     private let generation = Atomic<Int>(0)
     private let unfinished = Atomic<Int>(0)
@@ -206,6 +211,11 @@ final class WorkerPool: @unchecked Sendable {
     private init() {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(wake, nil)
+        var recursive = pthread_mutexattr_t()
+        pthread_mutexattr_init(&recursive)
+        pthread_mutexattr_settype(&recursive, Int32(PTHREAD_MUTEX_RECURSIVE))
+        pthread_mutex_init(entryLock, &recursive)
+        pthread_mutexattr_destroy(&recursive)
     }
 
     func run(tasks: Int, count: Int, state: UnsafeRawPointer, kernel: ChunkKernel) {
