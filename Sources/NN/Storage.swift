@@ -168,8 +168,11 @@ func parallelChunks<State>(_ count: Int, minimumChunk: Int = 1, _ state: State, 
 /// single-threaded and every GEMM and memory-bound loop is split over our worker pool instead. With
 /// OpenBLAS's own threads the loops between GEMMs could not use the second core: its idle workers
 /// busy-wait for the next GEMM and take the core from ours. The caller's setting is restored on return.
+/// Entry points from different threads take turns (one pool, one job at a time); nested ones pass.
 func withComputeThreads<T>(_ body: () throws -> T) rethrows -> T {
     let pool = WorkerPool.shared
+    pthread_mutex_lock(pool.entryLock)
+    defer { pthread_mutex_unlock(pool.entryLock) }
     guard pool.threads == 1 else { return try body() }  // nested entry point: already set up
     let budget = Int(openblas_get_num_threads())
     guard budget > 1 else { return try body() }
@@ -192,6 +195,8 @@ final class WorkerPool: @unchecked Sendable {
 
     /// Compute threads for the current entry point; 1 outside `withComputeThreads`.
     var threads = 1
+    /// Held (recursively) for the duration of an entry point.
+    let entryLock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
     private let generation = Atomic<Int>(0)
     private let unfinished = Atomic<Int>(0)
@@ -206,6 +211,11 @@ final class WorkerPool: @unchecked Sendable {
     private init() {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(wake, nil)
+        var recursive = pthread_mutexattr_t()
+        pthread_mutexattr_init(&recursive)
+        pthread_mutexattr_settype(&recursive, Int32(PTHREAD_MUTEX_RECURSIVE))
+        pthread_mutex_init(entryLock, &recursive)
+        pthread_mutexattr_destroy(&recursive)
     }
 
     func run(tasks: Int, count: Int, state: UnsafeRawPointer, kernel: ChunkKernel) {
@@ -260,27 +270,31 @@ final class WorkerPool: @unchecked Sendable {
     }
 }
 
-/// C = alpha·op(A)·op(B) + beta·C, split by columns of C over the compute threads: each thread's block is
-/// an independent single-threaded sgemm over the full reduction, so every element is computed exactly as
-/// without the split.
+/// C = alpha·op(A)·op(B) + beta·C, split over the compute threads by columns of C (by rows when C is too
+/// narrow, like the stem's weight gradient): each block is an independent single-threaded sgemm over the
+/// full reduction, so every element is computed exactly as without the split.
 func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
           alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
           beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
-    let job = GemmJob(transposeA: transposeA, transposeB: transposeB, m: m, k: k, alpha: alpha, a: a, lda: lda,
-                      b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-    parallelChunks(n, minimumChunk: 64, job) { job, lower, upper in
-        let j = job.load(as: GemmJob.self)
-        // Column `lower` of op(B) starts at row `lower` of B when B is stored transposed.
-        let b = j.b + (j.transposeB ? lower * j.ldb : lower)
-        cblas_sgemm(CblasRowMajor, j.transposeA ? CblasTrans : CblasNoTrans, j.transposeB ? CblasTrans : CblasNoTrans,
-                    Int32(j.m), Int32(upper - lower), Int32(j.k), j.alpha, j.a, Int32(j.lda), b, Int32(j.ldb), j.beta,
-                    j.c + lower, Int32(j.ldc))
+    let byRows = n < 128 && m >= 16
+    let job = GemmJob(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a,
+                      lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    if byRows {
+        parallelChunks(m, minimumChunk: 8, job) { job, lower, upper in
+            let j = job.load(as: GemmJob.self)
+            j.multiply(rows: lower..<upper, columns: 0..<j.n)
+        }
+    } else {
+        parallelChunks(n, minimumChunk: 64, job) { job, lower, upper in
+            let j = job.load(as: GemmJob.self)
+            j.multiply(rows: 0..<j.m, columns: lower..<upper)
+        }
     }
 }
 
 private struct GemmJob {
     let transposeA, transposeB: Bool
-    let m, k: Int
+    let m, n, k: Int
     let alpha: Float
     let a: UnsafePointer<Float>
     let lda: Int
@@ -289,4 +303,14 @@ private struct GemmJob {
     let beta: Float
     let c: UnsafeMutablePointer<Float>
     let ldc: Int
+
+    /// The block C[rows][columns]: row r of op(A) is column r of a transposed A, column j of op(B) row j
+    /// of a transposed B.
+    func multiply(rows: Range<Int>, columns: Range<Int>) {
+        let a = self.a + (transposeA ? rows.lowerBound : rows.lowerBound * lda)
+        let b = self.b + (transposeB ? columns.lowerBound * ldb : columns.lowerBound)
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(rows.count), Int32(columns.count), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta,
+                    c + rows.lowerBound * ldc + columns.lowerBound, Int32(ldc))
+    }
 }

@@ -1,3 +1,4 @@
+import CBLAS
 import XCTest
 @testable import NN
 
@@ -390,5 +391,42 @@ final class PoolingAndPointwiseTests: XCTestCase {
         assertGradientsClose(Array(UnsafeBufferPointer(start: context.gradients, count: context.parameterCount)),
                              numericGradient(context.parameters, count: context.parameterCount, step: 1e-2, loss: loss),
                              tolerance: 1e-3, "fc dweight/dbias")
+    }
+}
+
+final class GemmTests: XCTestCase {
+    /// The engine's split GEMM (by columns, or by rows when C is narrow) against one single-threaded sgemm
+    /// call and a naive triple loop, for every transpose combination.
+    func testSplitGemmMatchesOneCallBitwiseAndNaiveLoops() {
+        let threads = openblas_get_num_threads()
+        defer { openblas_set_num_threads(threads) }
+        var rng = Xoshiro256(seed: 13)
+        for (m, n, k) in [(16, 49, 300), (37, 300, 23), (5, 130, 7), (64, 1000, 9)] {
+            for (transposeA, transposeB) in [(false, false), (false, true), (true, false), (true, true)] {
+                let a = Buffer(random: m * k, rng: &rng), b = Buffer(random: k * n, rng: &rng)
+                let (lda, ldb) = (transposeA ? m : k, transposeB ? k : n)
+                let reference = Buffer(random: m * n, rng: &rng), split = Buffer(m * n)
+                split.pointer.update(from: reference.pointer, count: m * n)
+                let initial = reference.array
+                openblas_set_num_threads(1)
+                cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                            Int32(m), Int32(n), Int32(k), 0.5, a.pointer, Int32(lda), b.pointer, Int32(ldb), 1,
+                            reference.pointer, Int32(n))
+                openblas_set_num_threads(2)
+                withComputeThreads {
+                    gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 0.5, a.pointer, lda: lda,
+                         b.pointer, ldb: ldb, beta: 1, split.pointer, ldc: n)
+                }
+                let label = "\((m, n, k)) transposes \((transposeA, transposeB))"
+                XCTAssert(reference.array.elementsEqual(split.array) { $0.bitPattern == $1.bitPattern }, label)
+                for (i, j) in [(0, 0), (m - 1, n - 1), (m / 2, n / 3)] {
+                    var sum = 0.0
+                    for l in 0..<k {
+                        sum += Double(transposeA ? a[l * m + i] : a[i * k + l]) * Double(transposeB ? b[j * k + l] : b[l * n + j])
+                    }
+                    XCTAssertEqual(Double(split[i * n + j]), Double(initial[i * n + j]) + 0.5 * sum, accuracy: 1e-4, label)
+                }
+            }
+        }
     }
 }

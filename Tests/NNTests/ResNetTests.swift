@@ -155,6 +155,32 @@ final class ResNetTests: XCTestCase {
         XCTAssert(first.elementsEqual(twoThreads) { $0.bitPattern == $1.bitPattern }, "1 vs 2 threads")
     }
 
+    func testModelsUsedFromTwoThreadsAtOnceGiveTheSerialResults() throws {
+        let threads = openblas_get_num_threads()
+        defer { openblas_set_num_threads(threads) }
+        openblas_set_num_threads(2)
+        let models = try (0..<2).map { _ in
+            try ResNet(arch: .resnet18, width: 8, inputHeight: 64, inputWidth: 20, maxBatch: 4, seed: 3)
+        }
+        var rng = Xoshiro256(seed: 4)
+        let input = Buffer(random: 4 * 64 * 20, rng: &rng), dlogits = Buffer(random: 40, rng: &rng)
+        func step(_ model: ResNet) {
+            for _ in 0..<3 {
+                _ = try! model.forward(input: input.pointer, batch: 4, training: true)
+                model.backward(dlogits: dlogits.pointer)
+            }
+        }
+        step(models[0])
+        let serial = Array(UnsafeBufferPointer(start: models[0].gradients, count: models[0].parameterCount))
+        models[0].zeroGradients()
+        DispatchQueue.concurrentPerform(iterations: 2) { step(models[$0]) }
+        for model in models {
+            XCTAssert(serial.elementsEqual(UnsafeBufferPointer(start: model.gradients, count: model.parameterCount)) {
+                $0.bitPattern == $1.bitPattern
+            })
+        }
+    }
+
     func testTrainingReducesTheLossOnAFixedBatch() throws {
         let batch = 4
         let model = try ResNet(arch: .resnet18, width: 8, inputHeight: 32, inputWidth: 20, maxBatch: batch, seed: 1)
