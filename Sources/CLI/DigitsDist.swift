@@ -18,9 +18,11 @@ struct DigitsDist: ParsableCommand {
         abstract: "Data-parallel ResNet training for spoken digits, launched with MPI.",
         discussion: """
             Typical use:
-              digits-dist synth --out demo-data --speakers 6 --per-digit 10
-              digits-dist data --data demo-data --folds 5
-              digits-dist features --wav demo-data/01/3_01_0.wav --npy 3.npy
+              digits-dist synth --out demo-data --speakers 10 --per-digit 8
+              mpirun -n 2 digits-dist train --config configs/demo.yaml --out runs/demo
+              digits-dist predict --checkpoint runs/demo demo-data/03/7_03_0.wav
+              digits-dist report runs/demo
+              mpirun -n 8 digits-dist train --config configs/amnist.yaml --resume
             """,
         subcommands: [TrainCommand.self, EvaluateCommand.self, PredictCommand.self, ExportCommand.self, ReportCommand.self, CacheCommand.self,
                       CheckpointCommand.self, DataCommand.self, SynthCommand.self, FeaturesCommand.self, BenchCommand.self,
