@@ -90,8 +90,6 @@ struct TrainCommand: ParsableCommand {
         return FileManager.default.fileExists(atPath: resume, isDirectory: &isDirectory) && isDirectory.boolValue ? resume : nil
     }
 
-    /// What `--resume` given without a path stands for.
-    static let resumeHere = "."
-
-
+    /// What `--resume` given without a path stands for (a value no path has).
+    static let resumeHere = "\u{0}this-run-folder"
 }
