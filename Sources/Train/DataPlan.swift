@@ -82,12 +82,14 @@ public struct EpochOrder: Sendable {
     public let clips: [Int]
     public let globalBatch: Int
     public let batchCount: Int
+    public let epoch: Int
 
     public init(trainingClips: [Int], globalBatch: Int, dropLast: Bool, seed: UInt64, epoch: Int) {
         var order = trainingClips
         var rng = SplitMix64(seed: seed ^ (0x5EED_0000_0000 &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15))
         rng.shuffle(&order)
         clips = order
+        self.epoch = epoch
         self.globalBatch = globalBatch
         batchCount = dropLast ? order.count / globalBatch : (order.count + globalBatch - 1) / globalBatch
     }

@@ -17,6 +17,9 @@ public enum Log {
     static let isTerminal = isatty(STDERR_FILENO) != 0
     nonisolated(unsafe) static var progressShown = false
 
+    /// Whether this process draws a progress bar (rank 0 on a terminal).
+    static var showsProgress: Bool { rank == 0 && isTerminal }
+
     /// Redraws the progress bar: `done` of `total`, then `status`.
     static func progress(done: Int, total: Int, status: String) {
         guard rank == 0, isTerminal, total > 0 else { return }

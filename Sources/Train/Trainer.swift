@@ -31,6 +31,10 @@ public final class Trainer {
     var differentialGroup: [Bool] = []
     /// Set by the backward hook, which cannot throw.
     var communicationError: Error?
+    /// Whether this backward's gradients are final and go to the all-reduce as they appear.
+    var reducesDuringBackward = false
+    /// The step's mean loss and stop request, all-reduced together in one call.
+    let lossAndStop: UnsafeMutablePointer<Float>
 
     /// Identify the run in its checkpoints, so a resume can check it continues the same run.
     let configYAML: String
@@ -63,6 +67,7 @@ public final class Trainer {
         dlogits = .allocate(capacity: evaluationBatch * 10)
         targets = .allocate(capacity: evaluationBatch * 10)
         partnerCrop = .allocate(capacity: recipe.audio.melBins * recipe.cropFrames)
+        lossAndStop = .allocate(capacity: 2)
         classifier = ChunkedClassifier(model: model, melBins: recipe.audio.melBins, cropFrames: recipe.cropFrames,
                                        batch: evaluationBatch)
         if !recipe.differentialLayers.isEmpty {
@@ -86,6 +91,12 @@ public final class Trainer {
         // carries pretrained weights read by rank 0).
         try communicator.broadcast(model.parameters, count: model.parameterCount)
         try communicator.broadcast(model.buffers, count: model.bufferCount)
+        if communicator.size > 1 {
+            model.gradientsReady = { [unowned self] range in
+                guard reducesDuringBackward else { return }
+                do { try bucketer.gradientsReady(from: range.lowerBound) } catch { communicationError = error }
+            }
+        }
         if recipe.syncBatchNorm(ranks: communicator.size) {
             model.batchNormReduce = { [communicator] values, count in
                 do { try communicator.allReduceSum(values, count: count) } catch {
@@ -101,6 +112,7 @@ public final class Trainer {
         dlogits.deallocate()
         targets.deallocate()
         partnerCrop.deallocate()
+        lossAndStop.deallocate()
     }
 
     /// How a call to `train` ended.
@@ -138,24 +150,29 @@ public final class Trainer {
                 + "(speakers \(run.validationSpeakers.joined(separator: ","))), \(stepsPerEpoch) steps per epoch")
         }
         var throughput = Throughput()
+        var order: EpochOrder?
         while step < totalSteps {
             let epoch = step / stepsPerEpoch, stepInEpoch = step % stepsPerEpoch
-            let order = EpochOrder(trainingClips: run.trainingClips, globalBatch: recipe.globalBatch,
+            if order?.epoch != epoch {
+                order = EpochOrder(trainingClips: run.trainingClips, globalBatch: recipe.globalBatch,
                                    dropLast: recipe.dropLastBatch, seed: recipe.seed, epoch: epoch)
+            }
             let started = Date()
             let learningRate = schedule(step)
-            let (loss, stopRequested) = try trainStep(order: order, firstBatch: stepInEpoch * recipe.gradientAccumulation,
+            let (loss, stopRequested) = try trainStep(order: order!, firstBatch: stepInEpoch * recipe.gradientAccumulation,
                                                       epoch: epoch, learningRate: learningRate)
             epochLoss += Double(loss)
             throughput.add(samples: recipe.globalBatch * recipe.gradientAccumulation, seconds: Date().timeIntervalSince(started))
             try outputs?.recordStep(fold: run.fold, epoch: epoch, step: step, loss: loss, learningRate: learningRate)
             step += 1
-            let remaining = Double(totalSteps - step) * throughput.secondsPerStep
-            let status = String(format: "%@ epoch %d/%d step %d/%d loss %.4f lr %.2e %.0f samples/s ETA %@",
-                                runName, epoch + 1, recipe.epochs, step, totalSteps, loss, learningRate,
-                                throughput.samplesPerSecond, Log.duration(remaining))
-            Log.progress(done: step, total: totalSteps, status: status)
-            if Log.shouldReport(step: step, of: totalSteps) { Log.info(status) }
+            if Log.showsProgress || Log.shouldReport(step: step, of: totalSteps) {
+                let remaining = Double(totalSteps - step) * throughput.secondsPerStep
+                let status = String(format: "%@ epoch %d/%d step %d/%d loss %.4f lr %.2e %.0f samples/s ETA %@",
+                                    runName, epoch + 1, recipe.epochs, step, totalSteps, loss, learningRate,
+                                    throughput.samplesPerSecond, Log.duration(remaining))
+                Log.progress(done: step, total: totalSteps, status: status)
+                if Log.shouldReport(step: step, of: totalSteps) { Log.info(status) }
+            }
             let epochEnds = step % stepsPerEpoch == 0
             if epochEnds && recipe.evaluates(afterEpoch: epoch) {
                 let metrics = try evaluate(clips: run.validationClips)
@@ -236,20 +253,16 @@ public final class Trainer {
             let share = Float(local.count) / Float(global.count * recipe.gradientAccumulation)
             for i in 0..<(local.count * 10) { dlogits[i] *= share }
             weightedLoss += loss * share
-            let isLast = micro == recipe.gradientAccumulation - 1
-            if isLast && ranks > 1 {
-                model.gradientsReady = { [unowned self] range in
-                    do { try bucketer.gradientsReady(from: range.lowerBound) } catch { communicationError = error }
-                }
-            }
+            // Only the last accumulated batch completes the gradients; its backward starts the buckets.
+            reducesDuringBackward = micro == recipe.gradientAccumulation - 1
             model.backward(dlogits: dlogits)
-            model.gradientsReady = nil
         }
-        var lossAndStop: [Float] = [weightedLoss, StopSignal.requested ? 1 : 0]
+        lossAndStop[0] = weightedLoss
+        lossAndStop[1] = StopSignal.requested ? 1 : 0
         if ranks > 1 {
             try bucketer.finish(scale: 1)
             if let communicationError { throw communicationError }
-            try communicator.allReduceSum(&lossAndStop)
+            try communicator.allReduceSum(lossAndStop, count: 2)
         }
         weightedLoss = lossAndStop[0]
         guard weightedLoss.isFinite else {
