@@ -25,7 +25,7 @@ struct ConvGeometry {
 /// same image, so the work is split by whole channels. `tapMasks` (see `PaddingMasks`) switches on the fast
 /// path for stride-1 convolutions that keep the map size.
 func im2col(_ g: ConvGeometry, batch: Int, image: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Float>,
-            scatter: Bool, tapMasks: UnsafePointer<Bool>? = nil) {
+            scatter: Bool, tapMasks: UnsafePointer<UInt32>? = nil) {
     let job = Im2colJob(geometry: g, batch: batch, image: image, columns: columns, tapMasks: tapMasks)
     if scatter {
         parallelChunks(g.channels, job) { job, lower, upper in
@@ -43,7 +43,7 @@ private struct Im2colJob {
     let geometry: ConvGeometry
     let batch: Int
     let image, columns: UnsafeMutablePointer<Float>
-    let tapMasks: UnsafePointer<Bool>?
+    let tapMasks: UnsafePointer<UInt32>?
 }
 
 private func im2colRows(_ job: Im2colJob, scatter: Bool, rows columnRows: Range<Int>) {
@@ -87,11 +87,13 @@ private func im2colRows(_ job: Im2colJob, scatter: Bool, rows columnRows: Range<
 /// A stride-1 convolution whose output has the input's size (3×3 with padding 1, the bulk of a ResNet):
 /// its column row for one tap is the channel's whole [B][H][W] block shifted by one flat offset, so it is
 /// one branch-free, vectorisable pass instead of B·H short rows. Where the tap reads padding the flat
-/// shift would reach a neighbouring row or image instead; the tap's mask (per [H][W] position) selects 0
-/// there, and the flat range is clipped so nothing outside the channel is touched.
+/// shift would reach a neighbouring row or image instead; the tap's mask (per [H][W] position, all ones
+/// or all zeros) is ANDed into the float's bits there, giving +0, and the flat range is clipped so nothing
+/// outside the channel is touched. Loads are unconditional (and in range), so the loops vectorise; a
+/// `mask ? load : 0` select would make the load conditional and keep them scalar.
 @inline(__always)
 private func sameConvolutionRow(_ column: UnsafeMutablePointer<Float>, _ channel: UnsafeMutablePointer<Float>,
-                                mask: UnsafePointer<Bool>, batch: Int, plane: Int, shift: Int, scatter: Bool) {
+                                mask: UnsafePointer<UInt32>, batch: Int, plane: Int, shift: Int, scatter: Bool) {
     let count = batch * plane
     let lower = min(count, max(0, -shift)), upper = max(lower, min(count, count - shift))
     for b in 0..<batch {
@@ -99,28 +101,29 @@ private func sameConvolutionRow(_ column: UnsafeMutablePointer<Float>, _ channel
         let first = min(plane, max(0, lower - base)), last = max(first, min(plane, upper - base))
         let column = column + base, source = channel + shift + base
         if scatter {
-            for i in first..<last { source[i] += mask[i] ? column[i] : 0 }
+            for i in first..<last { source[i] += Float(bitPattern: column[i].bitPattern & mask[i]) }
         } else {
             for i in 0..<first { column[i] = 0 }
-            for i in first..<last { column[i] = mask[i] ? source[i] : 0 }
+            for i in first..<last { column[i] = Float(bitPattern: source[i].bitPattern & mask[i]) }
             for i in last..<plane { column[i] = 0 }
         }
     }
 }
 
 /// For a stride-1 convolution that keeps the map size: per kernel tap (ky, kx), which [H][W] output
-/// positions read the image (true) rather than padding (false).
-func paddingMasks(_ g: ConvGeometry) -> UnsafeMutablePointer<Bool>? {
+/// positions read the image (all ones) rather than padding (0).
+func paddingMasks(_ g: ConvGeometry) -> UnsafeMutablePointer<UInt32>? {
     guard g.stride == 1, g.outputHeight == g.height, g.outputWidth == g.width, g.kernel > 1 else { return nil }
     let plane = g.height * g.width
-    let masks = UnsafeMutablePointer<Bool>.allocate(capacity: g.kernel * g.kernel * plane)
+    let masks = UnsafeMutablePointer<UInt32>.allocate(capacity: g.kernel * g.kernel * plane)
     for ky in 0..<g.kernel {
         let rows = validOutputRange(offset: ky, stride: 1, padding: g.padding, inputSize: g.height, outputSize: g.height)
         for kx in 0..<g.kernel {
             let cols = validOutputRange(offset: kx, stride: 1, padding: g.padding, inputSize: g.width, outputSize: g.width)
             for oy in 0..<g.height {
                 for ox in 0..<g.width {
-                    masks[(ky * g.kernel + kx) * plane + oy * g.width + ox] = rows.contains(oy) && cols.contains(ox)
+                    let readsImage = rows.contains(oy) && cols.contains(ox)
+                    masks[(ky * g.kernel + kx) * plane + oy * g.width + ox] = readsImage ? ~0 : 0
                 }
             }
         }
@@ -140,7 +143,7 @@ final class Conv2d {
     let weight: TensorSlot  // [Cout][Cin][k][k], PyTorch's layout
     private let context: NetworkContext
     private let columns: UnsafeMutablePointer<Float>?  // [Cin·k·k][B][Ho][Wo] of the last forward
-    private let tapMasks: UnsafeMutablePointer<Bool>?  // see `paddingMasks`
+    private let tapMasks: UnsafeMutablePointer<UInt32>?  // see `paddingMasks`
 
     var inChannels: Int { geometry.channels }
     var outputHeight: Int { geometry.outputHeight }
