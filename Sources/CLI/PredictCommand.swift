@@ -44,10 +44,11 @@ struct PredictCommand: ParsableCommand {
     func run() throws {
         try failing {
             let paths = try TrainedModel.checkpoints(at: checkpoint)
-            let first = try Checkpoint.read(from: paths[0])
+            let checkpoints = try paths.map { try Checkpoint.read(from: $0) }
+            let first = checkpoints[0]
             let config = try RunConfig.parse(yaml: first.metadata.config, source: paths[0])
             let chunkSeconds = config.double("prediction.inference_chunk_seconds")
-            let models = try paths.map { try TrainedModel(path: $0, chunkSeconds: chunkSeconds) }
+            let models = try zip(checkpoints, paths).map { try TrainedModel(checkpoint: $0, path: $1, chunkSeconds: chunkSeconds) }
             let classifiers = models.map { $0.classifier() }
             let settings = first.metadata.audio
             let maxSamples = Int(config.double("prediction.max_inference_chunk_seconds") * Double(settings.sampleRate))

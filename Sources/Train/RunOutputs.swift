@@ -7,6 +7,8 @@ public final class RunOutputs {
     public let directory: String
     private let steps: Int32
     private let metrics: Int32
+    /// One encoder for every record: a step's record costs one encode and one write(2).
+    private let encoder = JSONEncoder.sorted
 
     /// Opens the run folder's record files for appending (one line per write(2) with O_APPEND, so the
     /// leaders of fold-parallel groups can share them). `fresh` refuses a folder that already holds a run.
@@ -80,7 +82,7 @@ public final class RunOutputs {
     }
 
     private func append<T: Encodable>(_ record: T, to fd: Int32) throws {
-        var line = try JSONEncoder.sorted.encode(record)
+        var line = try encoder.encode(record)
         line.append(UInt8(ascii: "\n"))
         let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         guard written == line.count else { throw TrainingError("\(directory): cannot append a record (\(errnoText()))") }

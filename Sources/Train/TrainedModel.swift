@@ -12,7 +12,11 @@ public struct TrainedModel {
 
     /// Loads `path`; `chunkSeconds` sets the inference chunk (default: the training crop).
     public init(path: String, chunkSeconds: Double? = nil, batch: Int = 32) throws {
-        let checkpoint = try Checkpoint.read(from: path)
+        try self.init(checkpoint: Checkpoint.read(from: path), path: path, chunkSeconds: chunkSeconds, batch: batch)
+    }
+
+    /// From a checkpoint already read (`path` names it in errors).
+    public init(checkpoint: Checkpoint, path: String, chunkSeconds: Double? = nil, batch: Int = 32) throws {
         let m = checkpoint.metadata
         self.path = path
         metadata = m

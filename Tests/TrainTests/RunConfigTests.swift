@@ -45,7 +45,6 @@ final class RunConfigTests: XCTestCase {
         XCTAssertThrowsError(try RunConfig.load(path: path)) {
             XCTAssertEqual("\($0)", "\(path): unknown key 'training.batchsize'; did you mean 'training.batch_size'?")
         }
-        XCTAssertThrowsError(try RunConfig.load(path: path, overrides: [])) { _ in }
         XCTAssertThrowsError(try RunConfig().loadOverride("trainig.epochs=3")) {
             XCTAssertEqual("\($0)", "--set: unknown key 'trainig.epochs'; did you mean 'training.epochs'?")
         }
