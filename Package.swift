@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // digits-dist: MPI data-parallel ResNet training for spoken digits.
 // Dependency arrows point one way: CLI → Train → Dist / NN / Datasets → Audio.
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -60,5 +61,11 @@ let package = Package(
     swiftLanguageModes: [.v5]
 )
 
-/// Numeric kernels are checked for bounds in debug builds; release builds (benchmarks, training) drop the checks.
-var optimized: [SwiftSetting] { [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))] }
+/// Numeric kernels are checked for bounds in debug builds; release builds (benchmarks, training) drop the checks
+/// and use the vector instructions of the CPU they are built on (AVX2, AVX-512): scripts/setup.sh builds on the
+/// machine that trains, as HPC codes do with -march=native. DIGITS_DIST_TARGET_CPU names another CPU (for
+/// example haswell, for one binary shared by nodes of different generations).
+var optimized: [SwiftSetting] {
+    let targetCPU = ProcessInfo.processInfo.environment["DIGITS_DIST_TARGET_CPU"] ?? "native"
+    return [.unsafeFlags(["-Ounchecked", "-target-cpu", targetCPU], .when(configuration: .release))]
+}

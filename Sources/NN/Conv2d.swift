@@ -18,138 +18,211 @@ struct ConvGeometry {
     var outputWidth: Int { (width + 2 * padding - kernel) / stride + 1 }
 }
 
-/// im2col and its adjoint col2im in one walker, so the index arithmetic exists once.
-///   gather:  columns[(c·k + ky)·k + kx][b][oy][ox] = image[c][b][oy·s − p + ky][ox·s − p + kx]  (0 in the padding)
-///   scatter: image[...] += columns[...]  (the adjoint; the caller zeroes `image` first unless accumulating)
-/// Column rows are independent when gathering; when scattering, the k·k rows of one channel add into the
-/// same image, so the work is split by whole channels. `tapMasks` (see `PaddingMasks`) switches on the fast
-/// path for stride-1 convolutions that keep the map size.
-func im2col(_ g: ConvGeometry, batch: Int, image: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Float>,
-            scatter: Bool, tapMasks: UnsafePointer<UInt32>? = nil) {
-    let job = Im2colJob(geometry: g, batch: batch, image: image, columns: columns, tapMasks: tapMasks)
-    if scatter {
-        parallelChunks(g.channels, job) { job, lower, upper in
-            let job = job.load(as: Im2colJob.self), taps = job.geometry.kernel * job.geometry.kernel
-            im2colRows(job, scatter: true, rows: (lower * taps)..<(upper * taps))
+/// Where one kernel tap (ky, kx) reads the image: the output rows and columns whose input lies inside it
+/// rather than in the zero padding, its offset from the output position's top-left input, and that
+/// offset as one flat shift of an [H][W] plane (used when the output keeps the input's size, stride 1).
+struct KernelTap {
+    let rows, columns: Range<Int>
+    let offsetY, offsetX: Int
+    let shift: Int
+
+    /// The positions i of `count` consecutive floats whose i + shift stays inside them.
+    func flat(_ count: Int) -> Range<Int> {
+        let first = min(count, max(0, -shift))
+        return first..<max(first, min(count, count - shift))
+    }
+}
+
+/// im2col's tables for one convolution, computed once: a `KernelTap` per tap and, for a stride-1
+/// convolution that keeps the map size, the padding masks that switch on its fast path: per tap, which
+/// output positions read the image (all ones) rather than padding (0), repeated for `maskedSamples`
+/// samples so a whole batch's [B][H][W] block can be walked in one pass when the maps are small.
+final class Im2colPlan {
+    let geometry: ConvGeometry
+    let taps: UnsafeMutablePointer<KernelTap>
+    let masks: UnsafeMutablePointer<UInt32>?  // [k·k][maskedSamples][H][W]
+    let maskedSamples: Int
+
+    init(_ g: ConvGeometry, maskedSamples: Int) {
+        geometry = g
+        self.maskedSamples = maskedSamples
+        let plane = g.height * g.width
+        taps = .allocate(capacity: g.kernel * g.kernel)
+        for ky in 0..<g.kernel {
+            for kx in 0..<g.kernel {
+                taps[ky * g.kernel + kx] = KernelTap(
+                    rows: validOutputRange(offset: ky, stride: g.stride, padding: g.padding, inputSize: g.height,
+                                           outputSize: g.outputHeight),
+                    columns: validOutputRange(offset: kx, stride: g.stride, padding: g.padding, inputSize: g.width,
+                                              outputSize: g.outputWidth),
+                    offsetY: ky - g.padding, offsetX: kx - g.padding,
+                    shift: (ky - g.padding) * g.width + (kx - g.padding))
+            }
         }
-    } else {
-        parallelChunks(g.channels * g.kernel * g.kernel, minimumChunk: 4, job) { job, lower, upper in
-            im2colRows(job.load(as: Im2colJob.self), scatter: false, rows: lower..<upper)
+        guard g.stride == 1, g.outputHeight == g.height, g.outputWidth == g.width, g.kernel > 1 else {
+            masks = nil
+            return
         }
+        masks = .allocate(capacity: g.kernel * g.kernel * maskedSamples * plane)
+        for t in 0..<(g.kernel * g.kernel) {
+            for b in 0..<maskedSamples {
+                for oy in 0..<g.height {
+                    for ox in 0..<g.width {
+                        let readsImage = taps[t].rows.contains(oy) && taps[t].columns.contains(ox)
+                        masks![(t * maskedSamples + b) * plane + oy * g.width + ox] = readsImage ? ~0 : 0
+                    }
+                }
+            }
+        }
+    }
+
+    deinit {
+        taps.deallocate()
+        masks?.deallocate()
+    }
+
+    /// im2col and its adjoint col2im in one walker, so the index arithmetic exists once.
+    ///   gather:  columns[(c·k + ky)·k + kx][b][oy][ox] = image[c][b][oy·s − p + ky][ox·s − p + kx]  (0 in the padding)
+    ///   scatter: image[...] += columns[...]  (the adjoint; the caller zeroes `image` first unless accumulating)
+    /// Column rows are independent when gathering; when scattering, the k·k rows of one channel add into the
+    /// same image, so the work is split by whole channels.
+    func run(batch: Int, image: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Float>, scatter: Bool) {
+        let g = geometry
+        let job = Im2colJob(geometry: g, batch: batch, samples: 0..<batch, image: image, columns: columns,
+                            columnRowStride: batch * g.outputHeight * g.outputWidth, taps: taps, masks: masks,
+                            maskedSamples: maskedSamples)
+        if scatter {
+            parallelChunks(g.channels, job) { job, lower, upper in
+                let job = job.load(as: Im2colJob.self), taps = job.geometry.kernel * job.geometry.kernel
+                im2colRows(job, scatter: true, rows: (lower * taps)..<(upper * taps))
+            }
+        } else {
+            parallelChunks(g.channels * g.kernel * g.kernel, minimumChunk: 4, job) { job, lower, upper in
+                im2colRows(job.load(as: Im2colJob.self), scatter: false, rows: lower..<upper)
+            }
+        }
+    }
+
+    /// The same walk for one sample of the batch, on the calling thread, with that sample's columns as a
+    /// matrix of their own: columns[(c·k + ky)·k + kx][oy][ox]. A scatter touches only image[·][sample].
+    func run(batch: Int, sample: Int, image: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Float>,
+             scatter: Bool) {
+        let g = geometry
+        let job = Im2colJob(geometry: g, batch: batch, samples: sample..<(sample + 1), image: image, columns: columns,
+                            columnRowStride: g.outputHeight * g.outputWidth, taps: taps, masks: masks,
+                            maskedSamples: maskedSamples)
+        im2colRows(job, scatter: scatter, rows: 0..<(g.channels * g.kernel * g.kernel))
     }
 }
 
 private struct Im2colJob {
     let geometry: ConvGeometry
     let batch: Int
+    /// The samples walked; the first one's columns start at `columns`, the next follow it in each row.
+    let samples: Range<Int>
     let image, columns: UnsafeMutablePointer<Float>
-    let tapMasks: UnsafePointer<UInt32>?
+    let columnRowStride: Int
+    let taps: UnsafePointer<KernelTap>
+    let masks: UnsafePointer<UInt32>?
+    let maskedSamples: Int
 }
 
 private func im2colRows(_ job: Im2colJob, scatter: Bool, rows columnRows: Range<Int>) {
-    let g = job.geometry, batch = job.batch
-    let outH = g.outputHeight, outW = g.outputWidth, k = g.kernel, s = g.stride, p = g.padding
-    let plane = g.height * g.width
+    let g = job.geometry, taps = g.kernel * g.kernel
+    let plane = g.height * g.width, outputPlane = g.outputHeight * g.outputWidth
+    var channel = columnRows.lowerBound / taps, t = columnRows.lowerBound % taps
+    // Masked samples in a row walked as one block (the batch's [B][H][W] for a channel, `plane` apart).
+    let block = job.masks != nil && job.samples.count <= job.maskedSamples ? job.samples.count : 1
     for row in columnRows {
-        let c = row / (k * k), ky = row / k % k, kx = row % k
-        let column = job.columns + row * batch * outH * outW
-        if let tapMasks = job.tapMasks {
-            sameConvolutionRow(column, job.image + c * batch * plane, mask: tapMasks + (ky * k + kx) * plane,
-                               batch: batch, plane: plane, shift: (ky - p) * g.width + (kx - p), scatter: scatter)
+        let tap = job.taps[t]
+        for b in stride(from: job.samples.lowerBound, to: job.samples.upperBound, by: block) {
+            let image = job.image + (channel * job.batch + b) * plane
+            let column = job.columns + row * job.columnRowStride + (b - job.samples.lowerBound) * outputPlane
+            if let masks = job.masks {
+                sameConvolutionRow(column, image, mask: masks + t * job.maskedSamples * plane, tap: tap,
+                                   count: block * plane, scatter: scatter)
+            } else {
+                stridedRows(column, image, tap: tap, geometry: g, scatter: scatter)
+            }
+        }
+        t += 1
+        if t == taps { (t, channel) = (0, channel + 1) }
+    }
+}
+
+/// One tap of one sample in general: output row by output row, zero where the tap reads padding. Plain
+/// loops rather than memcpy/memset: rows are short (a few to a few dozen floats).
+@inline(__always)
+private func stridedRows(_ column: UnsafeMutablePointer<Float>, _ image: UnsafeMutablePointer<Float>,
+                         tap: KernelTap, geometry g: ConvGeometry, scatter: Bool) {
+    let outW = g.outputWidth, s = g.stride
+    var output = column
+    for oy in 0..<g.outputHeight {
+        defer { output += outW }
+        guard tap.rows.contains(oy) else {
+            if !scatter { for ox in 0..<outW { output[ox] = 0 } }
             continue
         }
-        let rows = validOutputRange(offset: ky, stride: s, padding: p, inputSize: g.height, outputSize: outH)
-        let cols = validOutputRange(offset: kx, stride: s, padding: p, inputSize: g.width, outputSize: outW)
-        var output = column
-        for b in 0..<batch {
-            let channelImage = job.image + (c * batch + b) * plane
-            for oy in 0..<outH {
-                defer { output += outW }
-                guard rows.contains(oy) else {
-                    if !scatter { for ox in 0..<outW { output[ox] = 0 } }
-                    continue
-                }
-                // Row of the image this output row reads, shifted so index ox·s addresses it. Plain loops
-                // rather than memcpy/memset: rows are short (a few to a few dozen floats).
-                let source = channelImage + (oy * s - p + ky) * g.width + (kx - p)
-                if scatter {
-                    for ox in cols { source[ox * s] += output[ox] }
-                } else {
-                    for ox in 0..<cols.lowerBound { output[ox] = 0 }
-                    for ox in cols { output[ox] = source[ox * s] }
-                    for ox in cols.upperBound..<outW { output[ox] = 0 }
-                }
-            }
-        }
-    }
-}
-
-/// A stride-1 convolution whose output has the input's size (3×3 with padding 1, the bulk of a ResNet):
-/// its column row for one tap is the channel's whole [B][H][W] block shifted by one flat offset, so it is
-/// one branch-free, vectorisable pass instead of B·H short rows. Where the tap reads padding the flat
-/// shift would reach a neighbouring row or image instead; the tap's mask (per [H][W] position, all ones
-/// or all zeros) is ANDed into the float's bits there, giving +0, and the flat range is clipped so nothing
-/// outside the channel is touched. Loads are unconditional (and in range), so the loops vectorise; a
-/// `mask ? load : 0` select would make the load conditional and keep them scalar.
-@inline(__always)
-private func sameConvolutionRow(_ column: UnsafeMutablePointer<Float>, _ channel: UnsafeMutablePointer<Float>,
-                                mask: UnsafePointer<UInt32>, batch: Int, plane: Int, shift: Int, scatter: Bool) {
-    let count = batch * plane
-    let lower = min(count, max(0, -shift)), upper = max(lower, min(count, count - shift))
-    for b in 0..<batch {
-        let base = b * plane
-        let first = min(plane, max(0, lower - base)), last = max(first, min(plane, upper - base))
-        let column = column + base, source = channel + shift + base
+        // The image row this output row reads, shifted so index ox·s addresses it.
+        let source = image + (oy * s + tap.offsetY) * g.width + tap.offsetX
         if scatter {
-            for i in first..<last { source[i] += Float(bitPattern: column[i].bitPattern & mask[i]) }
+            for ox in tap.columns { source[ox * s] += output[ox] }
         } else {
-            for i in 0..<first { column[i] = 0 }
-            for i in first..<last { column[i] = Float(bitPattern: source[i].bitPattern & mask[i]) }
-            for i in last..<plane { column[i] = 0 }
+            for ox in 0..<tap.columns.lowerBound { output[ox] = 0 }
+            for ox in tap.columns { output[ox] = source[ox * s] }
+            for ox in tap.columns.upperBound..<outW { output[ox] = 0 }
         }
     }
 }
 
-/// For a stride-1 convolution that keeps the map size: per kernel tap (ky, kx), which [H][W] output
-/// positions read the image (all ones) rather than padding (0).
-func paddingMasks(_ g: ConvGeometry) -> UnsafeMutablePointer<UInt32>? {
-    guard g.stride == 1, g.outputHeight == g.height, g.outputWidth == g.width, g.kernel > 1 else { return nil }
-    let plane = g.height * g.width
-    let masks = UnsafeMutablePointer<UInt32>.allocate(capacity: g.kernel * g.kernel * plane)
-    for ky in 0..<g.kernel {
-        let rows = validOutputRange(offset: ky, stride: 1, padding: g.padding, inputSize: g.height, outputSize: g.height)
-        for kx in 0..<g.kernel {
-            let cols = validOutputRange(offset: kx, stride: 1, padding: g.padding, inputSize: g.width, outputSize: g.width)
-            for oy in 0..<g.height {
-                for ox in 0..<g.width {
-                    let readsImage = rows.contains(oy) && cols.contains(ox)
-                    masks[(ky * g.kernel + kx) * plane + oy * g.width + ox] = readsImage ? ~0 : 0
-                }
-            }
-        }
+/// One tap of a stride-1 convolution whose output has the input's size (3×3 with padding 1, the bulk of a
+/// ResNet) over `count` floats: one sample's [H][W] plane or several samples' planes in a row. The column
+/// row is that block shifted by one flat offset, one branch-free, vectorisable pass instead of H short rows
+/// per sample. Where the tap reads padding the flat shift would reach a neighbouring row or sample instead;
+/// the tap's mask is ANDed into the float's bits there, giving +0 (a scatter adds +0 there, harmless: one
+/// thread owns the block), and positions whose shift leaves the block (they read padding too) are skipped.
+/// Loads are unconditional (and in range), so the loops vectorise; a `mask ? load : 0` select would make
+/// the load conditional and keep them scalar.
+@inline(__always)
+private func sameConvolutionRow(_ column: UnsafeMutablePointer<Float>, _ image: UnsafeMutablePointer<Float>,
+                                mask: UnsafePointer<UInt32>, tap: KernelTap, count: Int, scatter: Bool) {
+    let source = image + tap.shift, flat = tap.flat(count)
+    if scatter {
+        for i in flat { source[i] += Float(bitPattern: column[i].bitPattern & mask[i]) }
+    } else {
+        for i in 0..<flat.lowerBound { column[i] = 0 }
+        for i in flat { column[i] = Float(bitPattern: source[i].bitPattern & mask[i]) }
+        for i in flat.upperBound..<count { column[i] = 0 }
     }
-    return masks
 }
 
-/// 2-D convolution without bias (every ResNet convolution feeds a BatchNorm, which supplies the shift).
-/// Whole batch in one GEMM over channel-major activations:
+/// 2-D convolution without bias (every ResNet convolution feeds a BatchNorm, which supplies the shift), as
+/// GEMMs over channel-major activations:
 ///   output[Cout][B·Ho·Wo] = weight[Cout][Cin·k·k] · columns[Cin·k·k][B·Ho·Wo]
-/// A 1×1 stride-1 convolution is that GEMM on the input itself, with no im2col. Other convolutions keep
-/// their forward columns for backward's weight gradient, trading memory for one im2col pass fewer per
-/// step; the column gradient goes through the network's shared workspace.
+/// A 1×1 stride-1 convolution is that GEMM on the input itself, with no im2col.
+///
+/// Wide convolutions (> 32 output channels) run each GEMM over the whole batch and keep their forward
+/// columns for backward's weight gradient; the column gradient goes through the network's workspace.
+/// Thin ones run sample by sample, im2col and GEMMs back to back on one sample's columns in a per-thread
+/// scratch that stays in cache, gathering them again in backward rather than keeping them: over the whole
+/// batch their column matrix (9× the input for 3×3) streamed through memory several times per step and
+/// OpenBLAS copied ("packed") it before each thin multiply, which together cost more than the multiplies.
+/// The weight gradient is a per-sample partial summed in sample order, so the bits do not depend on how
+/// samples are spread over threads.
 final class Conv2d {
     let geometry: ConvGeometry
     let outChannels: Int
     let weight: TensorSlot  // [Cout][Cin][k][k], PyTorch's layout
     private let context: NetworkContext
-    private let columns: UnsafeMutablePointer<Float>?  // [Cin·k·k][B][Ho][Wo] of the last forward
-    private let tapMasks: UnsafeMutablePointer<UInt32>?  // see `paddingMasks`
+    private let isPointwise: Bool
+    private let runsPerSample: Bool
+    private let columns: UnsafeMutablePointer<Float>?  // wide, not pointwise: [Cin·k·k][B][Ho][Wo] of the last forward
+    private let im2col: Im2colPlan
 
     var inChannels: Int { geometry.channels }
     var outputHeight: Int { geometry.outputHeight }
     var outputWidth: Int { geometry.outputWidth }
     private var reduction: Int { geometry.channels * geometry.kernel * geometry.kernel }
-    private var isPointwise: Bool { columns == nil }
 
     init(_ context: NetworkContext, name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int,
          padding: Int, inputHeight: Int, inputWidth: Int, maxBatch: Int) throws {
@@ -160,17 +233,25 @@ final class Conv2d {
         self.outChannels = outChannels
         self.context = context
         weight = context.reserveParameter(name + ".weight", shape: [outChannels, inChannels, kernel, kernel])
-        let isPointwise = kernel == 1 && stride == 1 && padding == 0
-        let columnCount = inChannels * kernel * kernel * maxBatch * geometry.outputHeight * geometry.outputWidth
-        columns = isPointwise ? nil : .allocate(capacity: columnCount)
-        columns?.initialize(repeating: 0, count: columnCount)
-        if !isPointwise { context.reserveWorkspace(columnCount) }
-        tapMasks = paddingMasks(geometry)
+        isPointwise = kernel == 1 && stride == 1 && padding == 0
+        runsPerSample = outChannels <= 32
+        let sampleColumnCount = inChannels * kernel * kernel * geometry.outputHeight * geometry.outputWidth
+        if runsPerSample {
+            columns = nil
+            context.reserveSampleWeightGradients(maxBatch * weight.count)
+            if !isPointwise { context.reserveSampleScratch(2 * sampleColumnCount) }  // columns + their gradient
+        } else if isPointwise {
+            columns = nil
+        } else {
+            columns = .allocate(capacity: maxBatch * sampleColumnCount)
+            columns!.initialize(repeating: 0, count: maxBatch * sampleColumnCount)
+            context.reserveWorkspace(maxBatch * sampleColumnCount)
+        }
+        im2col = Im2colPlan(geometry, maskedSamples: runsPerSample ? 1 : maxBatch)
     }
 
     deinit {
         columns?.deallocate()
-        tapMasks?.deallocate()
     }
 
     /// kaiming_normal_(mode="fan_out", nonlinearity="relu"), as torchvision initialises ResNet convolutions.
@@ -185,11 +266,20 @@ final class Conv2d {
 
     /// input [Cin][B][H][W] → output [Cout][B][Ho][Wo]
     func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch: Int) {
+        if runsPerSample {
+            context.timed(.convolutionPerSample) {
+                let job = sampleJob(input: input, batch: batch, output: output)
+                parallelChunks(job.tasks, job) { job, lower, upper in
+                    let job = job.load(as: SampleJob.self)
+                    for task in lower..<upper { job.forward(task: task) }
+                }
+            }
+            return
+        }
         let n = batch * outputHeight * outputWidth
         if let columns {
             context.timed(.im2col) {
-                im2col(geometry, batch: batch, image: UnsafeMutablePointer(mutating: input), columns: columns,
-                       scatter: false, tapMasks: tapMasks)
+                im2col.run(batch: batch, image: UnsafeMutablePointer(mutating: input), columns: columns, scatter: false)
             }
         }
         let columns = UnsafePointer(self.columns) ?? input
@@ -201,9 +291,24 @@ final class Conv2d {
 
     /// doutput [Cout][B][Ho][Wo] → dweight += doutput·columnsᵀ, and if `dinput` is given
     /// dinput [Cin][B][H][W] (= or += when `accumulate`) col2im(weightᵀ·doutput).
-    /// Uses the columns of the last forward, so it must follow the forward of the same input.
+    /// Must follow the forward of the same input (wide convolutions reuse its columns).
     func backward(input: UnsafePointer<Float>, doutput: UnsafePointer<Float>, dinput: UnsafeMutablePointer<Float>?,
                   accumulate: Bool, batch: Int) {
+        if runsPerSample {
+            context.timed(.convolutionPerSample) {
+                let job = sampleJob(input: input, batch: batch, doutput: doutput, dinput: dinput,
+                                    accumulate: accumulate)
+                parallelChunks(job.tasks, job) { job, lower, upper in
+                    let job = job.load(as: SampleJob.self)
+                    for task in lower..<upper { job.backward(task: task) }
+                }
+                parallelChunks(weight.count, minimumChunk: 256, job) { job, lower, upper in
+                    job.load(as: SampleJob.self).sumWeightGradients(lower..<upper)
+                }
+            }
+            context.gradientsReady?(weight.range)
+            return
+        }
         let n = batch * outputHeight * outputWidth
         let columns = UnsafePointer(self.columns) ?? input
         context.timed(.gemm) {
@@ -223,10 +328,99 @@ final class Conv2d {
                     if !accumulate {
                         dinput.update(repeating: 0, count: inChannels * batch * geometry.height * geometry.width)
                     }
-                    im2col(geometry, batch: batch, image: dinput, columns: dcolumns, scatter: true, tapMasks: tapMasks)
+                    im2col.run(batch: batch, image: dinput, columns: dcolumns, scatter: true)
                 }
             }
         }
         context.gradientsReady?(weight.range)
+    }
+
+    private func sampleJob(input: UnsafePointer<Float>, batch: Int, output: UnsafeMutablePointer<Float>? = nil,
+                           doutput: UnsafePointer<Float>? = nil, dinput: UnsafeMutablePointer<Float>? = nil,
+                           accumulate: Bool = false) -> SampleJob {
+        let tasks = min(WorkerPool.shared.threads, batch)
+        return SampleJob(geometry: geometry, batch: batch, tasks: tasks, outChannels: outChannels,
+                         weight: context.parameters + weight.offset, dweight: context.gradients + weight.offset,
+                         sampleDweights: context.sampleWeightGradients, input: UnsafeMutablePointer(mutating: input),
+                         scratch: isPointwise ? nil : context.sampleScratch(threads: tasks),
+                         scratchPerTask: context.sampleScratchCount, im2col: im2col, output: output,
+                         doutput: doutput, dinput: dinput, accumulate: accumulate)
+    }
+}
+
+/// One thin convolution's work, split into `tasks` runs of consecutive samples, one per compute thread; each
+/// task has its own scratch, and samples touch disjoint slices of every other buffer.
+private struct SampleJob {
+    let geometry: ConvGeometry
+    let batch, tasks, outChannels: Int
+    let weight, dweight: UnsafeMutablePointer<Float>
+    let sampleDweights: UnsafeMutablePointer<Float>  // [B][Cout][Cin·k·k]
+    let input: UnsafeMutablePointer<Float>
+    let scratch: UnsafeMutablePointer<Float>?  // per task: columns, then their gradient; nil for 1×1 stride 1
+    let scratchPerTask: Int
+    let im2col: Im2colPlan
+    let output: UnsafeMutablePointer<Float>?
+    let doutput: UnsafePointer<Float>?
+    let dinput: UnsafeMutablePointer<Float>?
+    let accumulate: Bool
+
+    var reduction: Int { geometry.channels * geometry.kernel * geometry.kernel }
+    var plane: Int { geometry.outputHeight * geometry.outputWidth }
+    var n: Int { batch * plane }
+
+    func samples(_ task: Int) -> Range<Int> { (batch * task / tasks)..<(batch * (task + 1) / tasks) }
+
+    /// Sample b's columns, gathered into the task's scratch, and their row stride; a 1×1 stride-1
+    /// convolution's columns are the input itself.
+    func columns(_ b: Int, task: Int) -> (UnsafePointer<Float>, Int) {
+        guard let scratch else { return (UnsafePointer(input + b * plane), n) }
+        let columns = scratch + task * scratchPerTask
+        im2col.run(batch: batch, sample: b, image: input, columns: columns, scatter: false)
+        return (UnsafePointer(columns), plane)
+    }
+
+    /// output[·][b] = weight · columns_b
+    func forward(task: Int) {
+        for b in samples(task) {
+            let (columns, stride) = self.columns(b, task: task)
+            sgemm(transposeA: false, transposeB: false, m: outChannels, n: plane, k: reduction, weight,
+                  lda: reduction, columns, ldb: stride, beta: 0, output! + b * plane, ldc: n)
+        }
+    }
+
+    /// Sample b's weight gradient (into its own partial) and input gradient.
+    func backward(task: Int) {
+        for b in samples(task) {
+            let (columns, stride) = self.columns(b, task: task)
+            let doutput = doutput! + b * plane
+            sgemm(transposeA: false, transposeB: true, m: outChannels, n: reduction, k: plane, doutput, lda: n,
+                  columns, ldb: stride, beta: 0, sampleDweights + b * outChannels * reduction, ldc: reduction)
+            guard let dinput else { continue }
+            guard let scratch else {  // 1×1 stride 1: the column gradient is the input gradient
+                sgemm(transposeA: true, transposeB: false, m: reduction, n: plane, k: outChannels, weight,
+                      lda: reduction, doutput, ldb: n, beta: accumulate ? 1 : 0, dinput + b * plane, ldc: n)
+                continue
+            }
+            let dcolumns = scratch + task * scratchPerTask + reduction * plane
+            sgemm(transposeA: true, transposeB: false, m: reduction, n: plane, k: outChannels, weight, lda: reduction,
+                  doutput, ldb: n, beta: 0, dcolumns, ldc: plane)
+            let inputPlane = geometry.height * geometry.width
+            if !accumulate {
+                for c in 0..<geometry.channels {
+                    (dinput + (c * batch + b) * inputPlane).update(repeating: 0, count: inputPlane)
+                }
+            }
+            im2col.run(batch: batch, sample: b, image: dinput, columns: dcolumns, scatter: true)
+        }
+    }
+
+    /// dweight[i] += Σ_b partial_b[i], in sample order.
+    func sumWeightGradients(_ range: Range<Int>) {
+        let count = outChannels * reduction
+        for i in range {
+            var sum = sampleDweights[i]
+            for b in 1..<batch { sum += sampleDweights[b * count + i] }
+            dweight[i] += sum
+        }
     }
 }

@@ -15,12 +15,13 @@ public struct TensorSlot: Sendable, Equatable {
 
 /// What the engine spends its time on; the benchmark reports one line per kind.
 public enum LayerKind: Int, CaseIterable, Sendable {
-    case gemm, im2col, batchNorm, residual, pooling, dropout, linear, loss, optimizer
+    case gemm, im2col, convolutionPerSample, batchNorm, residual, pooling, dropout, linear, loss, optimizer
 
     public var label: String {
         switch self {
         case .gemm: return "conv gemm"
         case .im2col: return "im2col"
+        case .convolutionPerSample: return "conv per sample"
         case .batchNorm: return "batchnorm+relu"
         case .residual: return "residual+relu"
         case .pooling: return "pooling"
@@ -44,12 +45,18 @@ final class NetworkContext {
     private(set) var parameterCount = 0
     private(set) var bufferCount = 0
     private(set) var workspaceCount = 0
+    private(set) var sampleWeightGradientCount = 0
+    private(set) var sampleScratchCount = 0
+    private var sampleScratch: UnsafeMutablePointer<Float>?
+    private var sampleScratchThreads = 0
 
     private(set) var parameters: UnsafeMutablePointer<Float>!
     private(set) var gradients: UnsafeMutablePointer<Float>!
     private(set) var buffers: UnsafeMutablePointer<Float>!
     /// The im2col column gradient; shared by all convolutions, which run one at a time.
     private(set) var workspace: UnsafeMutablePointer<Float>!
+    /// Per-sample weight-gradient partials of the convolutions that run sample by sample.
+    private(set) var sampleWeightGradients: UnsafeMutablePointer<Float>!
 
     /// Called by backward each time a layer has finished its parameter gradients, with that layer's
     /// range in the gradient buffer. Ranges arrive in strictly decreasing order and tile the buffer.
@@ -64,6 +71,8 @@ final class NetworkContext {
         gradients?.deallocate()
         buffers?.deallocate()
         workspace?.deallocate()
+        sampleWeightGradients?.deallocate()
+        sampleScratch?.deallocate()
         profile?.deallocate()
     }
 
@@ -84,6 +93,20 @@ final class NetworkContext {
     }
 
     func reserveWorkspace(_ count: Int) { workspaceCount = max(workspaceCount, count) }
+    func reserveSampleWeightGradients(_ count: Int) { sampleWeightGradientCount = max(sampleWeightGradientCount, count) }
+    func reserveSampleScratch(_ count: Int) { sampleScratchCount = max(sampleScratchCount, count) }
+
+    /// Per compute thread, `sampleScratchCount` floats for the convolutions that run sample by sample. Grown
+    /// when more threads compute than before: in the first step, never in the steady state.
+    func sampleScratch(threads: Int) -> UnsafeMutablePointer<Float> {
+        if threads > sampleScratchThreads {
+            sampleScratch?.deallocate()
+            sampleScratch = .allocate(capacity: threads * max(sampleScratchCount, 1))
+            sampleScratch!.initialize(repeating: 0, count: threads * max(sampleScratchCount, 1))
+            sampleScratchThreads = threads
+        }
+        return sampleScratch!
+    }
 
     func allocate() {
         parameters = .allocate(capacity: max(parameterCount, 1))
@@ -94,6 +117,8 @@ final class NetworkContext {
         buffers.initialize(repeating: 0, count: max(bufferCount, 1))
         workspace = .allocate(capacity: max(workspaceCount, 1))
         workspace.initialize(repeating: 0, count: max(workspaceCount, 1))
+        sampleWeightGradients = .allocate(capacity: max(sampleWeightGradientCount, 1))
+        sampleWeightGradients.initialize(repeating: 0, count: max(sampleWeightGradientCount, 1))
     }
 
     func enableProfiling() {
@@ -309,8 +334,16 @@ private struct GemmJob {
     func multiply(rows: Range<Int>, columns: Range<Int>) {
         let a = self.a + (transposeA ? rows.lowerBound : rows.lowerBound * lda)
         let b = self.b + (transposeB ? columns.lowerBound * ldb : columns.lowerBound)
-        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    Int32(rows.count), Int32(columns.count), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta,
-                    c + rows.lowerBound * ldc + columns.lowerBound, Int32(ldc))
+        sgemm(transposeA: transposeA, transposeB: transposeB, m: rows.count, n: columns.count, k: k, alpha: alpha,
+              a, lda: lda, b, ldb: ldb, beta: beta, c + rows.lowerBound * ldc + columns.lowerBound, ldc: ldc)
     }
+}
+
+/// `gemm` on the calling thread only (row-major cblas_sgemm).
+@inline(__always)
+func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+           alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
+           beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
+    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }

@@ -33,11 +33,14 @@ private func naiveConvolution(input: Buffer, weight: UnsafePointer<Float>, g: Co
 final class ConvolutionTests: XCTestCase {
     /// (inChannels, outChannels, kernel, stride, padding, height, width): strides, padding, odd sizes,
     /// the 1×1 GEMM-only path, 1×1 stride 2 (ResNet projections), the 7×7/2 stem, and "same" stride-1
-    /// convolutions (the flat-shift im2col path) down to maps smaller than the kernel.
+    /// convolutions (the flat-shift im2col path) down to maps smaller than the kernel; thin (≤ 32 output
+    /// channels, run sample by sample) and wide (whole batch, masks over the batch's block).
     private let cases: [(Int, Int, Int, Int, Int, Int, Int)] = [
         (3, 4, 3, 1, 1, 7, 5), (2, 3, 3, 2, 1, 9, 6), (2, 5, 1, 1, 0, 5, 3), (3, 2, 1, 2, 0, 7, 4),
         (1, 3, 7, 2, 3, 11, 9), (2, 2, 3, 3, 0, 8, 7), (1, 2, 5, 2, 2, 3, 2), (2, 3, 2, 1, 1, 4, 5),
         (2, 2, 3, 1, 1, 1, 1), (2, 3, 5, 1, 2, 2, 1), (1, 2, 3, 1, 1, 2, 3), (2, 2, 5, 1, 2, 4, 6),
+        (2, 33, 3, 1, 1, 4, 3), (2, 34, 3, 2, 1, 5, 4), (2, 33, 1, 1, 0, 3, 2), (1, 33, 3, 1, 1, 2, 1),
+        (2, 33, 5, 1, 2, 1, 2),
     ]
 
     func testForwardMatchesNaiveLoops() throws {
@@ -46,7 +49,7 @@ final class ConvolutionTests: XCTestCase {
             let batch = 3
             let context = makeContext()
             let conv = try Conv2d(context, name: "c", inChannels: cin, outChannels: cout, kernel: k, stride: s,
-                                  padding: p, inputHeight: h, inputWidth: w, maxBatch: batch)
+                                  padding: p, inputHeight: h, inputWidth: w, maxBatch: batch + 1)
             context.allocate()
             randomize(context.parameters, context.parameterCount, &rng)
             let input = Buffer(random: cin * batch * h * w, rng: &rng)
