@@ -20,10 +20,12 @@ struct ConvGeometry {
 
 /// Where one kernel tap (ky, kx) reads the image: the output rows and columns whose input lies inside it
 /// rather than in the zero padding, its offset from the output position's top-left input, and that
-/// offset as one flat shift of an [H][W] plane (used when the output keeps the input's size, stride 1).
+/// offset as one flat shift of the plane it reads (see `Im2colPlan`).
 struct KernelTap {
     let rows, columns: Range<Int>
     let offsetY, offsetX: Int
+    /// Polyphase walks: which of the four (row parity, column parity) phase planes the tap reads.
+    let phase: Int
     let shift: Int
 
     /// The positions i of `count` consecutive floats whose i + shift stays inside them.
@@ -33,43 +35,55 @@ struct KernelTap {
     }
 }
 
-/// im2col's tables for one convolution, computed once: a `KernelTap` per tap and, for a stride-1
-/// convolution that keeps the map size, the padding masks that switch on its fast path: per tap, which
-/// output positions read the image (all ones) rather than padding (0), repeated for `maskedSamples`
-/// samples so a whole batch's [B][H][W] block can be walked in one pass when the maps are small.
+/// im2col's tables for one convolution, computed once: a `KernelTap` per tap and, where a tap's column row
+/// is one flat shift of a plane, the masks of that fast path: per tap, which output positions read the
+/// image (all ones) rather than padding (0). That holds for a stride-1 convolution that keeps the map size
+/// (the tap shifts the image plane; masks repeated for `maskedSamples` samples so a whole batch's [B][H][W]
+/// block can be walked in one pass when the maps are small), and, one sample at a time, for a stride-2
+/// convolution with kernel 2·padding + 1 (the stem, the stage entries, the 1×1 projections): split into
+/// its four phase planes image[2y + py][2x + px], each the output's size, the image a tap reads is one
+/// phase plane shifted, so the scalar stride-2 gather becomes a vectorised copy.
 final class Im2colPlan {
     let geometry: ConvGeometry
     let taps: UnsafeMutablePointer<KernelTap>
-    let masks: UnsafeMutablePointer<UInt32>?  // [k·k][maskedSamples][H][W]
+    let masks: UnsafeMutablePointer<UInt32>?  // [k·k][maskedSamples][Ho][Wo]
     let maskedSamples: Int
+    /// Floats of phase-plane scratch a polyphase walk needs ([Cin][4][Ho][Wo]); 0 when it is not one.
+    let phaseCount: Int
 
     init(_ g: ConvGeometry, maskedSamples: Int) {
         geometry = g
         self.maskedSamples = maskedSamples
-        let plane = g.height * g.width
+        let outputPlane = g.outputHeight * g.outputWidth
+        let keepsSize = g.stride == 1 && g.outputHeight == g.height && g.outputWidth == g.width && g.kernel > 1
+        let polyphase = maskedSamples == 1 && g.stride == 2 && g.kernel == 2 * g.padding + 1
+        phaseCount = polyphase ? g.channels * 4 * outputPlane : 0
         taps = .allocate(capacity: g.kernel * g.kernel)
         for ky in 0..<g.kernel {
             for kx in 0..<g.kernel {
+                let offsetY = ky - g.padding, offsetX = kx - g.padding
+                // Input row 2·oy + offsetY is row oy + (offsetY >> 1) of phase offsetY & 1 (floor, parity).
                 taps[ky * g.kernel + kx] = KernelTap(
                     rows: validOutputRange(offset: ky, stride: g.stride, padding: g.padding, inputSize: g.height,
                                            outputSize: g.outputHeight),
                     columns: validOutputRange(offset: kx, stride: g.stride, padding: g.padding, inputSize: g.width,
                                               outputSize: g.outputWidth),
-                    offsetY: ky - g.padding, offsetX: kx - g.padding,
-                    shift: (ky - g.padding) * g.width + (kx - g.padding))
+                    offsetY: offsetY, offsetX: offsetX,
+                    phase: polyphase ? (offsetY & 1) * 2 + (offsetX & 1) : 0,
+                    shift: polyphase ? (offsetY >> 1) * g.outputWidth + (offsetX >> 1) : offsetY * g.width + offsetX)
             }
         }
-        guard g.stride == 1, g.outputHeight == g.height, g.outputWidth == g.width, g.kernel > 1 else {
+        guard keepsSize || polyphase else {
             masks = nil
             return
         }
-        masks = .allocate(capacity: g.kernel * g.kernel * maskedSamples * plane)
+        masks = .allocate(capacity: g.kernel * g.kernel * maskedSamples * outputPlane)
         for t in 0..<(g.kernel * g.kernel) {
             for b in 0..<maskedSamples {
-                for oy in 0..<g.height {
-                    for ox in 0..<g.width {
+                for oy in 0..<g.outputHeight {
+                    for ox in 0..<g.outputWidth {
                         let readsImage = taps[t].rows.contains(oy) && taps[t].columns.contains(ox)
-                        masks![(t * maskedSamples + b) * plane + oy * g.width + ox] = readsImage ? ~0 : 0
+                        masks![(t * maskedSamples + b) * outputPlane + oy * g.outputWidth + ox] = readsImage ? ~0 : 0
                     }
                 }
             }
@@ -88,9 +102,10 @@ final class Im2colPlan {
     /// same image, so the work is split by whole channels.
     func run(batch: Int, image: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Float>, scatter: Bool) {
         let g = geometry
+        precondition(phaseCount == 0, "a polyphase walk runs one sample at a time")
         let job = Im2colJob(geometry: g, batch: batch, samples: 0..<batch, image: image, columns: columns,
                             columnRowStride: batch * g.outputHeight * g.outputWidth, taps: taps, masks: masks,
-                            maskedSamples: maskedSamples)
+                            maskedSamples: maskedSamples, phases: nil)
         if scatter {
             parallelChunks(g.channels, job) { job, lower, upper in
                 let job = job.load(as: Im2colJob.self), taps = job.geometry.kernel * job.geometry.kernel
@@ -105,13 +120,46 @@ final class Im2colPlan {
 
     /// The same walk for one sample of the batch, on the calling thread, with that sample's columns as a
     /// matrix of their own: columns[(c·k + ky)·k + kx][oy][ox]. A scatter touches only image[·][sample].
+    /// `phases` is scratch of `phaseCount` floats (unused when that is 0).
     func run(batch: Int, sample: Int, image: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Float>,
-             scatter: Bool) {
-        let g = geometry
+             phases: UnsafeMutablePointer<Float>, scatter: Bool) {
+        let g = geometry, polyphase = phaseCount > 0
         let job = Im2colJob(geometry: g, batch: batch, samples: sample..<(sample + 1), image: image, columns: columns,
                             columnRowStride: g.outputHeight * g.outputWidth, taps: taps, masks: masks,
-                            maskedSamples: maskedSamples)
+                            maskedSamples: maskedSamples, phases: polyphase ? phases : nil)
+        if polyphase {
+            if scatter { phases.update(repeating: 0, count: phaseCount) } else { splitPhases(sample, batch, image, phases) }
+        }
         im2colRows(job, scatter: scatter, rows: 0..<(g.channels * g.kernel * g.kernel))
+        if polyphase && scatter { mergePhases(sample, batch, image, phases) }
+    }
+
+    /// phases[c][py·2 + px][y][x] = image[c][sample][2y + py][2x + px], for the positions inside the image.
+    private func splitPhases(_ sample: Int, _ batch: Int, _ image: UnsafePointer<Float>,
+                             _ phases: UnsafeMutablePointer<Float>) {
+        walkPhases(sample, batch) { imageIndex, phaseIndex in phases[phaseIndex] = image[imageIndex] }
+    }
+
+    /// The adjoint: image[c][sample][2y + py][2x + px] += phases[c][py·2 + px][y][x].
+    private func mergePhases(_ sample: Int, _ batch: Int, _ image: UnsafeMutablePointer<Float>,
+                             _ phases: UnsafePointer<Float>) {
+        walkPhases(sample, batch) { imageIndex, phaseIndex in image[imageIndex] += phases[phaseIndex] }
+    }
+
+    @inline(__always)
+    private func walkPhases(_ sample: Int, _ batch: Int, _ body: (Int, Int) -> Void) {
+        let g = geometry, outH = g.outputHeight, outW = g.outputWidth
+        for c in 0..<g.channels {
+            let imageBase = (c * batch + sample) * g.height * g.width
+            for phase in 0..<4 {
+                let py = phase >> 1, px = phase & 1, phaseBase = (c * 4 + phase) * outH * outW
+                for y in 0..<min(outH, (g.height - py + 1) / 2) {
+                    for x in 0..<min(outW, (g.width - px + 1) / 2) {
+                        body(imageBase + (2 * y + py) * g.width + 2 * x + px, phaseBase + y * outW + x)
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -125,6 +173,8 @@ private struct Im2colJob {
     let taps: UnsafePointer<KernelTap>
     let masks: UnsafePointer<UInt32>?
     let maskedSamples: Int
+    /// A polyphase walk's phase planes of the sample (`Im2colPlan`), which its taps read instead of the image.
+    let phases: UnsafeMutablePointer<Float>?
 }
 
 private func im2colRows(_ job: Im2colJob, scatter: Bool, rows columnRows: Range<Int>) {
@@ -136,13 +186,15 @@ private func im2colRows(_ job: Im2colJob, scatter: Bool, rows columnRows: Range<
     for row in columnRows {
         let tap = job.taps[t]
         for b in stride(from: job.samples.lowerBound, to: job.samples.upperBound, by: block) {
-            let image = job.image + (channel * job.batch + b) * plane
             let column = job.columns + row * job.columnRowStride + (b - job.samples.lowerBound) * outputPlane
             if let masks = job.masks {
-                sameConvolutionRow(column, image, mask: masks + t * job.maskedSamples * plane, tap: tap,
-                                   count: block * plane, scatter: scatter)
+                let source = job.phases.map { $0 + (channel * 4 + tap.phase) * outputPlane }
+                    ?? job.image + (channel * job.batch + b) * plane
+                sameConvolutionRow(column, source, mask: masks + t * job.maskedSamples * outputPlane, tap: tap,
+                                   count: block * outputPlane, scatter: scatter)
             } else {
-                stridedRows(column, image, tap: tap, geometry: g, scatter: scatter)
+                stridedRows(column, job.image + (channel * job.batch + b) * plane, tap: tap, geometry: g,
+                            scatter: scatter)
             }
         }
         t += 1
@@ -235,11 +287,13 @@ final class Conv2d {
         weight = context.reserveParameter(name + ".weight", shape: [outChannels, inChannels, kernel, kernel])
         isPointwise = kernel == 1 && stride == 1 && padding == 0
         runsPerSample = outChannels <= 32
+        im2col = Im2colPlan(geometry, maskedSamples: runsPerSample ? 1 : maxBatch)
         let sampleColumnCount = inChannels * kernel * kernel * geometry.outputHeight * geometry.outputWidth
         if runsPerSample {
             columns = nil
             context.reserveSampleWeightGradients(maxBatch * weight.count)
-            if !isPointwise { context.reserveSampleScratch(2 * sampleColumnCount) }  // columns + their gradient
+            // Columns, their gradient and the phase planes of a polyphase im2col.
+            if !isPointwise { context.reserveSampleScratch(2 * sampleColumnCount + im2col.phaseCount) }
         } else if isPointwise {
             columns = nil
         } else {
@@ -247,7 +301,6 @@ final class Conv2d {
             columns!.initialize(repeating: 0, count: maxBatch * sampleColumnCount)
             context.reserveWorkspace(maxBatch * sampleColumnCount)
         }
-        im2col = Im2colPlan(geometry, maskedSamples: runsPerSample ? 1 : maxBatch)
     }
 
     deinit {
@@ -375,7 +428,8 @@ private struct SampleJob {
     func columns(_ b: Int, task: Int) -> (UnsafePointer<Float>, Int) {
         guard let scratch else { return (UnsafePointer(input + b * plane), n) }
         let columns = scratch + task * scratchPerTask
-        im2col.run(batch: batch, sample: b, image: input, columns: columns, scatter: false)
+        im2col.run(batch: batch, sample: b, image: input, columns: columns, phases: columns + 2 * reduction * plane,
+                   scatter: false)
         return (UnsafePointer(columns), plane)
     }
 
@@ -411,7 +465,8 @@ private struct SampleJob {
                     (dinput + (c * batch + b) * inputPlane).update(repeating: 0, count: inputPlane)
                 }
             }
-            im2col.run(batch: batch, sample: b, image: dinput, columns: dcolumns, scatter: true)
+            im2col.run(batch: batch, sample: b, image: dinput, columns: dcolumns, phases: dcolumns + reduction * plane,
+                       scatter: true)
         }
     }
 
