@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
 # One training step (forward, BCE, backward, AdamW) of digits-dist against PyTorch on the same model,
-# batch and threads, measured side by side in one run; prints both and the ratio.
-#   scripts/bench-train.sh [ARCH] [WIDTH] [BATCH] [THREADS] [STEPS]      (pip install torch)
+# batch and threads, interleaved side by side REPEATS times (the machines are noisy); prints every run,
+# the medians and the ratio of the medians.
+#   scripts/bench-train.sh [ARCH] [WIDTH] [BATCH] [THREADS] [STEPS] [REPEATS]      (pip install torch)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-arch=${1:-resnet18} width=${2:-16} batch=${3:-32} threads=${4:-2} steps=${5:-20}
-ours=$(.build/release/digits-dist bench train --arch "$arch" --width "$width" --batch "$batch" --threads "$threads" --steps "$steps")
-echo "$ours"
-theirs=$(python3 scripts/bench-train-pytorch.py --arch "$arch" --width "$width" --batch "$batch" --threads "$threads" --steps "$steps")
-echo "$theirs"
-python3 - "$ours" "$theirs" <<'PY'
-import re, sys
-ours = float(re.search(r"([\d.]+) samples/s", sys.argv[1]).group(1))
-theirs = float(re.search(r"([\d.]+) samples/s", sys.argv[2]).group(1))
-print(f"digits-dist / PyTorch: {ours / theirs:.2f}x samples/s")
+arch=${1:-resnet18} width=${2:-16} batch=${3:-32} threads=${4:-2} steps=${5:-20} repeats=${6:-5}
+model=(--arch "$arch" --width "$width" --batch "$batch" --threads "$threads" --steps "$steps")
+rate() { grep -o '[0-9.]* samples/s' | head -1 | cut -d' ' -f1; }
+.build/release/digits-dist bench train "${model[@]}"  # the profile, the sgemm peak and the memory, once
+results=()
+for _ in $(seq "$repeats"); do
+    results+=("digits-dist=$(.build/release/digits-dist bench train "${model[@]}" --no-peak | rate)")
+    results+=("pytorch=$(python3 scripts/bench-train-pytorch.py "${model[@]}" | rate)")
+done
+python3 - "${results[@]}" <<'PY'
+import statistics, sys
+runs = {}
+for item in sys.argv[1:]:
+    key, value = item.split("=")
+    runs.setdefault(key, []).append(float(value))
+for key, values in runs.items():
+    print(f"{key}: median {statistics.median(values):.1f} samples/s over {len(values)} runs ({', '.join(f'{v:.0f}' for v in values)})")
+ratio = statistics.median(runs["digits-dist"]) / statistics.median(runs["pytorch"])
+print(f"digits-dist / PyTorch: {ratio:.2f}x samples/s (medians)")
 PY
