@@ -51,12 +51,13 @@ final class Im2colPlan {
     /// Floats of phase-plane scratch a polyphase walk needs ([Cin][4][Ho][Wo]); 0 when it is not one.
     let phaseCount: Int
 
-    init(_ g: ConvGeometry, maskedSamples: Int) {
+    /// `perSample`: the convolution walks one sample at a time (else the whole batch of up to `maxBatch`).
+    init(_ g: ConvGeometry, perSample: Bool, maxBatch: Int) {
         geometry = g
-        self.maskedSamples = maskedSamples
+        maskedSamples = perSample ? 1 : maxBatch
         let outputPlane = g.outputHeight * g.outputWidth
         let keepsSize = g.stride == 1 && g.outputHeight == g.height && g.outputWidth == g.width && g.kernel > 1
-        let polyphase = maskedSamples == 1 && g.stride == 2 && g.kernel == 2 * g.padding + 1
+        let polyphase = perSample && g.stride == 2 && g.kernel == 2 * g.padding + 1
         phaseCount = polyphase ? g.channels * 4 * outputPlane : 0
         taps = .allocate(capacity: g.kernel * g.kernel)
         for ky in 0..<g.kernel {
@@ -287,7 +288,7 @@ final class Conv2d {
         weight = context.reserveParameter(name + ".weight", shape: [outChannels, inChannels, kernel, kernel])
         isPointwise = kernel == 1 && stride == 1 && padding == 0
         runsPerSample = outChannels <= 32
-        im2col = Im2colPlan(geometry, maskedSamples: runsPerSample ? 1 : maxBatch)
+        im2col = Im2colPlan(geometry, perSample: runsPerSample, maxBatch: maxBatch)
         let sampleColumnCount = inChannels * kernel * kernel * geometry.outputHeight * geometry.outputWidth
         if runsPerSample {
             columns = nil

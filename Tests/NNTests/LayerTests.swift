@@ -45,20 +45,22 @@ final class ConvolutionTests: XCTestCase {
 
     func testForwardMatchesNaiveLoops() throws {
         var rng = Xoshiro256(seed: 1)
+        // A batch below the model's maximum, and a model for one sample (predict, export).
         for (cin, cout, k, s, p, h, w) in cases {
-            let batch = 3
-            let context = makeContext()
-            let conv = try Conv2d(context, name: "c", inChannels: cin, outChannels: cout, kernel: k, stride: s,
-                                  padding: p, inputHeight: h, inputWidth: w, maxBatch: batch + 1)
-            context.allocate()
-            randomize(context.parameters, context.parameterCount, &rng)
-            let input = Buffer(random: cin * batch * h * w, rng: &rng)
-            let output = Buffer(cout * batch * conv.outputHeight * conv.outputWidth, value: .nan)
-            conv.forward(input: input.pointer, output: output.pointer, batch: batch)
-            let expected = naiveConvolution(input: input, weight: context.parameters, g: conv.geometry,
-                                            outChannels: cout, batch: batch)
-            for i in 0..<expected.count {
-                XCTAssertEqual(output[i], expected[i], accuracy: 1e-4, "conv \((cin, cout, k, s, p, h, w)) output \(i)")
+            for (batch, maxBatch) in [(3, 4), (1, 1)] {
+                let context = makeContext()
+                let conv = try Conv2d(context, name: "c", inChannels: cin, outChannels: cout, kernel: k, stride: s,
+                                      padding: p, inputHeight: h, inputWidth: w, maxBatch: maxBatch)
+                context.allocate()
+                randomize(context.parameters, context.parameterCount, &rng)
+                let input = Buffer(random: cin * batch * h * w, rng: &rng)
+                let output = Buffer(cout * batch * conv.outputHeight * conv.outputWidth, value: .nan)
+                conv.forward(input: input.pointer, output: output.pointer, batch: batch)
+                let expected = naiveConvolution(input: input, weight: context.parameters, g: conv.geometry,
+                                                outChannels: cout, batch: batch)
+                for i in 0..<expected.count {
+                    XCTAssertEqual(output[i], expected[i], accuracy: 1e-4, "conv \((cin, cout, k, s, p, h, w)) output \(i)")
+                }
             }
         }
     }
