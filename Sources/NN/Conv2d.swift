@@ -191,7 +191,7 @@ private func im2colRows(_ job: Im2colJob, scatter: Bool, rows columnRows: Range<
             if let masks = job.masks {
                 let source = job.phases.map { $0 + (channel * 4 + tap.phase) * outputPlane }
                     ?? job.image + (channel * job.batch + b) * plane
-                sameConvolutionRow(column, source, mask: masks + t * job.maskedSamples * outputPlane, tap: tap,
+                shiftedRow(column, source, mask: masks + t * job.maskedSamples * outputPlane, tap: tap,
                                    count: block * outputPlane, scatter: scatter)
             } else {
                 stridedRows(column, job.image + (channel * job.batch + b) * plane, tap: tap, geometry: g,
@@ -228,16 +228,17 @@ private func stridedRows(_ column: UnsafeMutablePointer<Float>, _ image: UnsafeM
     }
 }
 
-/// One tap of a stride-1 convolution whose output has the input's size (3×3 with padding 1, the bulk of a
-/// ResNet) over `count` floats: one sample's [H][W] plane or several samples' planes in a row. The column
-/// row is that block shifted by one flat offset, one branch-free, vectorisable pass instead of H short rows
-/// per sample. Where the tap reads padding the flat shift would reach a neighbouring row or sample instead;
+/// One tap where its column row is a plane shifted by one flat offset (see `Im2colPlan`: a stride-1
+/// convolution that keeps the map size, 3×3 with padding 1 being the bulk of a ResNet, or one phase plane
+/// of a stride-2 one), over `count` floats: one sample's plane or several samples' planes in a row. One
+/// branch-free, vectorisable pass instead of a short row per output row and sample. Where the tap reads
+/// padding the flat shift would reach a neighbouring row or sample instead;
 /// the tap's mask is ANDed into the float's bits there, giving +0 (a scatter adds +0 there, harmless: one
 /// thread owns the block), and positions whose shift leaves the block (they read padding too) are skipped.
 /// Loads are unconditional (and in range), so the loops vectorise; a `mask ? load : 0` select would make
 /// the load conditional and keep them scalar.
 @inline(__always)
-private func sameConvolutionRow(_ column: UnsafeMutablePointer<Float>, _ image: UnsafeMutablePointer<Float>,
+private func shiftedRow(_ column: UnsafeMutablePointer<Float>, _ image: UnsafeMutablePointer<Float>,
                                 mask: UnsafePointer<UInt32>, tap: KernelTap, count: Int, scatter: Bool) {
     let source = image + tap.shift, flat = tap.flat(count)
     if scatter {
