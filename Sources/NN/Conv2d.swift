@@ -357,8 +357,11 @@ final class Conv2d {
                     let job = job.load(as: SampleJob.self)
                     for task in lower..<upper { job.backward(task: task) }
                 }
-                parallelChunks(weight.count, minimumChunk: 256, job) { job, lower, upper in
-                    job.load(as: SampleJob.self).sumWeightGradients(lower..<upper)
+                parallelChunks(weight.count, minimumChunk: 1024, job) { job, lower, upper in
+                    job.load(as: SampleJob.self).sumPartials(lower..<upper)
+                }
+                parallelChunks(outChannels, minimumChunk: 8, job) { job, lower, upper in
+                    job.load(as: SampleJob.self).addSummedPartial(outputChannels: lower..<upper)
                 }
             }
             context.gradientsReady?(weight.range)
@@ -472,14 +475,19 @@ private struct SampleJob {
         }
     }
 
-    /// dweight[o][r] += Σ_b partial_b[r][o], in sample order.
-    func sumWeightGradients(_ range: Range<Int>) {
-        let count = outChannels * reduction
-        for i in range {
-            let transposed = i % reduction * outChannels + i / reduction
-            var sum = sampleDweights[transposed]
-            for b in 1..<batch { sum += sampleDweights[b * count + transposed] }
-            dweight[i] += sum
+    /// partial_0[i] = Σ_b partial_b[i], added in sample order (contiguous runs, so it vectorises).
+    func sumPartials(_ range: Range<Int>) {
+        let count = outChannels * reduction, sum = sampleDweights
+        for b in 1..<batch {
+            let partial = sampleDweights + b * count
+            for i in range { sum[i] += partial[i] }
+        }
+    }
+
+    /// dweight[o][r] += partial_0[r][o], the summed partial transposed back to PyTorch's layout.
+    func addSummedPartial(outputChannels: Range<Int>) {
+        for o in outputChannels {
+            for r in 0..<reduction { dweight[o * reduction + r] += sampleDweights[r * outChannels + o] }
         }
     }
 }

@@ -74,13 +74,7 @@ public final class AdamW {
                            secondWeight: Float(1 - beta2), epsilon: Float(epsilon))
         withComputeThreads {
             parallelChunks(range.count, minimumChunk: 1 << 16, job) { job, lower, upper in
-                let j = job.load(as: AdamWJob.self)
-                let p = j.parameters, g = j.gradients, m = j.firstMoment, v = j.secondMoment
-                for i in lower..<upper {
-                    m[i] += (g[i] - m[i]) * j.firstWeight
-                    v[i] = v[i] * j.beta2 + j.secondWeight * g[i] * g[i]
-                    p[i] = p[i] * j.decay - j.stepSize * m[i] / (v[i].squareRoot() / j.correction2Root + j.epsilon)
-                }
+                job.load(as: AdamWJob.self).update(lower..<upper)
             }
         }
     }
@@ -92,6 +86,50 @@ private struct AdamWJob {
     let gradients: UnsafePointer<Float>
     let firstMoment, secondMoment: UnsafeMutablePointer<Float>
     let decay, stepSize, correction2Root, firstWeight, beta2, secondWeight, epsilon: Float
+
+    typealias Lanes = SIMD16<Float>
+
+    /// Sixteen elements at a time: the compiler keeps the scalar loop scalar (its square root and division
+    /// form a latency chain), while lane-wise IEEE arithmetic gives exactly the scalar loop's bits.
+    func update(_ range: Range<Int>) {
+        var i = range.lowerBound
+        while i + Lanes.scalarCount <= range.upperBound {
+            var p = load(parameters, i), m = load(firstMoment, i), v = load(secondMoment, i)
+            step(&p, load(gradients, i), &m, &v)
+            store(p, parameters, i)
+            store(m, firstMoment, i)
+            store(v, secondMoment, i)
+            i += Lanes.scalarCount
+        }
+        guard i < range.upperBound else { return }
+        // The tail in zero-padded lanes (a zero second moment stays finite: the divisor is ε).
+        var p = Lanes(), g = Lanes(), m = Lanes(), v = Lanes()
+        for lane in 0..<(range.upperBound - i) {
+            (p[lane], g[lane], m[lane], v[lane]) = (parameters[i + lane], gradients[i + lane],
+                                                    firstMoment[i + lane], secondMoment[i + lane])
+        }
+        step(&p, g, &m, &v)
+        for lane in 0..<(range.upperBound - i) {
+            (parameters[i + lane], firstMoment[i + lane], secondMoment[i + lane]) = (p[lane], m[lane], v[lane])
+        }
+    }
+
+    @inline(__always)
+    private func step(_ p: inout Lanes, _ g: Lanes, _ m: inout Lanes, _ v: inout Lanes) {
+        m += (g - m) * firstWeight
+        v = v * beta2 + secondWeight * g * g
+        p = p * decay - stepSize * m / (v.squareRoot() / correction2Root + epsilon)
+    }
+
+    @inline(__always)
+    private func load(_ base: UnsafePointer<Float>, _ i: Int) -> Lanes {
+        UnsafeRawPointer(base + i).loadUnaligned(as: Lanes.self)
+    }
+
+    @inline(__always)
+    private func store(_ value: Lanes, _ base: UnsafeMutablePointer<Float>, _ i: Int) {
+        UnsafeMutableRawPointer(base + i).storeBytes(of: value, as: Lanes.self)
+    }
 }
 
 /// torch.nn.utils.clip_grad_norm_ over one flat buffer: scales all gradients by

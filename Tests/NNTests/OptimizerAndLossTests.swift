@@ -73,6 +73,28 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(optimizer.step, 2)
     }
 
+    /// The update runs sixteen lanes at a time plus a padded tail; both must give the scalar formula's bits.
+    func testVectorisedUpdateEqualsTheScalarFormulaBitForBit() throws {
+        let count = 37, learningRate = 3e-3, weightDecay = 0.01
+        let optimizer = try AdamW(parameterCount: count, weightDecay: weightDecay)
+        var rng = Xoshiro256(seed: 5)
+        var parameters = (0..<count).map { _ in Float(rng.nextGaussian()) }
+        var expected = parameters, m = [Float](repeating: 0, count: count), v = m
+        for step in 1...3 {
+            let gradients = (0..<count).map { _ in Float(rng.nextGaussian()) }
+            try optimizer.update(parameters: &parameters, gradients: gradients, learningRate: Float(learningRate))
+            let decay = Float(1 - learningRate * weightDecay)
+            let stepSize = Float(learningRate / (1 - pow(0.9, Double(step))))
+            let correction2Root = Float((1 - pow(0.999, Double(step))).squareRoot())
+            for i in 0..<count {
+                m[i] += (gradients[i] - m[i]) * Float(1 - 0.9)
+                v[i] = v[i] * Float(0.999) + Float(1 - 0.999) * gradients[i] * gradients[i]
+                expected[i] = expected[i] * decay - stepSize * m[i] / (v[i].squareRoot() / correction2Root + Float(1e-8))
+            }
+            XCTAssertEqual(parameters.map(\.bitPattern), expected.map(\.bitPattern), "step \(step)")
+        }
+    }
+
     func testInvalidLearningRatesThrowBeforeTouchingParameters() throws {
         let optimizer = try AdamW(parameterCount: 1)
         var parameters: [Float] = [1]
