@@ -274,9 +274,10 @@ final class PoolingAndPointwiseTests: XCTestCase {
             let pool = try MaxPool2d(channels: channels, height: h, width: w, kernel: 3, stride: 2, padding: 1, maxBatch: batch)
             let outH = pool.outputHeight, outW = pool.outputWidth
             XCTAssertEqual(outH, (h - 1) / 2 + 1, "torch: floor((H + 2 − 3) / 2) + 1")
-            // Distinct values at least 0.01 apart, so the finite-difference step never changes a window's winner.
+            // Distinct values at least 0.01 apart, so the finite-difference step never changes a window's winner;
+            // all negative, so a zero for the padding would win.
             let input = Buffer(channels * batch * h * w)
-            for i in 0..<input.count { input[i] = Float(i) * 0.01 }
+            for i in 0..<input.count { input[i] = -0.01 * Float(i + 1) }
             for i in stride(from: input.count - 1, to: 0, by: -1) {
                 let j = Int(rng.next() % UInt64(i + 1))
                 (input[i], input[j]) = (input[j], input[i])
