@@ -53,7 +53,8 @@ final class NetworkContext {
     private(set) var parameters: UnsafeMutablePointer<Float>!
     private(set) var gradients: UnsafeMutablePointer<Float>!
     private(set) var buffers: UnsafeMutablePointer<Float>!
-    /// The im2col column gradient; shared by all convolutions, which run one at a time.
+    /// The column gradient of the wide convolutions, shared: they run one at a time (thin ones work in
+    /// `sampleScratch`).
     private(set) var workspace: UnsafeMutablePointer<Float>!
     /// Per-sample weight-gradient partials of the convolutions that run sample by sample.
     private(set) var sampleWeightGradients: UnsafeMutablePointer<Float>!
