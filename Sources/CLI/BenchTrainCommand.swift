@@ -18,7 +18,7 @@ struct BenchTrainCommand: ParsableCommand {
 
             Examples:
               digits-dist bench train --arch resnet18 --width 16 --batch 32 --steps 20 --threads 2
-              digits-dist bench train --arch resnet50 --width 64 --batch 32 --steps 5
+              digits-dist bench train --arch resnet50 --width 64 --batch 32 --steps 5 --layers
               mpirun -n 2 digits-dist bench train --threads 1 --batch 32
             """)
 
@@ -46,6 +46,9 @@ struct BenchTrainCommand: ParsableCommand {
     @Flag(help: "Skip the sgemm peak measurement.")
     var noPeak = false
 
+    @Flag(help: "Also print the time of every convolution, forward and backward (torchvision's layer names).")
+    var layers = false
+
     func run() throws {
         try onEveryRank { world in
             let architecture = try Architecture(parsing: arch)
@@ -69,6 +72,7 @@ struct BenchTrainCommand: ParsableCommand {
             let slowest = try world.allReduceMax(result.millisecondsPerStep)
             guard world.rank == 0 else { return 0 }
             print(result)
+            if layers { print(result.convolutionTable) }
             if world.size > 1 {
                 print(String(format: "%d ranks × %d threads, %@ all-reduce in %d buckets: %.1f ms/step, %.1f samples/s global",
                              world.size, threadCount, allreduce.rawValue, bucketer?.buckets.count ?? 0, slowest,

@@ -17,6 +17,18 @@ public enum TrainBenchmark {
         public let gflopsPerSecond: Double
         /// Milliseconds per step per layer kind, largest first.
         public let profile: [(kind: LayerKind, milliseconds: Double)]
+        /// Milliseconds per step of each convolution, forward and backward, in network order.
+        public let convolutions: [(name: String, forward: Double, backward: Double)]
+
+        /// One line per convolution: its shape of work and where its time goes.
+        public var convolutionTable: String {
+            let lines = convolutions.map { layer in
+                String(format: "  %@ %7.2f ms forward %7.2f ms backward  %5.1f%% of the step",
+                       layer.name.padding(toLength: 22, withPad: " ", startingAt: 0), layer.forward, layer.backward,
+                       100 * (layer.forward + layer.backward) / millisecondsPerStep)
+            }
+            return (["per convolution (ms/step):"] + lines).joined(separator: "\n")
+        }
 
         public var description: String {
             var lines = [String(format: "%@ width %d batch %d threads %d: %d parameters, %.1f ms/step, %.1f samples/s, "
@@ -78,11 +90,13 @@ public enum TrainBenchmark {
         let flops = 3 * Double(model.forwardFlopsPerSample) * Double(batch)
         let profile = model.profile.map { (kind: $0.key, milliseconds: $0.value * 1e3 / Double(steps)) }
             .sorted { $0.milliseconds > $1.milliseconds }
+        let perStep = 1e3 / Double(steps)
+        let convolutions = model.convolutionProfile.map { ($0.name, $0.forward * perStep, $0.backward * perStep) }
         return Result(architecture: arch, width: width, batch: batch, threads: threads, steps: steps,
                       parameterCount: model.parameterCount, samplesPerSecond: Double(batch) / seconds,
                       millisecondsPerStep: seconds * 1e3, cpuUtilisation: cpuSeconds / seconds, flopsPerStep: flops,
                       gflopsPerSecond: flops / seconds * 1e-9,
-                      profile: profile)
+                      profile: profile, convolutions: convolutions)
     }
 
     private static func processCPUSeconds() -> Double {

@@ -40,7 +40,7 @@ struct KernelTap {
 /// image (all ones) rather than padding (0). That holds for a stride-1 convolution that keeps the map size
 /// (the tap shifts the image plane; masks repeated for `maskedSamples` samples so a whole batch's [B][H][W]
 /// block can be walked in one pass when the maps are small), and, one sample at a time, for a stride-2
-/// convolution with kernel 2·padding + 1 (the stem, the stage entries, the 1×1 projections): split into
+/// convolution with kernel 2·padding + 1 (the stem, the stage entries): split into
 /// its four phase planes image[2y + py][2x + px], each the output's size, the image a tap reads is one
 /// phase plane shifted, so the scalar stride-2 gather becomes a vectorised copy.
 final class Im2colPlan {
@@ -255,9 +255,9 @@ private func shiftedRow(_ column: UnsafeMutablePointer<Float>, _ image: UnsafeMu
 ///   output[Cout][B·Ho·Wo] = weight[Cout][Cin·k·k] · columns[Cin·k·k][B·Ho·Wo]
 /// A 1×1 stride-1 convolution is that GEMM on the input itself, with no im2col.
 ///
-/// Wide convolutions (> 32 output channels) run each GEMM over the whole batch and keep their forward
-/// columns for backward's weight gradient; the column gradient goes through the network's workspace.
-/// Thin ones run sample by sample, im2col and GEMMs back to back on one sample's columns in a per-thread
+/// Wide convolutions (> 32 output channels) and 1×1 ones run each GEMM over the whole batch and keep
+/// their forward columns for backward's weight gradient; the column gradient goes through the network's
+/// workspace. Thin ones (≤ 32 output channels, kernel > 1) run sample by sample, im2col and GEMMs back to back on one sample's columns in a per-thread
 /// scratch that stays in cache, gathering them again in backward rather than keeping them: over the whole
 /// batch their column matrix (9× the input for 3×3) streamed through memory several times per step and
 /// OpenBLAS copied ("packed") it before each thin multiply, which together cost more than the multiplies.
@@ -272,6 +272,7 @@ final class Conv2d {
     private let runsPerSample: Bool
     private let columns: UnsafeMutablePointer<Float>?  // wide, not pointwise: [Cin·k·k][B][Ho][Wo] of the last forward
     private let im2col: Im2colPlan
+    private let profileIndex: Int
 
     var inChannels: Int { geometry.channels }
     var outputHeight: Int { geometry.outputHeight }
@@ -287,15 +288,16 @@ final class Conv2d {
         self.outChannels = outChannels
         self.context = context
         weight = context.reserveParameter(name + ".weight", shape: [outChannels, inChannels, kernel, kernel])
+        profileIndex = context.registerConvolution(name)
         isPointwise = kernel == 1 && stride == 1 && padding == 0
-        runsPerSample = outChannels <= 32
+        runsPerSample = outChannels <= 32 && kernel > 1  // a 1×1 projection is too little work per sample
         im2col = Im2colPlan(geometry, perSample: runsPerSample, maxBatch: maxBatch)
         let sampleColumnCount = inChannels * kernel * kernel * geometry.outputHeight * geometry.outputWidth
         if runsPerSample {
             columns = nil
             context.reserveSampleWeightGradients(maxBatch * weight.count)
             // Columns, their gradient and the phase planes of a polyphase im2col.
-            if !isPointwise { context.reserveSampleScratch(2 * sampleColumnCount + im2col.phaseCount) }
+            context.reserveSampleScratch(2 * sampleColumnCount + im2col.phaseCount)
         } else if isPointwise {
             columns = nil
         } else {
@@ -321,6 +323,10 @@ final class Conv2d {
 
     /// input [Cin][B][H][W] → output [Cout][B][Ho][Wo]
     func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch: Int) {
+        context.timedConvolution(profileIndex, backward: false) { forwardPass(input: input, output: output, batch: batch) }
+    }
+
+    private func forwardPass(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch: Int) {
         if runsPerSample {
             context.timed(.convolutionPerSample) {
                 let job = sampleJob(input: input, batch: batch, output: output)
@@ -349,6 +355,13 @@ final class Conv2d {
     /// Must follow the forward of the same input (wide convolutions reuse its columns).
     func backward(input: UnsafePointer<Float>, doutput: UnsafePointer<Float>, dinput: UnsafeMutablePointer<Float>?,
                   accumulate: Bool, batch: Int) {
+        context.timedConvolution(profileIndex, backward: true) {
+            backwardPass(input: input, doutput: doutput, dinput: dinput, accumulate: accumulate, batch: batch)
+        }
+    }
+
+    private func backwardPass(input: UnsafePointer<Float>, doutput: UnsafePointer<Float>,
+                              dinput: UnsafeMutablePointer<Float>?, accumulate: Bool, batch: Int) {
         if runsPerSample {
             context.timed(.convolutionPerSample) {
                 let job = sampleJob(input: input, batch: batch, doutput: doutput, dinput: dinput,
@@ -400,7 +413,7 @@ final class Conv2d {
         return SampleJob(geometry: geometry, batch: batch, tasks: tasks, outChannels: outChannels,
                          weight: context.parameters + weight.offset, dweight: context.gradients + weight.offset,
                          sampleDweights: context.sampleWeightGradients, input: UnsafeMutablePointer(mutating: input),
-                         scratch: isPointwise ? nil : context.sampleScratch(threads: tasks),
+                         scratch: context.sampleScratch(threads: tasks),
                          scratchPerTask: context.sampleScratchCount, im2col: im2col, output: output,
                          doutput: doutput, dinput: dinput, accumulate: accumulate)
     }
@@ -414,7 +427,7 @@ private struct SampleJob {
     let weight, dweight: UnsafeMutablePointer<Float>
     let sampleDweights: UnsafeMutablePointer<Float>  // [B][Cin·k·k][Cout]
     let input: UnsafeMutablePointer<Float>
-    let scratch: UnsafeMutablePointer<Float>?  // per task: columns, then their gradient; nil for 1×1 stride 1
+    let scratch: UnsafeMutablePointer<Float>  // per task: columns, their gradient, phase planes
     let scratchPerTask: Int
     let im2col: Im2colPlan
     let output: UnsafeMutablePointer<Float>?
@@ -428,39 +441,30 @@ private struct SampleJob {
 
     func samples(_ task: Int) -> Range<Int> { (batch * task / tasks)..<(batch * (task + 1) / tasks) }
 
-    /// Sample b's columns, gathered into the task's scratch, and their row stride; a 1×1 stride-1
-    /// convolution's columns are the input itself.
-    func columns(_ b: Int, task: Int) -> (UnsafePointer<Float>, Int) {
-        guard let scratch else { return (UnsafePointer(input + b * plane), n) }
+    /// Sample b's columns [Cin·k·k][Ho·Wo], gathered into the task's scratch.
+    func columns(_ b: Int, task: Int) -> UnsafePointer<Float> {
         let columns = scratch + task * scratchPerTask
         im2col.run(batch: batch, sample: b, image: input, columns: columns, phases: columns + 2 * reduction * plane,
                    scatter: false)
-        return (UnsafePointer(columns), plane)
+        return UnsafePointer(columns)
     }
 
     /// output[·][b] = weight · columns_b
     func forward(task: Int) {
         for b in samples(task) {
-            let (columns, stride) = self.columns(b, task: task)
             sgemm(transposeA: false, transposeB: false, m: outChannels, n: plane, k: reduction, weight,
-                  lda: reduction, columns, ldb: stride, beta: 0, output! + b * plane, ldc: n)
+                  lda: reduction, columns(b, task: task), ldb: plane, beta: 0, output! + b * plane, ldc: n)
         }
     }
 
     /// Sample b's weight gradient (into its own partial) and input gradient.
     func backward(task: Int) {
         for b in samples(task) {
-            let (columns, stride) = self.columns(b, task: task)
             let doutput = doutput! + b * plane
             // Transposed, [Cin·k·k][Cout]: OpenBLAS runs this orientation of the thin product faster.
-            sgemm(transposeA: false, transposeB: true, m: reduction, n: outChannels, k: plane, columns, lda: stride,
-                  doutput, ldb: n, beta: 0, sampleDweights + b * outChannels * reduction, ldc: outChannels)
+            sgemm(transposeA: false, transposeB: true, m: reduction, n: outChannels, k: plane, columns(b, task: task),
+                  lda: plane, doutput, ldb: n, beta: 0, sampleDweights + b * outChannels * reduction, ldc: outChannels)
             guard let dinput else { continue }
-            guard let scratch else {  // 1×1 stride 1: the column gradient is the input gradient
-                sgemm(transposeA: true, transposeB: false, m: reduction, n: plane, k: outChannels, weight,
-                      lda: reduction, doutput, ldb: n, beta: accumulate ? 1 : 0, dinput + b * plane, ldc: n)
-                continue
-            }
             let dcolumns = scratch + task * scratchPerTask + reduction * plane
             sgemm(transposeA: true, transposeB: false, m: reduction, n: plane, k: outChannels, weight, lda: reduction,
                   doutput, ldb: n, beta: 0, dcolumns, ldc: plane)

@@ -342,6 +342,13 @@ public final class ResNet {
         return Dictionary(uniqueKeysWithValues: LayerKind.allCases.map { ($0, seconds[$0.rawValue]) })
     }
 
+    /// Seconds per convolution (torchvision's names, network order), forward and backward, since
+    /// `enableProfiling()`; empty when profiling is off.
+    public var convolutionProfile: [(name: String, forward: Double, backward: Double)] {
+        guard let seconds = context.convolutionProfile else { return [] }
+        return context.convolutionNames.enumerated().map { ($1, seconds[2 * $0], seconds[2 * $0 + 1]) }
+    }
+
     /// Charges `body` to `kind` in the profile (for the loss and optimizer, which live outside the model).
     public func timed<T>(_ kind: LayerKind, _ body: () throws -> T) rethrows -> T { try context.timed(kind, body) }
 }

@@ -66,6 +66,10 @@ final class NetworkContext {
     var batchNormReduce: ((UnsafeMutablePointer<Double>, Int) -> Void)?
     /// Accumulated seconds per layer kind; nil (the default) costs nothing.
     var profile: UnsafeMutablePointer<Double>?
+    /// Names of the convolutions in build order, and while profiling their forward and backward seconds
+    /// ([2·index] forward, [2·index + 1] backward).
+    private(set) var convolutionNames: [String] = []
+    private(set) var convolutionProfile: UnsafeMutablePointer<Double>?
 
     deinit {
         parameters?.deallocate()
@@ -75,6 +79,13 @@ final class NetworkContext {
         sampleWeightGradients?.deallocate()
         sampleScratch?.deallocate()
         profile?.deallocate()
+        convolutionProfile?.deallocate()
+    }
+
+    /// A convolution's slot in the per-layer profile.
+    func registerConvolution(_ name: String) -> Int {
+        convolutionNames.append(name)
+        return convolutionNames.count - 1
     }
 
     func reserveParameter(_ name: String, shape: [Int]) -> TensorSlot {
@@ -125,6 +136,17 @@ final class NetworkContext {
     func enableProfiling() {
         if profile == nil { profile = .allocate(capacity: LayerKind.allCases.count) }
         profile!.initialize(repeating: 0, count: LayerKind.allCases.count)
+        if convolutionProfile == nil { convolutionProfile = .allocate(capacity: max(2 * convolutionNames.count, 1)) }
+        convolutionProfile!.initialize(repeating: 0, count: max(2 * convolutionNames.count, 1))
+    }
+
+    /// Runs one convolution's forward or backward pass, charging its wall time to its profile slot.
+    @inline(__always)
+    func timedConvolution(_ index: Int, backward: Bool, _ body: () -> Void) {
+        guard let convolutionProfile else { return body() }
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        convolutionProfile[2 * index + (backward ? 1 : 0)] += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
     }
 
     /// Runs `body`, charging its wall time to `kind` when profiling is on.
