@@ -102,6 +102,51 @@ final class ConvolutionTests: XCTestCase {
         }
     }
 
+    /// Thin convolutions whose per-sample product exceeds OpenBLAS's small-matrix size are cut into runs of
+    /// output positions (the stem); one even and one uneven cut, checked against the definitions (finite
+    /// differences at this size would take minutes).
+    func testThinConvolutionsCutIntoRunsMatchNaiveLoops() throws {
+        var rng = Xoshiro256(seed: 3)
+        for (cin, cout, k, s, p, h, w) in [(8, 32, 3, 1, 1, 23, 25), (1, 16, 7, 2, 3, 128, 44)] {
+            let batch = 2
+            let context = makeContext()
+            let conv = try Conv2d(context, name: "c", inChannels: cin, outChannels: cout, kernel: k, stride: s,
+                                  padding: p, inputHeight: h, inputWidth: w, maxBatch: batch)
+            context.allocate()
+            randomize(context.parameters, context.parameterCount, &rng)
+            let g = conv.geometry, outH = g.outputHeight, outW = g.outputWidth
+            XCTAssertGreaterThan(cout * outH * outW * cin * k * k, 1_000_000, "the case must be cut into runs")
+            let input = Buffer(random: cin * batch * h * w, rng: &rng)
+            let output = Buffer(cout * batch * outH * outW), upstream = Buffer(random: output.count, rng: &rng)
+            conv.forward(input: input.pointer, output: output.pointer, batch: batch)
+            let expected = naiveConvolution(input: input, weight: context.parameters, g: g, outChannels: cout,
+                                            batch: batch)
+            for i in 0..<expected.count { XCTAssertEqual(output[i], expected[i], accuracy: 1e-4, "output \(i)") }
+
+            context.gradients.update(repeating: 0, count: context.parameterCount)
+            let dinput = Buffer(input.count, value: .nan)
+            conv.backward(input: input.pointer, doutput: upstream.pointer, dinput: dinput.pointer, accumulate: false,
+                          batch: batch)
+            // The definitions: every (output, tap) pair that reads the image adds into both gradients.
+            var dweight = [Float](repeating: 0, count: context.parameterCount)
+            var expectedDinput = [Float](repeating: 0, count: input.count)
+            for co in 0..<cout { for b in 0..<batch { for oy in 0..<outH { for ox in 0..<outW {
+                let dy = upstream[((co * batch + b) * outH + oy) * outW + ox]
+                for ci in 0..<cin { for ky in 0..<k { for kx in 0..<k {
+                    let iy = oy * s - p + ky, ix = ox * s - p + kx
+                    guard (0..<h).contains(iy), (0..<w).contains(ix) else { continue }
+                    let wi = ((co * cin + ci) * k + ky) * k + kx, xi = ((ci * batch + b) * h + iy) * w + ix
+                    dweight[wi] += dy * input[xi]
+                    expectedDinput[xi] += dy * context.parameters[wi]
+                } } }
+            } } } }
+            for i in 0..<dweight.count {
+                XCTAssertEqual(context.gradients[i], dweight[i], accuracy: 1e-3 * max(1, abs(dweight[i])), "dweight \(i)")
+            }
+            for i in 0..<input.count { XCTAssertEqual(dinput[i], expectedDinput[i], accuracy: 1e-4, "dinput \(i)") }
+        }
+    }
+
     func testInputSmallerThanKernelThrows() {
         XCTAssertThrowsError(try Conv2d(makeContext(), name: "conv1", inChannels: 1, outChannels: 2, kernel: 7,
                                         stride: 2, padding: 0, inputHeight: 4, inputWidth: 9, maxBatch: 1)) { error in
