@@ -30,6 +30,18 @@ private func naiveConvolution(input: Buffer, weight: UnsafePointer<Float>, g: Co
     return output
 }
 
+/// A convolution with random weights in a network context of its own.
+private func randomConvolution(_ shape: (Int, Int, Int, Int, Int, Int, Int), maxBatch: Int,
+                               _ rng: inout Xoshiro256) throws -> (NetworkContext, Conv2d) {
+    let (cin, cout, k, s, p, h, w) = shape
+    let context = makeContext()
+    let conv = try Conv2d(context, name: "c", inChannels: cin, outChannels: cout, kernel: k, stride: s, padding: p,
+                          inputHeight: h, inputWidth: w, maxBatch: maxBatch)
+    context.allocate()
+    randomize(context.parameters, context.parameterCount, &rng)
+    return (context, conv)
+}
+
 final class ConvolutionTests: XCTestCase {
     /// (inChannels, outChannels, kernel, stride, padding, height, width): strides, padding, odd sizes,
     /// the 1×1 GEMM-only path, 1×1 stride 2 (ResNet projections), the 7×7/2 stem, and "same" stride-1
@@ -48,11 +60,7 @@ final class ConvolutionTests: XCTestCase {
         // A batch below the model's maximum, and a model for one sample (predict, export).
         for (cin, cout, k, s, p, h, w) in cases {
             for (batch, maxBatch) in [(3, 4), (1, 1)] {
-                let context = makeContext()
-                let conv = try Conv2d(context, name: "c", inChannels: cin, outChannels: cout, kernel: k, stride: s,
-                                      padding: p, inputHeight: h, inputWidth: w, maxBatch: maxBatch)
-                context.allocate()
-                randomize(context.parameters, context.parameterCount, &rng)
+                let (context, conv) = try randomConvolution((cin, cout, k, s, p, h, w), maxBatch: maxBatch, &rng)
                 let input = Buffer(random: cin * batch * h * w, rng: &rng)
                 let output = Buffer(cout * batch * conv.outputHeight * conv.outputWidth, value: .nan)
                 conv.forward(input: input.pointer, output: output.pointer, batch: batch)
@@ -69,11 +77,7 @@ final class ConvolutionTests: XCTestCase {
         var rng = Xoshiro256(seed: 2)
         for (cin, cout, k, s, p, h, w) in cases {
             let batch = 2
-            let context = makeContext()
-            let conv = try Conv2d(context, name: "c", inChannels: cin, outChannels: cout, kernel: k, stride: s,
-                                  padding: p, inputHeight: h, inputWidth: w, maxBatch: batch)
-            context.allocate()
-            randomize(context.parameters, context.parameterCount, &rng)
+            let (context, conv) = try randomConvolution((cin, cout, k, s, p, h, w), maxBatch: batch, &rng)
             let outCount = cout * batch * conv.outputHeight * conv.outputWidth
             let input = Buffer(random: cin * batch * h * w, rng: &rng)
             let output = Buffer(outCount), upstream = Buffer(random: outCount, rng: &rng)
@@ -109,11 +113,7 @@ final class ConvolutionTests: XCTestCase {
         var rng = Xoshiro256(seed: 3)
         for (cin, cout, k, s, p, h, w) in [(8, 32, 3, 1, 1, 23, 25), (1, 16, 7, 2, 3, 128, 44)] {
             let batch = 2
-            let context = makeContext()
-            let conv = try Conv2d(context, name: "c", inChannels: cin, outChannels: cout, kernel: k, stride: s,
-                                  padding: p, inputHeight: h, inputWidth: w, maxBatch: batch)
-            context.allocate()
-            randomize(context.parameters, context.parameterCount, &rng)
+            let (context, conv) = try randomConvolution((cin, cout, k, s, p, h, w), maxBatch: batch, &rng)
             let g = conv.geometry, outH = g.outputHeight, outW = g.outputWidth
             XCTAssertGreaterThan(cout * outH * outW * cin * k * k, 1_000_000, "the case must be cut into runs")
             let input = Buffer(random: cin * batch * h * w, rng: &rng)
