@@ -257,12 +257,12 @@ private func shiftedRow(_ column: UnsafeMutablePointer<Float>, _ image: UnsafeMu
 ///
 /// Wide convolutions (> 32 output channels) and 1×1 ones run each GEMM over the whole batch and keep
 /// their forward columns for backward's weight gradient; the column gradient goes through the network's
-/// workspace. Thin ones (≤ 32 output channels, kernel > 1) run sample by sample, im2col and GEMMs back to back on one sample's columns in a per-thread
-/// scratch that stays in cache, gathering them again in backward rather than keeping them: over the whole
-/// batch their column matrix (9× the input for 3×3) streamed through memory several times per step and
-/// OpenBLAS copied ("packed") it before each thin multiply, which together cost more than the multiplies.
-/// The weight gradient is a per-sample partial summed in sample order, so the bits do not depend on how
-/// samples are spread over threads.
+/// workspace. Thin ones (≤ 32 output channels, kernel > 1) run sample by sample, im2col and GEMMs back to
+/// back on one sample's columns in a per-thread scratch that stays in cache, gathering them again in
+/// backward rather than keeping them: over the whole batch their column matrix (9× the input for 3×3)
+/// streamed through memory several times per step and OpenBLAS copied ("packed") it before each thin
+/// multiply, which together cost more than the multiplies. The weight gradient is a per-sample partial
+/// summed in sample order, so the bits do not depend on how samples are spread over threads.
 final class Conv2d {
     let geometry: ConvGeometry
     let outChannels: Int
