@@ -14,14 +14,4 @@ for _ in $(seq "$repeats"); do
     results+=("digits-dist=$(.build/release/digits-dist bench train "${model[@]}" --no-peak | rate)")
     results+=("pytorch=$(python3 scripts/bench-train-pytorch.py "${model[@]}" | rate)")
 done
-python3 - "${results[@]}" <<'PY'
-import statistics, sys
-runs = {}
-for item in sys.argv[1:]:
-    key, value = item.split("=")
-    runs.setdefault(key, []).append(float(value))
-for key, values in runs.items():
-    print(f"{key}: median {statistics.median(values):.1f} samples/s over {len(values)} runs ({', '.join(f'{v:.0f}' for v in values)})")
-ratio = statistics.median(runs["digits-dist"]) / statistics.median(runs["pytorch"])
-print(f"digits-dist / PyTorch: {ratio:.2f}x samples/s (medians)")
-PY
+python3 scripts/medians.py --ratio digits-dist pytorch "digits-dist / PyTorch" "${results[@]}"

@@ -29,7 +29,6 @@ def main():
     session = onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     logits, probabilities = session.run(["logits", "probabilities"], {"features": features})
     print(json.dumps({
-        "ir_version": model.ir_version,
         "opset": [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")][0],
         "inputs": {i.name: shape_of(i) for i in model.graph.input},
         "outputs": {o.name: shape_of(o) for o in model.graph.output},

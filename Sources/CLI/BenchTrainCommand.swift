@@ -34,8 +34,7 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Timed steps (after warm-up).")
     var steps: Int = 20
 
-    @Option(help: "OpenBLAS threads per rank (default: the node's cores divided by the ranks on it).")
-    var threads: Int?
+    @OptionGroup var threading: ThreadOptions
 
     @Option(help: "Gradient all-reduce: overlapped (buckets during backward) or blocking (one all-reduce after it).")
     var allreduce: GradientBucketer.Mode = .overlapped
@@ -52,12 +51,11 @@ struct BenchTrainCommand: ParsableCommand {
     func run() throws {
         try onEveryRank { world in
             let architecture = try Architecture(parsing: arch)
-            let threadCount = threads ?? ComputeOptions.coresPerRank
+            let threadCount = threading.blasThreads
             var bucketer: GradientBucketer?
             let result = try TrainBenchmark.run(arch: architecture, width: width, batch: batch, threads: threadCount, steps: steps,
                                                 distribute: world.size == 1 ? nil : { model in
-                let buckets = try GradientBucketer(communicator: world, gradients: model.gradients, count: model.parameterCount,
-                                                   tensorOffsets: model.parameterSlots.map(\.offset),
+                let buckets = try GradientBucketer(model: model, communicator: world,
                                                    bucketBytes: Int(bucketMegabytes * 1_048_576), mode: allreduce)
                 bucketer = buckets
                 var failure: Error?

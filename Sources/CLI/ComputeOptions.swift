@@ -6,23 +6,30 @@ import Foundation
 import NN
 import Train
 
-/// `--cache-dir` and `--threads`, shared by the commands that compute on a dataset (train, evaluate).
-struct ComputeOptions: ParsableArguments {
-    @Option(help: "Folder of the feature cache (default: $DIGITS_DIST_CACHE or ~/.cache/digits-dist).")
-    var cacheDir: String?
-
+/// `--threads`, shared by every command that runs the network (train, evaluate, bench train).
+struct ThreadOptions: ParsableArguments {
     @Option(help: "BLAS threads per rank (default: the node's cores divided by the ranks on it).")
     var threads: Int?
 
     var blasThreads: Int { threads.map { max(1, $0) } ?? Self.coresPerRank }
 
     /// The node's cores shared among the ranks on it (Open MPI and Slurm tell each rank how many share the node).
-    static var coresPerRank: Int {
+    private static var coresPerRank: Int {
         let environment = ProcessInfo.processInfo.environment
         let local = environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init)
             ?? environment["SLURM_NTASKS_PER_NODE"].flatMap(Int.init) ?? 1
         return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local))
     }
+}
+
+/// `--cache-dir` and `--threads`, shared by the commands that compute on a dataset (train, evaluate).
+struct ComputeOptions: ParsableArguments {
+    @Option(help: "Folder of the feature cache (default: $DIGITS_DIST_CACHE or ~/.cache/digits-dist).")
+    var cacheDir: String?
+
+    @OptionGroup var threading: ThreadOptions
+
+    var blasThreads: Int { threading.blasThreads }
 
     var cacheDirectory: String {
         cacheDir ?? ProcessInfo.processInfo.environment["DIGITS_DIST_CACHE"]

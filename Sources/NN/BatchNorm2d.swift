@@ -48,7 +48,9 @@ final class BatchNorm2d {
     let rectifies: Bool
     let spatial: Int  // H·W
     let momentum = 0.1
-    let epsilon = 1e-5
+    let epsilon = BatchNorm2d.epsilon
+    /// PyTorch's default (see `ResNet.batchNormEpsilon`).
+    static let epsilon = 1e-5
     let weight, bias: TensorSlot  // [C] each, contiguous: one gradient range
     let runningMean, runningVar: TensorSlot  // [C] each in the buffers array
     private let context: NetworkContext

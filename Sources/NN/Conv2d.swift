@@ -183,7 +183,7 @@ private func im2colRows(_ job: Im2colJob, scatter: Bool, rows columnRows: Range<
     let plane = g.height * g.width, outputPlane = g.outputHeight * g.outputWidth
     var channel = columnRows.lowerBound / taps, t = columnRows.lowerBound % taps
     // Masked samples in a row walked as one block (the batch's [B][H][W] for a channel, `plane` apart).
-    let block = job.masks != nil && job.samples.count <= job.maskedSamples ? job.samples.count : 1
+    let block = job.masks != nil ? job.samples.count : 1
     for row in columnRows {
         let tap = job.taps[t]
         for b in stride(from: job.samples.lowerBound, to: job.samples.upperBound, by: block) {

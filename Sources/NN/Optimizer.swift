@@ -40,7 +40,9 @@ public final class AdamW {
         try require(learningRate > 0 && learningRate.isFinite, "learning rate", learningRate,
                     "must be a positive finite number")
         step += 1
-        apply(parameters: parameters, gradients: gradients, range: 0..<count, learningRate: learningRate)
+        withComputeThreads {
+            apply(parameters: parameters, gradients: gradients, range: 0..<count, learningRate: learningRate)
+        }
     }
 
     /// One update with a learning rate per group of parameters (PyTorch's parameter groups: e.g. a
@@ -54,12 +56,15 @@ public final class AdamW {
         try require(groups.reduce(0) { $0 + $1.range.count } == count, "parameter groups", groups.count,
                     "must cover all \(count) parameters")
         step += 1
-        for (range, learningRate) in groups where !range.isEmpty {
-            apply(parameters: parameters, gradients: gradients, range: range, learningRate: learningRate)
+        withComputeThreads {
+            for (range, learningRate) in groups where !range.isEmpty {
+                apply(parameters: parameters, gradients: gradients, range: range, learningRate: learningRate)
+            }
         }
     }
 
-    /// The AdamW step of `range` at `learningRate`, with the bias corrections of the current `step`.
+    /// The AdamW step of `range` at `learningRate`, with the bias corrections of the current `step`; runs
+    /// inside the caller's `withComputeThreads`.
     private func apply(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, range: Range<Int>,
                        learningRate: Float) {
         // Scalars in Double like PyTorch's Python floats; the per-element arithmetic in Float like its kernels.
@@ -72,10 +77,8 @@ public final class AdamW {
                            secondMoment: secondMoment + at, decay: decay, stepSize: stepSize,
                            correction2Root: correction2Root, firstWeight: Float(1 - beta1), beta2: Float(beta2),
                            secondWeight: Float(1 - beta2), epsilon: Float(epsilon))
-        withComputeThreads {
-            parallelChunks(range.count, minimumChunk: 1 << 16, job) { job, lower, upper in
-                job.load(as: AdamWJob.self).update(lower..<upper)
-            }
+        parallelChunks(range.count, minimumChunk: 1 << 16, job) { job, lower, upper in
+            job.load(as: AdamWJob.self).update(lower..<upper)
         }
     }
 }

@@ -331,6 +331,9 @@ public final class ResNet {
         stem.backward(input: input.value, doutput: stem.output.grad, dinput: nil, accumulate: false, batch: batch)
     }
 
+    /// The ε of every BatchNorm's variance, for exporters that fold them into the convolutions.
+    public static var batchNormEpsilon: Double { BatchNorm2d.epsilon }
+
     // MARK: Profiling
 
     /// Starts (or restarts) charging time to each `LayerKind`; see `profile`.

@@ -143,19 +143,22 @@ final class NetworkContext {
     /// Runs one convolution's forward or backward pass, charging its wall time to its profile slot.
     @inline(__always)
     func timedConvolution(_ index: Int, backward: Bool, _ body: () -> Void) {
-        guard let convolutionProfile else { return body() }
-        let start = DispatchTime.now().uptimeNanoseconds
-        body()
-        convolutionProfile[2 * index + (backward ? 1 : 0)] += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        timed(into: convolutionProfile.map { $0 + 2 * index + (backward ? 1 : 0) }, body)
     }
 
     /// Runs `body`, charging its wall time to `kind` when profiling is on.
     @inline(__always)
     func timed<T>(_ kind: LayerKind, _ body: () throws -> T) rethrows -> T {
-        guard let profile else { return try body() }
+        try timed(into: profile.map { $0 + kind.rawValue }, body)
+    }
+
+    /// Runs `body`, adding its wall time in seconds to `seconds` unless that is nil (profiling off).
+    @inline(__always)
+    private func timed<T>(into seconds: UnsafeMutablePointer<Double>?, _ body: () throws -> T) rethrows -> T {
+        guard let seconds else { return try body() }
         let start = DispatchTime.now().uptimeNanoseconds
         let result = try body()
-        profile[kind.rawValue] += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        seconds.pointee += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
         return result
     }
 }

@@ -60,9 +60,8 @@ public final class Trainer {
                            inputWidth: recipe.cropFrames, maxBatch: evaluationBatch, classes: 10,
                            dropout: Float(recipe.dropout), seed: recipe.seed)
         optimizer = try AdamW(parameterCount: model.parameterCount, weightDecay: recipe.weightDecay)
-        bucketer = try GradientBucketer(communicator: communicator, gradients: model.gradients, count: model.parameterCount,
-                                        tensorOffsets: model.parameterSlots.map(\.offset),
-                                        bucketBytes: recipe.bucketBytes, mode: recipe.bucketMode)
+        bucketer = try GradientBucketer(model: model, communicator: communicator, bucketBytes: recipe.bucketBytes,
+                                        mode: recipe.bucketMode)
         input = .allocate(capacity: evaluationBatch * recipe.audio.melBins * recipe.cropFrames)
         dlogits = .allocate(capacity: evaluationBatch * 10)
         targets = .allocate(capacity: evaluationBatch * 10)
@@ -390,4 +389,12 @@ struct Throughput {
 
     var samplesPerSecond: Double { seconds > 0 ? Double(samples) / seconds : 0 }
     var secondsPerStep: Double { steps > 0 ? seconds / Double(steps) : 0 }
+}
+
+extension GradientBucketer {
+    /// The bucketer of `model`'s gradient buffer, cut at its parameter tensors (training and `bench train`).
+    public convenience init(model: ResNet, communicator: Communicator, bucketBytes: Int, mode: Mode) throws {
+        try self.init(communicator: communicator, gradients: model.gradients, count: model.parameterCount,
+                      tensorOffsets: model.parameterSlots.map(\.offset), bucketBytes: bucketBytes, mode: mode)
+    }
 }

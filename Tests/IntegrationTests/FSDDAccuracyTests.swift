@@ -13,9 +13,7 @@ final class FSDDAccuracyTests: XCTestCase {
     /// over 6 seeds on theo: 0.678–0.826, mean 0.779), in PyTorch as here, so the comparison that can hold
     /// to 3 points is the mean over the five held-out speakers.
     func testHeldOutAccuracyMatchesPyTorchWithinThreePointsOverTheFiveSpeakers() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().path
-        let fsdd = root + "/../shared/data/fsdd/recordings"
+        let root = repositoryRoot, fsdd = fsddRecordings
         try XCTSkipUnless(FileManager.default.fileExists(atPath: fsdd), "shared FSDD data absent")
         let out = FileManager.default.temporaryDirectory.path + "/digits-dist-fsdd-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: out) }

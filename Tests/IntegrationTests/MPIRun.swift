@@ -3,6 +3,11 @@ import Foundation
 import Glibc
 #endif
 
+/// The repository this test target belongs to, and the real FSDD recordings beside it (never copied in).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+let fsddRecordings = repositoryRoot + "/../shared/data/fsdd/recordings"
+
 /// How a launched process ended, with everything it printed.
 struct ProcessResult {
     /// The exit code, or 128 + signal number if a signal killed it (shell convention).

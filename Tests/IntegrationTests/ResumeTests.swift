@@ -6,8 +6,7 @@ import XCTest
 /// stop signal and a full disk. Each run is a tiny ResNet on a sliver of FSDD with a checkpoint every
 /// two steps.
 final class ResumeTests: XCTestCase {
-    let fsdd = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path + "/../shared/data/fsdd/recordings"
+    let fsdd = fsddRecordings
     var root = ""
 
     override func setUpWithError() throws {
@@ -113,8 +112,8 @@ final class ResumeTests: XCTestCase {
 
     func testStopSignalWritesACheckpointExitsWithTheDocumentedCodeAndResumes() throws {
         let out = root + "/signal"
-        let stopped = try mpirun(2, arguments(out: out, ["--set", "training.checkpoint_every_steps=1000", "--set", "training.epochs=30"]),
-                                 timeout: 300) { pid in
+        let long = ["--set", "training.checkpoint_every_steps=1000", "--set", "training.epochs=30"]
+        let stopped = try mpirun(2, arguments(out: out, long), timeout: 300) { pid in
             let deadline = Date().addingTimeInterval(60)
             while Date() < deadline,
                   ((try? String(contentsOfFile: out + "/steps.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count < 3 {
@@ -127,8 +126,7 @@ final class ResumeTests: XCTestCase {
         let written = stepFiles(out)
         XCTAssertFalse(written.isEmpty, "a checkpoint must appear on the stop signal")
         let step = try Checkpoint.read(from: out + "/checkpoints/" + written.last!).metadata.step
-        let resumed = try mpirun(2, arguments(out: out, ["--set", "training.checkpoint_every_steps=1000", "--set", "training.epochs=30",
-                                                         "--resume"]), timeout: 300)
+        let resumed = try mpirun(2, arguments(out: out, long + ["--resume"]), timeout: 300)
         XCTAssertEqual(resumed.status, 0, resumed.summary)
         XCTAssertTrue(resumed.stderr.contains("resuming at step \(step) "), resumed.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/final.ckpt"))

@@ -4,8 +4,7 @@ import XCTest
 
 /// Training under real mpirun on the real FSDD recordings.
 final class TrainingMPITests: XCTestCase {
-    let fsdd = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path + "/../shared/data/fsdd/recordings"
+    let fsdd = fsddRecordings
 
     func scratch() throws -> String {
         let path = FileManager.default.temporaryDirectory.path + "/digits-dist-train-\(UUID().uuidString)"
@@ -34,8 +33,9 @@ final class TrainingMPITests: XCTestCase {
 
     /// Two runs agree "within float rounding": their gradient moments differ by rounding relative to the
     /// largest one (measured: 6e-6 after one step, 7e-5 after two, as the first step's rounding moves the
-    /// weights the second gradient is taken at), and their weights agree to 1e-6 except for the few whose gradient is near zero, where
-    /// Adam's g / (|g| + ε) turns rounding into up to a learning rate (1e-3) of difference.
+    /// weights the second gradient is taken at), and their weights agree to 1e-6 except for fewer than 0.1%,
+    /// those whose gradient is near zero, where Adam's g / (|g| + ε) turns rounding into up to a learning
+    /// rate of difference (a bound on their size would hold for any two runs of two steps).
     func assertAgreeWithinRounding(_ a: (weights: [Float], moment: [Float]), _ b: (weights: [Float], moment: [Float]),
                                    _ label: String, file: StaticString = #filePath, line: UInt = #line) {
         let scale = a.moment.map(abs).max()!
@@ -43,7 +43,6 @@ final class TrainingMPITests: XCTestCase {
         XCTAssertLessThan(momentDifference, 2e-4 * scale, "\(label): gradient moments differ by \(momentDifference) of \(scale)",
                           file: file, line: line)
         let weightDifferences = zip(a.weights, b.weights).map { abs($0 - $1) }
-        XCTAssertLessThanOrEqual(weightDifferences.max()!, 1e-3, label, file: file, line: line)
         XCTAssertLessThan(weightDifferences.filter { $0 > 1e-6 }.count, a.weights.count / 1000,
                           "\(label): more than 0.1% of the weights differ by over 1e-6", file: file, line: line)
     }
@@ -116,8 +115,7 @@ final class TrainingMPITests: XCTestCase {
 /// The feature cache built by several ranks is the same file, byte for byte, as one process builds.
 final class DistributedCacheTests: XCTestCase {
     func testThreeRanksBuildTheSameCacheAsOneProcessAndListTheSameSkips() throws {
-        let fsdd = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().path + "/../shared/data/fsdd/recordings"
+        let fsdd = fsddRecordings
         try XCTSkipUnless(FileManager.default.fileExists(atPath: fsdd), "shared FSDD data absent")
         let root = FileManager.default.temporaryDirectory.path + "/digits-dist-cache-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -145,8 +143,7 @@ final class DistributedCacheTests: XCTestCase {
 /// `--fold-parallel`: four ranks in two groups train two folds at once, each exactly as two ranks train it alone.
 final class FoldParallelTests: XCTestCase {
     func testTwoGroupsOfTwoRanksEqualTwoRanksTrainingTheFoldsInTurn() throws {
-        let fsdd = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().path + "/../shared/data/fsdd/recordings"
+        let fsdd = fsddRecordings
         try XCTSkipUnless(FileManager.default.fileExists(atPath: fsdd), "shared FSDD data absent")
         let root = FileManager.default.temporaryDirectory.path + "/digits-dist-folds-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)

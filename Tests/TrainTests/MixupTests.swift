@@ -40,6 +40,9 @@ final class MixupTests: XCTestCase {
         let half = try XCTUnwrap(Mixup(config: try RunConfig.parse(yaml: "augmentation: {mix_audio: Mixup, mix_probability: 0.5}", source: "t")))
         let mixed = (0..<2000).filter { half.mixes(seed: 1, epoch: 0, batch: $0) }.count
         XCTAssertEqual(Double(mixed) / 2000, 0.5, accuracy: 0.04)
-        XCTAssertEqual(half.mixes(seed: 1, epoch: 2, batch: 9), half.mixes(seed: 1, epoch: 2, batch: 9))
+        // The choice is drawn per epoch (and seed), not fixed per batch index.
+        let epochTwo = (0..<2000).filter { half.mixes(seed: 1, epoch: 2, batch: $0) }
+        XCTAssertNotEqual(epochTwo, (0..<2000).filter { half.mixes(seed: 1, epoch: 0, batch: $0) })
+        XCTAssertNotEqual(epochTwo, (0..<2000).filter { half.mixes(seed: 2, epoch: 2, batch: $0) })
     }
 }

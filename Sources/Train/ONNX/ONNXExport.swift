@@ -12,8 +12,6 @@ public enum ONNXExport {
     public static let opsetVersion = 13
     /// IR version 7 is the one released with opset 13.
     public static let irVersion = 7
-    /// NN's BatchNorm2d ε (PyTorch's default); the exported model normalises with exactly this.
-    static let batchNormEpsilon = 1e-5
 
     /// The ONNX model of `trained`, with input "features" [N, 1, inputHeight, inputWidth] for any batch N.
     public static func model(from trained: TrainedModel) throws -> ONNX.ModelProto {
@@ -108,7 +106,7 @@ private struct GraphBuilder {
         var foldedWeight = [Float](repeating: 0, count: outChannels * perChannel)
         var foldedBias = [Float](repeating: 0, count: outChannels)
         for o in 0..<outChannels {
-            let scale = Double(gamma[o]) / (Double(variance[o]) + ONNXExport.batchNormEpsilon).squareRoot()
+            let scale = Double(gamma[o]) / (Double(variance[o]) + ResNet.batchNormEpsilon).squareRoot()
             for i in 0..<perChannel {
                 foldedWeight[o * perChannel + i] = Float(Double(weight[o * perChannel + i]) * scale)
             }
