@@ -253,9 +253,11 @@ private func shiftedRow(_ column: UnsafeMutablePointer<Float>, _ image: UnsafeMu
 /// 2-D convolution without bias (every ResNet convolution feeds a BatchNorm, which supplies the shift), as
 /// GEMMs over channel-major activations:
 ///   output[Cout][B·Ho·Wo] = weight[Cout][Cin·k·k] · columns[Cin·k·k][B·Ho·Wo]
-/// A 1×1 stride-1 convolution is that GEMM on the input itself, with no im2col.
+/// A 1×1 stride-1 convolution is that GEMM on the input itself, with no im2col. 3×3 stride-1 "same"
+/// convolutions, most of a ResNet's work, use Winograd's F(2×2, 3×3) instead (`WinogradConvolution`):
+/// 16 multiplies per 2×2 outputs and input channel where the GEMM does 36.
 ///
-/// Wide convolutions (> 32 output channels) and 1×1 ones run each GEMM over the whole batch and keep
+/// Of the others, wide convolutions (> 32 output channels) and 1×1 ones run each GEMM over the whole batch and keep
 /// their forward columns for backward's weight gradient; the column gradient goes through the network's
 /// workspace. Thin ones (≤ 32 output channels, kernel > 1) run sample by sample, im2col and GEMMs back to
 /// back on one sample's columns in a per-thread scratch that stays in cache, gathering them again in
@@ -271,7 +273,8 @@ final class Conv2d {
     private let isPointwise: Bool
     private let runsPerSample: Bool
     private let columns: UnsafeMutablePointer<Float>?  // wide, not pointwise: [Cin·k·k][B][Ho][Wo] of the last forward
-    private let im2col: Im2colPlan
+    private let im2col: Im2colPlan!  // nil for Winograd
+    private let winograd: WinogradConvolution?
     private let profileIndex: Int
 
     var inChannels: Int { geometry.channels }
@@ -290,10 +293,15 @@ final class Conv2d {
         weight = context.reserveParameter(name + ".weight", shape: [outChannels, inChannels, kernel, kernel])
         profileIndex = context.registerConvolution(name)
         isPointwise = kernel == 1 && stride == 1 && padding == 0
-        runsPerSample = outChannels <= 32 && kernel > 1  // a 1×1 projection is too little work per sample
-        im2col = Im2colPlan(geometry, perSample: runsPerSample, maxBatch: maxBatch)
+        let isWinograd = kernel == 3 && stride == 1 && padding == 1
+        runsPerSample = !isWinograd && outChannels <= 32 && kernel > 1  // a 1×1 projection is too little work per sample
+        winograd = isWinograd ? WinogradConvolution(context, geometry: geometry, outChannels: outChannels,
+                                                    maxBatch: maxBatch) : nil
+        im2col = isWinograd ? nil : Im2colPlan(geometry, perSample: runsPerSample, maxBatch: maxBatch)
         let sampleColumnCount = inChannels * kernel * kernel * geometry.outputHeight * geometry.outputWidth
-        if runsPerSample {
+        if isWinograd {
+            columns = nil
+        } else if runsPerSample {
             columns = nil
             context.reserveSampleWeightGradients(maxBatch * weight.count)
             // Columns, their gradient and the phase planes of a polyphase im2col.
@@ -327,6 +335,12 @@ final class Conv2d {
     }
 
     private func forwardPass(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch: Int) {
+        if let winograd {
+            context.timed(.winograd) {
+                winograd.forward(weight: context.parameters + weight.offset, input: input, output: output, batch: batch)
+            }
+            return
+        }
         if runsPerSample {
             context.timed(.convolutionPerSample) {
                 let job = sampleJob(input: input, batch: batch, output: output)
@@ -362,6 +376,14 @@ final class Conv2d {
 
     private func backwardPass(input: UnsafePointer<Float>, doutput: UnsafePointer<Float>,
                               dinput: UnsafeMutablePointer<Float>?, accumulate: Bool, batch: Int) {
+        if let winograd {
+            context.timed(.winograd) {
+                winograd.backward(input: input, doutput: doutput, dweight: context.gradients + weight.offset,
+                                  dinput: dinput, accumulate: accumulate, batch: batch)
+            }
+            context.gradientsReady?(weight.range)
+            return
+        }
         if runsPerSample {
             context.timed(.convolutionPerSample) {
                 let job = sampleJob(input: input, batch: batch, doutput: doutput, dinput: dinput,

@@ -15,13 +15,14 @@ public struct TensorSlot: Sendable, Equatable {
 
 /// What the engine spends its time on; the benchmark reports one line per kind.
 public enum LayerKind: Int, CaseIterable, Sendable {
-    case gemm, im2col, convolutionPerSample, batchNorm, residual, pooling, dropout, linear, loss, optimizer
+    case gemm, im2col, convolutionPerSample, winograd, batchNorm, residual, pooling, dropout, linear, loss, optimizer
 
     public var label: String {
         switch self {
         case .gemm: return "conv gemm"
         case .im2col: return "im2col"
         case .convolutionPerSample: return "conv per sample"
+        case .winograd: return "conv winograd"
         case .batchNorm: return "batchnorm+relu"
         case .residual: return "residual+relu"
         case .pooling: return "pooling"
@@ -77,7 +78,7 @@ final class NetworkContext {
         buffers?.deallocate()
         workspace?.deallocate()
         sampleWeightGradients?.deallocate()
-        sampleScratch?.deallocate()
+        sampleScratch.map { UnsafeMutableRawPointer($0).deallocate() }
         profile?.deallocate()
         convolutionProfile?.deallocate()
     }
@@ -106,15 +107,18 @@ final class NetworkContext {
 
     func reserveWorkspace(_ count: Int) { workspaceCount = max(workspaceCount, count) }
     func reserveSampleWeightGradients(_ count: Int) { sampleWeightGradientCount = max(sampleWeightGradientCount, count) }
-    func reserveSampleScratch(_ count: Int) { sampleScratchCount = max(sampleScratchCount, count) }
+    /// Rounded to whole cache lines, so every thread's scratch starts on one (vector loads never split).
+    func reserveSampleScratch(_ count: Int) { sampleScratchCount = max(sampleScratchCount, (count + 15) / 16 * 16) }
 
-    /// Per compute thread, `sampleScratchCount` floats for the convolutions that run sample by sample. Grown
-    /// when more threads compute than before: in the first step, never in the steady state.
+    /// Per compute thread, `sampleScratchCount` floats for the convolutions that run sample by sample,
+    /// 64-byte aligned. Grown when more threads compute than before: in the first step, never in the
+    /// steady state.
     func sampleScratch(threads: Int) -> UnsafeMutablePointer<Float> {
         if threads > sampleScratchThreads {
-            sampleScratch?.deallocate()
-            sampleScratch = .allocate(capacity: threads * max(sampleScratchCount, 1))
-            sampleScratch!.initialize(repeating: 0, count: threads * max(sampleScratchCount, 1))
+            sampleScratch.map { UnsafeMutableRawPointer($0).deallocate() }
+            let count = threads * max(sampleScratchCount, 16)
+            sampleScratch = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
+                .initializeMemory(as: Float.self, repeating: 0, count: count)
             sampleScratchThreads = threads
         }
         return sampleScratch!

@@ -111,40 +111,77 @@ final class ConvolutionTests: XCTestCase {
     /// differences at this size would take minutes).
     func testThinConvolutionsCutIntoRunsMatchNaiveLoops() throws {
         var rng = Xoshiro256(seed: 3)
-        for (cin, cout, k, s, p, h, w) in [(8, 32, 3, 1, 1, 23, 25), (1, 16, 7, 2, 3, 128, 44)] {
-            let batch = 2
-            let (context, conv) = try randomConvolution((cin, cout, k, s, p, h, w), maxBatch: batch, &rng)
-            let g = conv.geometry, outH = g.outputHeight, outW = g.outputWidth
-            XCTAssertGreaterThan(cout * outH * outW * cin * k * k, 1_000_000, "the case must be cut into runs")
-            let input = Buffer(random: cin * batch * h * w, rng: &rng)
-            let output = Buffer(cout * batch * outH * outW), upstream = Buffer(random: output.count, rng: &rng)
-            conv.forward(input: input.pointer, output: output.pointer, batch: batch)
-            let expected = naiveConvolution(input: input, weight: context.parameters, g: g, outChannels: cout,
-                                            batch: batch)
-            for i in 0..<expected.count { XCTAssertEqual(output[i], expected[i], accuracy: 1e-4, "output \(i)") }
+        for shape in [(8, 32, 3, 2, 1, 45, 49), (1, 16, 7, 2, 3, 128, 44)] {
+            let (cin, cout, k, _, _, h, w) = shape
+            let g = ConvGeometry(channels: cin, height: h, width: w, kernel: k, stride: shape.3, padding: shape.4)
+            XCTAssertGreaterThan(cout * g.outputHeight * g.outputWidth * cin * k * k, 1_000_000,
+                                 "the case must be cut into runs")
+            try assertConvolutionMatchesDefinitions(shape, batch: 2, threads: 1, &rng)
+        }
+    }
 
-            context.gradients.update(repeating: 0, count: context.parameterCount)
-            let dinput = Buffer(input.count, value: .nan)
+    /// Winograd F(2×2, 3×3) for the 3×3 stride-1 convolutions: groups of several samples with a partial last
+    /// group, channel counts that do not fill whole 16-float vectors, odd map sizes, one tile per sample; on
+    /// one and on two threads, which must give the same bits.
+    func testWinogradConvolutionsMatchNaiveLoopsOnAnyThreadCount() throws {
+        var rng = Xoshiro256(seed: 4)
+        for (shape, batch) in [((40, 20, 3, 1, 1, 5, 3), 11), ((16, 32, 3, 1, 1, 12, 11), 3),
+                               ((3, 17, 3, 1, 1, 2, 2), 5), ((32, 16, 3, 1, 1, 32, 11), 2)] {
+            let one = try assertConvolutionMatchesDefinitions(shape, batch: batch, threads: 1, &rng, seed: 5)
+            let two = try assertConvolutionMatchesDefinitions(shape, batch: batch, threads: 2, &rng, seed: 5)
+            for (a, b) in zip(one, two) {
+                XCTAssert(a.elementsEqual(b) { $0.bitPattern == $1.bitPattern }, "\(shape) batch \(batch): 1 vs 2 threads")
+            }
+        }
+    }
+
+    /// Forward, weight gradient and input gradient of one random convolution on `threads` compute threads
+    /// against the definitions: every (output, tap) pair that reads the image adds into both gradients.
+    /// Returns the three results. `seed` fixes the convolution and its data (else they come from `rng`).
+    @discardableResult
+    private func assertConvolutionMatchesDefinitions(_ shape: (Int, Int, Int, Int, Int, Int, Int), batch: Int,
+                                                     threads: Int32, _ rng: inout Xoshiro256,
+                                                     seed: UInt64? = nil) throws -> [[Float]] {
+        let (cin, cout, k, s, p, h, w) = shape
+        var rng = seed.map { Xoshiro256(seed: $0) } ?? rng
+        let (context, conv) = try randomConvolution(shape, maxBatch: batch, &rng)
+        let g = conv.geometry, outH = g.outputHeight, outW = g.outputWidth
+        let input = Buffer(random: cin * batch * h * w, rng: &rng)
+        let output = Buffer(cout * batch * outH * outW), upstream = Buffer(random: output.count, rng: &rng)
+        let dinput = Buffer(input.count, value: .nan)
+        context.gradients.update(repeating: 0, count: context.parameterCount)
+        let saved = openblas_get_num_threads()
+        defer { openblas_set_num_threads(saved) }
+        openblas_set_num_threads(threads)
+        withComputeThreads {
+            conv.forward(input: input.pointer, output: output.pointer, batch: batch)
             conv.backward(input: input.pointer, doutput: upstream.pointer, dinput: dinput.pointer, accumulate: false,
                           batch: batch)
-            // The definitions: every (output, tap) pair that reads the image adds into both gradients.
-            var dweight = [Float](repeating: 0, count: context.parameterCount)
-            var expectedDinput = [Float](repeating: 0, count: input.count)
-            for co in 0..<cout { for b in 0..<batch { for oy in 0..<outH { for ox in 0..<outW {
-                let dy = upstream[((co * batch + b) * outH + oy) * outW + ox]
-                for ci in 0..<cin { for ky in 0..<k { for kx in 0..<k {
-                    let iy = oy * s - p + ky, ix = ox * s - p + kx
-                    guard (0..<h).contains(iy), (0..<w).contains(ix) else { continue }
-                    let wi = ((co * cin + ci) * k + ky) * k + kx, xi = ((ci * batch + b) * h + iy) * w + ix
-                    dweight[wi] += dy * input[xi]
-                    expectedDinput[xi] += dy * context.parameters[wi]
-                } } }
-            } } } }
-            for i in 0..<dweight.count {
-                XCTAssertEqual(context.gradients[i], dweight[i], accuracy: 1e-3 * max(1, abs(dweight[i])), "dweight \(i)")
-            }
-            for i in 0..<input.count { XCTAssertEqual(dinput[i], expectedDinput[i], accuracy: 1e-4, "dinput \(i)") }
         }
+        let label = "conv \(shape) batch \(batch) threads \(threads)"
+        let expected = naiveConvolution(input: input, weight: context.parameters, g: g, outChannels: cout, batch: batch)
+        for i in 0..<expected.count { XCTAssertEqual(output[i], expected[i], accuracy: 1e-4, "\(label) output \(i)") }
+        var dweight = [Float](repeating: 0, count: context.parameterCount)
+        var expectedDinput = [Float](repeating: 0, count: input.count)
+        for co in 0..<cout { for b in 0..<batch { for oy in 0..<outH { for ox in 0..<outW {
+            let dy = upstream[((co * batch + b) * outH + oy) * outW + ox]
+            for ci in 0..<cin { for ky in 0..<k { for kx in 0..<k {
+                let iy = oy * s - p + ky, ix = ox * s - p + kx
+                guard (0..<h).contains(iy), (0..<w).contains(ix) else { continue }
+                let wi = ((co * cin + ci) * k + ky) * k + kx, xi = ((ci * batch + b) * h + iy) * w + ix
+                dweight[wi] += dy * input[xi]
+                expectedDinput[xi] += dy * context.parameters[wi]
+            } } }
+        } } } }
+        for i in 0..<dweight.count {
+            XCTAssertEqual(context.gradients[i], dweight[i], accuracy: 1e-3 * max(1, abs(dweight[i])),
+                           "\(label) dweight \(i)")
+        }
+        for i in 0..<input.count {
+            XCTAssertEqual(dinput[i], expectedDinput[i], accuracy: 1e-4, "\(label) dinput \(i)")
+        }
+        return [output.array, Array(UnsafeBufferPointer(start: context.gradients, count: context.parameterCount)),
+                dinput.array]
     }
 
     func testInputSmallerThanKernelThrows() {
