@@ -12,7 +12,9 @@ public enum TrainBenchmark {
         /// Process CPU time per step over wall time: ≈ threads when the cores were ours, less when other
         /// processes competed (then the wall-clock numbers understate the engine).
         public let cpuUtilisation: Double
-        /// Convolution and fc FLOPs per step: 2·M·N·K per GEMM, forward plus twice that for backward.
+        /// Convolution and fc FLOPs per step: 2·M·N·K per GEMM, forward plus twice that for backward,
+        /// counted as direct (im2col) convolutions also for the Winograd ones, which multiply 2.25× less:
+        /// an effective rate, as cuDNN's and oneDNN's benchmarks report it.
         public let flopsPerStep: Double
         public let gflopsPerSecond: Double
         /// Milliseconds per step per layer kind, largest first.

@@ -32,10 +32,13 @@ final class TrainingMPITests: XCTestCase {
     }
 
     /// Two runs agree "within float rounding": their gradient moments differ by rounding relative to the
-    /// largest one (measured: 6e-6 after one step, 7e-5 after two, as the first step's rounding moves the
-    /// weights the second gradient is taken at), and their weights agree to 1e-6 except for fewer than 0.1%,
-    /// those whose gradient is near zero, where Adam's g / (|g| + ε) turns rounding into up to a learning
-    /// rate of difference (a bound on their size would hold for any two runs of two steps).
+    /// largest one (measured: 6e-6 after one step, 4e-5 to 7e-5 after two, as the first step's rounding
+    /// moves the weights the second gradient is taken at), and their weights agree to 1e-6 except for fewer
+    /// than 1%, those whose first gradient is near zero, where Adam's g / (|g| + ε) turns rounding into up to
+    /// a learning rate of difference (a bound on their size would hold for any two runs of two steps).
+    /// Winograd's weight gradient (Gᵀ·dU·G) turns an exactly zero gradient, such as a tap that only reads
+    /// a column ReLU zeroed, into rounding noise, so these are more than with direct convolutions: measured
+    /// 134 and 136 of 44,710 weights (0.3%) on 2 and 4 ranks, where the control below differs in 99%.
     func assertAgreeWithinRounding(_ a: (weights: [Float], moment: [Float]), _ b: (weights: [Float], moment: [Float]),
                                    _ label: String, file: StaticString = #filePath, line: UInt = #line) {
         let scale = a.moment.map(abs).max()!
@@ -43,8 +46,8 @@ final class TrainingMPITests: XCTestCase {
         XCTAssertLessThan(momentDifference, 2e-4 * scale, "\(label): gradient moments differ by \(momentDifference) of \(scale)",
                           file: file, line: line)
         let weightDifferences = zip(a.weights, b.weights).map { abs($0 - $1) }
-        XCTAssertLessThan(weightDifferences.filter { $0 > 1e-6 }.count, a.weights.count / 1000,
-                          "\(label): more than 0.1% of the weights differ by over 1e-6", file: file, line: line)
+        XCTAssertLessThan(weightDifferences.filter { $0 > 1e-6 }.count, a.weights.count / 100,
+                          "\(label): more than 1% of the weights differ by over 1e-6", file: file, line: line)
     }
 
     func testOneGlobalBatchGivesTheSameWeightsOnOneTwoAndFourRanks() throws {
@@ -79,6 +82,8 @@ final class TrainingMPITests: XCTestCase {
         XCTAssertEqual(perRank.status, 0, perRank.summary)
         let local = try state("\(root)/local/final.ckpt")
         XCTAssertGreaterThan(zip(reference.moment, local.moment).map { abs($0 - $1) }.max()!, 1e-3 * reference.moment.map(abs).max()!)
+        XCTAssertGreaterThan(zip(reference.weights, local.weights).filter { abs($0 - $1) > 1e-6 }.count,
+                             reference.weights.count / 2, "the weight check must tell per-rank statistics apart")
     }
 
     func testTwoRanksTrainFiveSpeakerFoldsAndSummariseEveryFold() throws {

@@ -126,7 +126,7 @@ final class ConvolutionTests: XCTestCase {
     func testWinogradConvolutionsMatchNaiveLoopsOnAnyThreadCount() throws {
         var rng = Xoshiro256(seed: 4)
         for (shape, batch) in [((40, 20, 3, 1, 1, 5, 3), 11), ((16, 32, 3, 1, 1, 12, 11), 3),
-                               ((3, 17, 3, 1, 1, 2, 2), 5), ((32, 16, 3, 1, 1, 32, 11), 2)] {
+                               ((3, 17, 3, 1, 1, 2, 2), 5), ((32, 16, 3, 1, 1, 32, 11), 2), ((32, 32, 3, 1, 1, 4, 2), 8)] {
             let one = try assertConvolutionMatchesDefinitions(shape, batch: batch, threads: 1, &rng, seed: 5)
             let two = try assertConvolutionMatchesDefinitions(shape, batch: batch, threads: 2, &rng, seed: 5)
             for (a, b) in zip(one, two) {
