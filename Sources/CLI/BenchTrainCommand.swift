@@ -79,8 +79,9 @@ struct BenchTrainCommand: ParsableCommand {
             if !noPeak {
                 let peak = try TrainBenchmark.gemmPeak(threads: threadCount)
                 print(String(format: "sgemm peak %.1f GFLOP/s on %d threads: the step reaches %.0f%% of it "
-                             + "(effective: Winograd convolutions counted at their direct cost)",
-                             peak, threadCount, 100 * result.gflopsPerSecond / peak))
+                             + "(effective, Winograd convolutions counted at their direct cost; executed %.0f%%)",
+                             peak, threadCount, 100 * result.gflopsPerSecond / peak,
+                             100 * result.executedGflopsPerSecond / peak))
             }
             print(String(format: "peak resident memory %.0f MB", BenchFeaturesCommand.peakResidentMegabytes()))
             return 0

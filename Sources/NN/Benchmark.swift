@@ -13,10 +13,12 @@ public enum TrainBenchmark {
         /// processes competed (then the wall-clock numbers understate the engine).
         public let cpuUtilisation: Double
         /// Convolution and fc FLOPs per step: 2·M·N·K per GEMM, forward plus twice that for backward,
-        /// counted as direct (im2col) convolutions also for the Winograd ones, which multiply 2.25× less:
+        /// counted as direct (im2col) convolutions also for the Winograd ones, which multiply about 2× less:
         /// an effective rate, as cuDNN's and oneDNN's benchmarks report it.
         public let flopsPerStep: Double
         public let gflopsPerSecond: Double
+        /// The rate of the multiply-adds really run.
+        public let executedGflopsPerSecond: Double
         /// Milliseconds per step per layer kind, largest first.
         public let profile: [(kind: LayerKind, milliseconds: Double)]
         /// Milliseconds per step of each convolution, forward and backward, in network order.
@@ -34,9 +36,10 @@ public enum TrainBenchmark {
 
         public var description: String {
             var lines = [String(format: "%@ width %d batch %d threads %d: %d parameters, %.1f ms/step, %.1f samples/s, "
-                                + "%.2f GFLOP/step, %.1f GFLOP/s, CPU %.2f cores",
+                                + "%.2f GFLOP/step, %.1f GFLOP/s (%.1f executed), CPU %.2f cores",
                                 architecture.rawValue, width, batch, threads, parameterCount, millisecondsPerStep,
-                                samplesPerSecond, flopsPerStep * 1e-9, gflopsPerSecond, cpuUtilisation)]
+                                samplesPerSecond, flopsPerStep * 1e-9, gflopsPerSecond, executedGflopsPerSecond,
+                                cpuUtilisation)]
             for (kind, milliseconds) in profile where milliseconds > 0 {
                 let label = kind.label.padding(toLength: 15, withPad: " ", startingAt: 0)
                 lines.append(String(format: "  %@ %8.2f ms/step  %5.1f%%", label, milliseconds,
@@ -90,6 +93,7 @@ public enum TrainBenchmark {
         let cpuSeconds = (processCPUSeconds() - cpuStart) / Double(steps)
 
         let flops = 3 * Double(model.forwardFlopsPerSample) * Double(batch)
+        let executedFlops = 3 * Double(model.executedFlopsPerSample) * Double(batch)
         let profile = model.profile.map { (kind: $0.key, milliseconds: $0.value * 1e3 / Double(steps)) }
             .sorted { $0.milliseconds > $1.milliseconds }
         let perStep = 1e3 / Double(steps)
@@ -97,7 +101,7 @@ public enum TrainBenchmark {
         return Result(architecture: arch, width: width, batch: batch, threads: threads, steps: steps,
                       parameterCount: model.parameterCount, samplesPerSecond: Double(batch) / seconds,
                       millisecondsPerStep: seconds * 1e3, cpuUtilisation: cpuSeconds / seconds, flopsPerStep: flops,
-                      gflopsPerSecond: flops / seconds * 1e-9,
+                      gflopsPerSecond: flops / seconds * 1e-9, executedGflopsPerSecond: executedFlops / seconds * 1e-9,
                       profile: profile, convolutions: convolutions)
     }
 

@@ -329,6 +329,9 @@ final class Conv2d {
     /// Multiply-adds ×2 of one sample's forward pass.
     var forwardFlopsPerSample: Int { 2 * outChannels * reduction * outputHeight * outputWidth }
 
+    /// Multiply-adds ×2 one sample's forward pass really runs: 16 per tile and channel pair for Winograd.
+    var executedFlopsPerSample: Int { winograd?.forwardFlopsPerSample ?? forwardFlopsPerSample }
+
     /// input [Cin][B][H][W] → output [Cout][B][Ho][Wo]
     func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch: Int) {
         context.timedConvolution(profileIndex, backward: false) { forwardPass(input: input, output: output, batch: batch) }

@@ -268,9 +268,14 @@ public final class ResNet {
     public func zeroGradients() { context.gradients.update(repeating: 0, count: context.parameterCount) }
 
     /// Multiply-adds ×2 of the convolutions and fc for one sample's forward pass; backward costs twice that.
-    public var forwardFlopsPerSample: Int {
-        let units = [stem] + blocks.flatMap { $0.mainPath + ($0.projection.map { [$0] } ?? []) }
-        return units.reduce(fc.forwardFlopsPerSample) { $0 + $1.conv.forwardFlopsPerSample }
+    /// Counted as direct convolutions, the usual measure of a network's work (see `executedFlopsPerSample`).
+    public var forwardFlopsPerSample: Int { convolutions.reduce(fc.forwardFlopsPerSample) { $0 + $1.forwardFlopsPerSample } }
+
+    /// The same for the multiply-adds the engine really runs: fewer for the Winograd convolutions.
+    public var executedFlopsPerSample: Int { convolutions.reduce(fc.forwardFlopsPerSample) { $0 + $1.executedFlopsPerSample } }
+
+    private var convolutions: [Conv2d] {
+        ([stem] + blocks.flatMap { $0.mainPath + ($0.projection.map { [$0] } ?? []) }).map(\.conv)
     }
 
     // MARK: Training step

@@ -47,6 +47,9 @@ final class WinogradConvolution {
         transformedWeights.deallocate()
     }
 
+    /// Multiply-adds ×2 of one sample's 16 tile products (the transforms are additions).
+    var forwardFlopsPerSample: Int { 2 * 16 * shape.tilesPerSample * shape.weightPairs }
+
     /// input [Cin][B][H][W] → output [Cout][B][H][W]
     func forward(weight: UnsafePointer<Float>, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                  batch: Int) {
