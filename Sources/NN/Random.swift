@@ -2,7 +2,7 @@ import Foundation
 
 /// xoshiro256** seeded through SplitMix64. Our own generator (not the system's) so that weight init and
 /// dropout masks are a pure function of the seed on every machine and Swift version.
-public struct Xoshiro256 {
+public struct Xoshiro256: RandomNumberGenerator {
     private var s0, s1, s2, s3: UInt64
 
     public init(seed: UInt64) {
@@ -36,7 +36,10 @@ public struct Xoshiro256 {
         s3 = Xoshiro256.rotl(s3, 45)
         return result
     }
+}
 
+/// The draws the engine and its augmentations use, the same for any of our seeded generators.
+extension RandomNumberGenerator {
     /// Uniform in [0, 1) from the top 24 bits, so every value is exactly representable as a Float.
     public mutating func nextUniform() -> Float { Float(next() >> 40) * 0x1p-24 }
 

@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import NN
 
 /// mixup of audio (`augmentation.mix_*`): a mixed batch replaces each training crop x by
 /// λ·x + (1 − λ)·x′ for a random partner crop x′, `mix_iterations` times, λ ~ Beta(α, α) with
@@ -39,25 +40,19 @@ public struct Mixup: Sendable {
 
     /// Gamma(shape, 1) by Marsaglia and Tsang; shapes below 1 via Gamma(shape + 1)·U^(1/shape).
     static func gamma(_ shape: Double, _ rng: inout SplitMix64) -> Double {
-        if shape < 1 { return gamma(shape + 1, &rng) * pow(uniform(&rng), 1 / shape) }
+        // 1 − U is in (0, 1]: its power and logarithm stay finite.
+        if shape < 1 { return gamma(shape + 1, &rng) * pow(1 - rng.nextUniformDouble(), 1 / shape) }
         let d = shape - 1.0 / 3, c = 1 / (9 * d).squareRoot()
         while true {
             var x = 0.0, v = 0.0
             repeat {
-                x = normal(&rng)
+                x = rng.nextGaussian()
                 v = 1 + c * x
             } while v <= 0
             v = v * v * v
-            let u = uniform(&rng)
+            let u = 1 - rng.nextUniformDouble()
             if log(u) < 0.5 * x * x + d - d * v + d * log(v) { return d * v }
         }
-    }
-
-    /// Uniform in (0, 1].
-    static func uniform(_ rng: inout SplitMix64) -> Double { (Double(rng.next() >> 11) + 1) * 0x1p-53 }
-
-    static func normal(_ rng: inout SplitMix64) -> Double {
-        (-2 * log(uniform(&rng))).squareRoot() * cos(2 * Double.pi * uniform(&rng))
     }
 
     /// x ← the log-mel (dB) of λ·audio(x) + (1 − λ)·audio(x′), in place over `count` values.

@@ -17,6 +17,25 @@ public enum PretrainedWeights {
         var data_offsets: [Int]
     }
 
+    /// The JSON header: tensor name → entry, beside an optional "__metadata__" of another shape.
+    struct Header: Decodable {
+        var entries: [String: Entry] = [:]
+
+        struct Name: CodingKey {
+            var stringValue: String
+            init(stringValue: String) { self.stringValue = stringValue }
+            var intValue: Int? { nil }
+            init?(intValue: Int) { nil }
+        }
+
+        init(from decoder: Decoder) throws {
+            let tensors = try decoder.container(keyedBy: Name.self)
+            for name in tensors.allKeys where name.stringValue != "__metadata__" {
+                entries[name.stringValue] = try tensors.decode(Entry.self, forKey: name)
+            }
+        }
+    }
+
     @discardableResult
     public static func load(path: String, into model: ResNet) throws -> Report {
         func fail(_ problem: String) -> CheckpointError { CheckpointError(path: path, problem: problem) }
@@ -24,16 +43,23 @@ public enum PretrainedWeights {
         guard file.count >= 8 else { throw fail("too short to be a safetensors file") }
         let headerLength = Int(file.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) })
         guard headerLength > 0, 8 + headerLength <= file.count else { throw fail("not a safetensors file (header length \(headerLength))") }
-        guard let json = try? JSONSerialization.jsonObject(with: file[8..<(8 + headerLength)]) as? [String: Any] else {
-            throw fail("not a safetensors file (its header is not JSON)")
-        }
-        var entries: [String: Entry] = [:]
-        for (name, value) in json where name != "__metadata__" {
-            guard let data = try? JSONSerialization.data(withJSONObject: value),
-                  let entry = try? JSONDecoder().decode(Entry.self, from: data), entry.data_offsets.count == 2 else {
-                throw fail("tensor \(name) has no dtype, shape and data_offsets")
+        let entries: [String: Entry]
+        do {
+            entries = try JSONDecoder().decode(Header.self, from: file[8..<(8 + headerLength)]).entries
+        } catch {
+            // A failure inside one tensor's entry has that tensor's name first on its coding path.
+            let context: DecodingError.Context? = switch error as? DecodingError {
+            case .keyNotFound(_, let context), .typeMismatch(_, let context), .valueNotFound(_, let context),
+                 .dataCorrupted(let context): context
+            default: nil
             }
-            entries[name] = entry
+            guard let name = context?.codingPath.first?.stringValue else {
+                throw fail("not a safetensors file (its header is not JSON)")
+            }
+            throw fail("tensor \(name) has no dtype, shape and data_offsets")
+        }
+        if let (name, _) = entries.first(where: { $0.value.data_offsets.count != 2 }) {
+            throw fail("tensor \(name) has no dtype, shape and data_offsets")
         }
         let dataStart = 8 + headerLength
         var report = Report(loaded: 0, summedToOneChannel: [], replaced: [])

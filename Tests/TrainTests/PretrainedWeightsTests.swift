@@ -91,6 +91,18 @@ final class PretrainedWeightsTests: XCTestCase {
         XCTAssertThrowsError(try PretrainedWeights.load(path: path, into: narrow)) {
             XCTAssertTrue("\($0)".hasPrefix(path + ": not a safetensors file"), "\($0)")
         }
+        // A header of the right length that is not JSON, and one whose tensor lacks its fields.
+        for (header, problem) in [("{\"conv1.weight\": [", "not a safetensors file (its header is not JSON)"),
+                                  ("{\"__metadata__\": {\"format\": \"pt\"}, \"conv1.weight\": {\"shape\": [1]}}",
+                                   "tensor conv1.weight has no dtype, shape and data_offsets"),
+                                  ("{\"conv1.weight\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0]}}",
+                                   "tensor conv1.weight has no dtype, shape and data_offsets")] {
+            var length = UInt64(header.utf8.count).littleEndian
+            try (Data(bytes: &length, count: 8) + Data(header.utf8)).write(to: URL(fileURLWithPath: path))
+            XCTAssertThrowsError(try PretrainedWeights.load(path: path, into: narrow)) {
+                XCTAssertEqual("\($0)", "\(path): \(problem)")
+            }
+        }
     }
 }
 

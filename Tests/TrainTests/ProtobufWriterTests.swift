@@ -31,9 +31,9 @@ final class ProtobufWriterTests: XCTestCase {
     }
 
     func testIntFieldsTagsNegativesAndDefaults() {
-        XCTAssertEqual(Test1(a: 150).serialized(), [0x08, 0x96, 0x01])
-        XCTAssertEqual(Test1(a: -1).serialized(), [0x08] + Array(repeating: 0xFF, count: 9) + [0x01])
-        XCTAssertEqual(Test1(a: 0).serialized(), [], "proto3 leaves a default value out")
+        XCTAssertEqual(Test1(a: 150).encoded(), [0x08, 0x96, 0x01])
+        XCTAssertEqual(Test1(a: -1).encoded(), [0x08] + Array(repeating: 0xFF, count: 9) + [0x01])
+        XCTAssertEqual(Test1(a: 0).encoded(), [], "proto3 leaves a default value out")
         var writer = ProtobufWriter()
         writer.int(20, 7)  // a field number above 15 takes a two-byte tag
         XCTAssertEqual(writer.bytes, [0xA0, 0x01, 0x07])
@@ -43,7 +43,7 @@ final class ProtobufWriterTests: XCTestCase {
         var writer = ProtobufWriter()
         writer.string(2, "testing")
         XCTAssertEqual(writer.bytes, [0x12, 0x07] + Array("testing".utf8))
-        XCTAssertEqual(Test3(c: Test1(a: 150)).serialized(), [0x1A, 0x03, 0x08, 0x96, 0x01])
+        XCTAssertEqual(Test3(c: Test1(a: 150)).encoded(), [0x1A, 0x03, 0x08, 0x96, 0x01])
 
         writer = ProtobufWriter()
         writer.repeatedString(1, ["x", ""])
@@ -61,17 +61,17 @@ final class ProtobufWriterTests: XCTestCase {
     }
 
     func testONNXMessagesUseTheirFieldNumbers() {
-        XCTAssertEqual(ONNX.AttributeProto("axis", .int(1)).serialized(),
+        XCTAssertEqual(ONNX.AttributeProto("axis", .int(1)).encoded(),
                        [0x0A, 0x04] + Array("axis".utf8) + [0x18, 0x01, 0xA0, 0x01, 0x02])
-        XCTAssertEqual(ONNX.AttributeProto("pads", .ints([1, 1])).serialized(),
+        XCTAssertEqual(ONNX.AttributeProto("pads", .ints([1, 1])).encoded(),
                        [0x0A, 0x04] + Array("pads".utf8) + [0x40, 0x01, 0x40, 0x01, 0xA0, 0x01, 0x07])
         // ValueInfoProto{name "x", type: TypeProto{tensor_type: {elem_type FLOAT, shape: {dim [N, 0]}}}}
         let shape: [UInt8] = [0x0A, 0x03, 0x12, 0x01, 0x4E, 0x0A, 0x02, 0x08, 0x00]
         let tensorType: [UInt8] = [0x08, 0x01, 0x12, UInt8(shape.count)] + shape
         let type: [UInt8] = [0x0A, UInt8(tensorType.count)] + tensorType
-        XCTAssertEqual(ONNX.ValueInfoProto(name: "x", shape: [.parameter("N"), .value(0)]).serialized(),
+        XCTAssertEqual(ONNX.ValueInfoProto(name: "x", shape: [.parameter("N"), .value(0)]).encoded(),
                        [0x0A, 0x01, 0x78, 0x12, UInt8(type.count)] + type)
-        XCTAssertEqual(ONNX.TensorProto(dims: [2], floatData: [1, -2.5], name: "w").serialized(),
+        XCTAssertEqual(ONNX.TensorProto(dims: [2], floatData: [1, -2.5], name: "w").encoded(),
                        [0x08, 0x02, 0x10, 0x01, 0x22, 0x08, 0x00, 0x00, 0x80, 0x3F, 0x00, 0x00, 0x20, 0xC0, 0x42, 0x01, 0x77])
     }
 }

@@ -35,11 +35,7 @@ public enum ONNX {
         }
 
         /// The bytes of a `.onnx` file.
-        public func serialized() -> [UInt8] {
-            var writer = ProtobufWriter()
-            encode(to: &writer)
-            return writer.bytes
-        }
+        public func serialized() -> [UInt8] { encoded() }
     }
 
     /// `message GraphProto`

@@ -44,37 +44,32 @@ struct ProtobufWriter {
         }
     }
 
+    /// A length-delimited field: tag, byte count, the bytes.
+    mutating func appendLengthDelimited(_ field: Int, _ payload: some Collection<UInt8>) {
+        appendTag(field, .lengthDelimited)
+        appendVarint(UInt64(payload.count))
+        bytes.append(contentsOf: payload)
+    }
+
     mutating func string(_ field: Int, _ value: String) {
         guard !value.isEmpty else { return }
-        appendTag(field, .lengthDelimited)
-        appendVarint(UInt64(value.utf8.count))
-        bytes.append(contentsOf: value.utf8)
+        appendLengthDelimited(field, value.utf8)
     }
 
     /// Each element of a repeated string field, empty ones included (their position is meaningful).
     mutating func repeatedString(_ field: Int, _ values: [String]) {
-        for value in values {
-            appendTag(field, .lengthDelimited)
-            appendVarint(UInt64(value.utf8.count))
-            bytes.append(contentsOf: value.utf8)
-        }
+        for value in values { appendLengthDelimited(field, value.utf8) }
     }
 
     /// A packed repeated float: one length-delimited field holding the IEEE-754 little-endian bytes.
     mutating func packedFloats(_ field: Int, _ values: [Float]) {
         guard !values.isEmpty else { return }
-        appendTag(field, .lengthDelimited)
-        appendVarint(UInt64(values.count * 4))
-        values.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        values.withUnsafeBytes { appendLengthDelimited(field, $0) }
     }
 
     /// An embedded message: its own encoding, length-delimited. Always written (presence is meaningful).
     mutating func message(_ field: Int, _ value: some ProtobufMessage) {
-        var inner = ProtobufWriter()
-        value.encode(to: &inner)
-        appendTag(field, .lengthDelimited)
-        appendVarint(UInt64(inner.bytes.count))
-        bytes.append(contentsOf: inner.bytes)
+        appendLengthDelimited(field, value.encoded())
     }
 
     mutating func messages(_ field: Int, _ values: [some ProtobufMessage]) {
@@ -89,7 +84,7 @@ protocol ProtobufMessage {
 
 extension ProtobufMessage {
     /// The message's wire-format bytes.
-    func serialized() -> [UInt8] {
+    func encoded() -> [UInt8] {
         var writer = ProtobufWriter()
         encode(to: &writer)
         return writer.bytes
