@@ -54,11 +54,11 @@ final class WinogradConvolution {
     func forward(weight: UnsafePointer<Float>, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                  batch: Int) {
         let job = makeJob(weight: weight, batch: batch, input: input, output: output)
-        parallelChunks(outChannels, job) { job, lower, upper in
-            job.load(as: WinogradJob.self).transformWeights(outputChannels: lower..<upper)
+        parallelChunks(outChannels * geometry.channels, minimumChunk: 256, job) { job, lower, upper in
+            job.load(as: WinogradJob.self).transformWeights(pairs: lower..<upper)
         }
-        parallelChunks(geometry.channels, job) { job, lower, upper in
-            job.load(as: WinogradJob.self).transformWeightsTransposed(inputChannels: lower..<upper)
+        parallelChunks(16, job) { job, lower, upper in
+            job.load(as: WinogradJob.self).transposeTransformedWeights(positions: lower..<upper)
         }
         parallelChunks(job.tasks, job) { job, lower, upper in
             let job = job.load(as: WinogradJob.self)
@@ -160,26 +160,32 @@ private struct WinogradJob {
         return Scratch(v: v, m: m, dv: dv, padded: padded, outputPlane: padded + shape.paddedCount)
     }
 
-    /// U[ξ][o][c] = (G g_oc Gᵀ)[ξ], 16 input channels at a time (their kernels lie side by side).
-    func transformWeights(outputChannels: Range<Int>) {
-        let cin = shape.inChannels
-        for o in outputChannels {
-            for c in stride(from: 0, to: cin, by: 16) {
-                let count = min(16, cin - c)
-                storeKernelTransform(of: weight! + (o * cin + c) * 9, kernelStride: 9, count: count,
-                                     into: transformed + o * cin + c, positionStride: shape.weightPairs)
-            }
+    /// U[ξ][o][c] = (G g_oc Gᵀ)[ξ] for the kernel pairs p = o·Cin + c in `pairs`, 16 pairs at a time. Their
+    /// taps are first copied tap-major, [9][pairs], into the Uᵀ half (free until
+    /// `transposeTransformedWeights`), so the transform reads whole vectors instead of gathering taps 9 apart.
+    func transformWeights(pairs: Range<Int>) {
+        let count = shape.weightPairs, taps = transformed + 16 * count
+        for p in pairs {
+            for k in 0..<9 { taps[k * count + p] = weight![p * 9 + k] }
+        }
+        for p in stride(from: pairs.lowerBound, to: pairs.upperBound, by: 16) {
+            let lanes = min(16, pairs.upperBound - p)
+            storeKernelTransform(taps: { k in load(taps + k * count + p, lanes) }, count: lanes,
+                                 into: transformed + p, positionStride: count)
         }
     }
 
-    /// Uᵀ[ξ][c][o] = (G g_oc Gᵀ)[ξ], 16 output channels at a time.
-    func transformWeightsTransposed(inputChannels: Range<Int>) {
-        let cin = shape.inChannels, cout = shape.outChannels
-        for c in inputChannels {
+    /// Uᵀ[ξ][c][o] = U[ξ][o][c], in 16×16 blocks transposed in registers.
+    func transposeTransformedWeights(positions: Range<Int>) {
+        let cin = shape.inChannels, cout = shape.outChannels, count = shape.weightPairs
+        for xi in positions {
+            let u = transformed + xi * count, ut = transformed + (16 + xi) * count
             for o in stride(from: 0, to: cout, by: 16) {
-                storeKernelTransform(of: weight! + (o * cin + c) * 9, kernelStride: cin * 9, count: min(16, cout - o),
-                                     into: transformed + 16 * shape.weightPairs + c * cout + o,
-                                     positionStride: shape.weightPairs)
+                for c in stride(from: 0, to: cin, by: 16) {
+                    let (outputs, inputs) = (min(16, cout - o), min(16, cin - c))
+                    let block = LaneBlock { i in i < outputs ? load(u + (o + i) * cin + c, inputs) : Lane() }.transposed
+                    block.forEach(upTo: inputs) { j, column in store(column, ut + (c + j) * cout + o, count: outputs) }
+                }
             }
         }
     }
@@ -544,18 +550,13 @@ private func addB(_ w: Quad, into p: UnsafeMutablePointer<Float>, lanes: Int) {
     store(load(p + 3 * lanes) - w.3, p + 3 * lanes)
 }
 
-/// Lanes 0..<count of p[l·stride] (the rest zero).
-@inline(__always)
-private func load(_ p: UnsafePointer<Float>, stride: Int, count: Int) -> Lane {
-    var lanes = Lane()
-    for l in 0..<count { lanes[l] = p[l * stride] }
-    return lanes
-}
-
 /// p[0..<count] (the rest zero): a whole vector when the channels fill it.
 @inline(__always)
 private func load(_ p: UnsafePointer<Float>, _ count: Int) -> Lane {
-    count == 16 ? load(p) : load(p, stride: 1, count: count)
+    guard count < 16 else { return load(p) }
+    var lanes = Lane()
+    for l in 0..<count { lanes[l] = p[l] }
+    return lanes
 }
 
 /// p[0..<count] = lanes 0..<count.
@@ -578,13 +579,10 @@ private func adjointOfG(_ u0: Lane, _ u1: Lane, _ u2: Lane, _ u3: Lane) -> (Lane
     (u0 + 0.5 * (u1 + u2), 0.5 * (u1 - u2), 0.5 * (u1 + u2) + u3)
 }
 
-/// out[ξ·positionStride + lane] = (G g Gᵀ)[ξ] for `count` 3×3 kernels g, the lane-th at
-/// kernels + lane·kernelStride.
+/// out[ξ·positionStride + lane] = (G g Gᵀ)[ξ] for `count` 3×3 kernels g, tap k of each in `taps(k)`.
 @inline(__always)
-private func storeKernelTransform(of kernels: UnsafePointer<Float>, kernelStride: Int, count: Int,
-                                  into out: UnsafeMutablePointer<Float>, positionStride: Int) {
-    func tap(_ k: Int) -> Lane { load(kernels + k, stride: kernelStride, count: count) }
-    // G·g one kernel column j at a time, then each of its four rows r times Gᵀ.
+private func storeKernelTransform(taps tap: (Int) -> Lane, count: Int, into out: UnsafeMutablePointer<Float>,
+                                  positionStride: Int) {    // G·g one kernel column j at a time, then each of its four rows r times Gᵀ.
     let column0 = timesG(tap(0), tap(3), tap(6)), column1 = timesG(tap(1), tap(4), tap(7))
     let column2 = timesG(tap(2), tap(5), tap(8))
     func storeRow(_ r: Int, _ row: Quad) {
