@@ -25,6 +25,9 @@ final class WinogradConvolution {
     private let shape: WinogradShape
     /// U[ξ][Cout][Cin] and Uᵀ[ξ][Cin][Cout] of the last forward's weights; backward reuses them.
     private let transformedWeights: UnsafeMutablePointer<Float>
+    /// Where pixel y·W + x of a plane sits, in pixels, in the padded input plane ((y + 1)·paddedWidth + x + 1)
+    /// and then in the output plane of whole tiles (y·2·tileColumns + x).
+    private let pixelOffsets: UnsafeMutablePointer<Int>
     private let context: NetworkContext
 
     init(_ context: NetworkContext, geometry g: ConvGeometry, outChannels: Int, maxBatch: Int) {
@@ -38,6 +41,13 @@ final class WinogradConvolution {
         shape = WinogradShape(geometry: g, outChannels: outChannels, groupSize: groupSize)
         transformedWeights = .allocate(capacity: 2 * 16 * outChannels * g.channels)
         transformedWeights.initialize(repeating: 0, count: 2 * 16 * outChannels * g.channels)
+        pixelOffsets = .allocate(capacity: 2 * shape.plane)
+        for y in 0..<g.height {
+            for x in 0..<g.width {
+                pixelOffsets[y * g.width + x] = (y + 1) * shape.paddedWidth + x + 1
+                pixelOffsets[shape.plane + y * g.width + x] = y * 2 * shape.tileColumns + x
+            }
+        }
         let groups = (maxBatch + groupSize - 1) / groupSize
         context.reserveSampleWeightGradients(groups * 16 * outChannels * g.channels)
         context.reserveSampleScratch(shape.scratchPerTask)
@@ -45,6 +55,7 @@ final class WinogradConvolution {
 
     deinit {
         transformedWeights.deallocate()
+        pixelOffsets.deallocate()
     }
 
     /// Multiply-adds ×2 of one sample's 16 tile products (the transforms are additions).
@@ -91,7 +102,8 @@ final class WinogradConvolution {
         let groups = (batch + groupSize - 1) / groupSize
         let tasks = min(WorkerPool.shared.threads, groups)
         return WinogradJob(shape: shape, batch: batch, groups: groups, tasks: tasks, weight: weight,
-                           transformed: transformedWeights, partials: context.sampleWeightGradients,
+                           transformed: transformedWeights, pixelOffsets: pixelOffsets,
+                           partials: context.sampleWeightGradients,
                            scratch: context.sampleScratch(threads: tasks), scratchPerTask: context.sampleScratchCount,
                            input: input, output: output, doutput: doutput, dinput: dinput, accumulate: accumulate,
                            dweight: dweight)
@@ -135,6 +147,7 @@ private struct WinogradJob {
     let batch, groups, tasks: Int
     let weight: UnsafePointer<Float>?  // [Cout][Cin][3][3]
     let transformed: UnsafeMutablePointer<Float>  // U [16][Cout][Cin], then Uᵀ [16][Cin][Cout]
+    let pixelOffsets: UnsafePointer<Int>  // see `WinogradConvolution.pixelOffsets`
     let partials: UnsafeMutablePointer<Float>  // dU per group: [groups][16][Cout][Cin]
     let scratch: UnsafeMutablePointer<Float>
     let scratchPerTask: Int
@@ -297,22 +310,20 @@ private struct WinogradJob {
     /// leaves, the lanes past Cin).
     private func transposeIn(_ image: UnsafePointer<Float>, batch: Int, into padded: UnsafeMutablePointer<Float>) {
         padded.update(repeating: 0, count: shape.paddedCount)
-        toChannelLast(image, channels: shape.inChannels, channelStride: batch * shape.plane,
-                      into: padded + (shape.paddedWidth + 1) * shape.inLanes, lanes: shape.inLanes,
-                      rowLength: shape.paddedWidth)
+        toChannelLast(image, channels: shape.inChannels, channelStride: batch * shape.plane, into: padded,
+                      lanes: shape.inLanes, pixelOffsets: pixelOffsets)
     }
 
     /// dinput[c][sample][y][x] (= or +=) padded[y + 1][x + 1][c].
     private func transposeGradientOut(_ padded: UnsafePointer<Float>, into image: UnsafeMutablePointer<Float>,
                                       batch: Int) {
-        fromChannelLast(padded + (shape.paddedWidth + 1) * shape.inLanes, lanes: shape.inLanes,
-                        rowLength: shape.paddedWidth, into: image, channels: shape.inChannels,
-                        channelStride: batch * shape.plane, accumulate: accumulate)
+        fromChannelLast(padded, lanes: shape.inLanes, pixelOffsets: pixelOffsets, into: image,
+                        channels: shape.inChannels, channelStride: batch * shape.plane, accumulate: accumulate)
     }
 
     /// output[o][sample][y][x] = plane[y][x][o], cropping the half tile of an odd size.
     private func transposeOut(_ plane: UnsafePointer<Float>, into image: UnsafeMutablePointer<Float>, batch: Int) {
-        fromChannelLast(plane, lanes: shape.outLanes, rowLength: 2 * shape.tileColumns, into: image,
+        fromChannelLast(plane, lanes: shape.outLanes, pixelOffsets: pixelOffsets + shape.plane, into: image,
                         channels: shape.outChannels, channelStride: batch * shape.plane, accumulate: false)
     }
 
@@ -320,33 +331,32 @@ private struct WinogradJob {
     private func transposeGradientIn(_ image: UnsafePointer<Float>, batch: Int, into plane: UnsafeMutablePointer<Float>) {
         if shape.height % 2 == 1 || shape.width % 2 == 1 { plane.update(repeating: 0, count: shape.outputCount) }
         toChannelLast(image, channels: shape.outChannels, channelStride: batch * shape.plane, into: plane,
-                      lanes: shape.outLanes, rowLength: 2 * shape.tileColumns)
+                      lanes: shape.outLanes, pixelOffsets: pixelOffsets + shape.plane)
     }
 
-    /// target[(y·rowLength + x)·lanes + c] = planes[c·channelStride + y·W + x] for the H×W pixels, in
-    /// blocks of 16 channels × 16 pixels transposed in registers (the scalar copy's strided stores took a
-    /// fifth of the convolution). Lanes past the channels get zeros.
+    /// target[pixelOffsets[p]·lanes + c] = planes[c·channelStride + p] for the H·W pixels p, in blocks of 16
+    /// channels × 16 pixels transposed in registers (the scalar copy's strided stores took a fifth of the
+    /// convolution). Lanes past the channels get zeros.
     private func toChannelLast(_ planes: UnsafePointer<Float>, channels: Int, channelStride: Int,
-                               into target: UnsafeMutablePointer<Float>, lanes: Int, rowLength: Int) {
+                               into target: UnsafeMutablePointer<Float>, lanes: Int, pixelOffsets: UnsafePointer<Int>) {
         forEachBlock(channels: channels) { c, channelCount, p, pixelCount in
-            let block = LaneBlock { i in
-                i < channelCount ? load(planes + (c + i) * channelStride + p, pixelCount) : Lane()
-            }.transposed
-            block.forEach(upTo: pixelCount) { j, pixel in
-                store(pixel, target + channelLastOffset(p + j, rowLength: rowLength, lanes: lanes) + c)
-            }
+            let rows = planes + c * channelStride + p
+            // Whole blocks (nearly all) without the per-row bounds, so the rows stay in registers.
+            let block = channelCount == 16 && pixelCount == 16
+                ? LaneBlock { i in load(rows + i * channelStride) }.transposed
+                : LaneBlock { i in i < channelCount ? load(rows + i * channelStride, pixelCount) : Lane() }.transposed
+            block.forEach(upTo: pixelCount) { j, pixel in store(pixel, target + pixelOffsets[p + j] * lanes + c) }
         }
     }
 
-    /// planes[c·channelStride + y·W + x] (= or += when `accumulate`) source[(y·rowLength + x)·lanes + c]:
-    /// the inverse of `toChannelLast`.
-    private func fromChannelLast(_ source: UnsafePointer<Float>, lanes: Int, rowLength: Int,
+    /// planes[c·channelStride + p] (= or += when `accumulate`) source[pixelOffsets[p]·lanes + c]: the inverse
+    /// of `toChannelLast`.
+    private func fromChannelLast(_ source: UnsafePointer<Float>, lanes: Int, pixelOffsets: UnsafePointer<Int>,
                                  into planes: UnsafeMutablePointer<Float>, channels: Int, channelStride: Int,
                                  accumulate: Bool) {
         forEachBlock(channels: channels) { c, channelCount, p, pixelCount in
-            let block = LaneBlock { j in
-                j < pixelCount ? load(source + channelLastOffset(p + j, rowLength: rowLength, lanes: lanes) + c) : Lane()
-            }.transposed
+            let block = LaneBlock { j in j < pixelCount ? load(source + pixelOffsets[p + j] * lanes + c) : Lane() }
+                .transposed
             block.forEach(upTo: channelCount) { i, channel in
                 let target = planes + (c + i) * channelStride + p
                 store(accumulate ? load(target, pixelCount) + channel : channel, target, count: pixelCount)
@@ -361,13 +371,6 @@ private struct WinogradJob {
         for c in stride(from: 0, to: channels, by: 16) {
             for p in stride(from: 0, to: shape.plane, by: 16) { body(c, min(16, channels - c), p, min(16, shape.plane - p)) }
         }
-    }
-
-    /// Where pixel p of the H×W plane (row-major) sits in a channel-last plane of `rowLength`-pixel rows.
-    @inline(__always)
-    private func channelLastOffset(_ p: Int, rowLength: Int, lanes: Int) -> Int {
-        let y = p / shape.width
-        return (y * rowLength + p - y * shape.width) * lanes
     }
 
     // MARK: The transforms, 16 channels at a time
