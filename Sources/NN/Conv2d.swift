@@ -19,8 +19,8 @@ struct ConvGeometry {
 }
 
 /// Where one kernel tap (ky, kx) reads the image: the output rows and columns whose input lies inside it
-/// rather than in the zero padding, its offset from the output position's top-left input, and that
-/// offset as one flat shift of the plane it reads (see `Im2colPlan`).
+/// rather than in the zero padding, its offset from the output position's top-left input and, for a
+/// polyphase walk (see `Im2colPlan`), the phase plane it reads and that offset as one flat shift of it.
 struct KernelTap {
     let rows, columns: Range<Int>
     let offsetY, offsetX: Int
@@ -35,28 +35,23 @@ struct KernelTap {
     }
 }
 
-/// im2col's tables for one convolution, computed once: a `KernelTap` per tap and, where a tap's column row
-/// is one flat shift of a plane, the masks of that fast path: per tap, which output positions read the
-/// image (all ones) rather than padding (0). That holds for a stride-1 convolution that keeps the map size
-/// (the tap shifts the image plane; masks repeated for `maskedSamples` samples so a whole batch's [B][H][W]
-/// block can be walked in one pass when the maps are small), and, one sample at a time, for a stride-2
-/// convolution with kernel 2·padding + 1 (the stem, the stage entries): split into
-/// its four phase planes image[2y + py][2x + px], each the output's size, the image a tap reads is one
-/// phase plane shifted, so the scalar stride-2 gather becomes a vectorised copy.
+/// im2col's tables for one convolution, computed once: a `KernelTap` per tap and, for a polyphase walk,
+/// per tap which output positions read the image (mask all ones) rather than padding (0). A polyphase walk
+/// serves a stride-2 convolution with kernel 2·padding + 1 (the stem, the stage entries) one sample at a
+/// time: split into its four phase planes image[2y + py][2x + px], each the output's size, the image a
+/// tap reads is one phase plane shifted, so the scalar stride-2 gather becomes a vectorised copy.
+/// (The stride-1 3×3 convolutions, the bulk of a ResNet, do not come here: see `WinogradConvolution`.)
 final class Im2colPlan {
     let geometry: ConvGeometry
     let taps: UnsafeMutablePointer<KernelTap>
-    let masks: UnsafeMutablePointer<UInt32>?  // [k·k][maskedSamples][Ho][Wo]
-    let maskedSamples: Int
+    let masks: UnsafeMutablePointer<UInt32>?  // [k·k][Ho][Wo], polyphase walks only
     /// Floats of phase-plane scratch a polyphase walk needs ([Cin][4][Ho][Wo]); 0 when it is not one.
     let phaseCount: Int
 
-    /// `perSample`: the convolution walks one sample at a time (else the whole batch of up to `maxBatch`).
-    init(_ g: ConvGeometry, perSample: Bool, maxBatch: Int) {
+    /// `perSample`: the convolution walks one sample at a time (else the whole batch).
+    init(_ g: ConvGeometry, perSample: Bool) {
         geometry = g
-        maskedSamples = perSample ? 1 : maxBatch
         let outputPlane = g.outputHeight * g.outputWidth
-        let keepsSize = g.stride == 1 && g.outputHeight == g.height && g.outputWidth == g.width && g.kernel > 1
         let polyphase = perSample && g.stride == 2 && g.kernel == 2 * g.padding + 1
         phaseCount = polyphase ? g.channels * 4 * outputPlane : 0
         taps = .allocate(capacity: g.kernel * g.kernel)
@@ -71,21 +66,19 @@ final class Im2colPlan {
                                               outputSize: g.outputWidth),
                     offsetY: offsetY, offsetX: offsetX,
                     phase: polyphase ? (offsetY & 1) * 2 + (offsetX & 1) : 0,
-                    shift: polyphase ? (offsetY >> 1) * g.outputWidth + (offsetX >> 1) : offsetY * g.width + offsetX)
+                    shift: polyphase ? (offsetY >> 1) * g.outputWidth + (offsetX >> 1) : 0)
             }
         }
-        guard keepsSize || polyphase else {
+        guard polyphase else {
             masks = nil
             return
         }
-        masks = .allocate(capacity: g.kernel * g.kernel * maskedSamples * outputPlane)
+        masks = .allocate(capacity: g.kernel * g.kernel * outputPlane)
         for t in 0..<(g.kernel * g.kernel) {
-            for b in 0..<maskedSamples {
-                for oy in 0..<g.outputHeight {
-                    for ox in 0..<g.outputWidth {
-                        let readsImage = taps[t].rows.contains(oy) && taps[t].columns.contains(ox)
-                        masks![(t * maskedSamples + b) * outputPlane + oy * g.outputWidth + ox] = readsImage ? ~0 : 0
-                    }
+            for oy in 0..<g.outputHeight {
+                for ox in 0..<g.outputWidth {
+                    let readsImage = taps[t].rows.contains(oy) && taps[t].columns.contains(ox)
+                    masks![t * outputPlane + oy * g.outputWidth + ox] = readsImage ? ~0 : 0
                 }
             }
         }
@@ -105,8 +98,8 @@ final class Im2colPlan {
         let g = geometry
         precondition(phaseCount == 0, "a polyphase walk runs one sample at a time")
         let job = Im2colJob(geometry: g, batch: batch, samples: 0..<batch, image: image, columns: columns,
-                            columnRowStride: batch * g.outputHeight * g.outputWidth, taps: taps, masks: masks,
-                            maskedSamples: maskedSamples, phases: nil)
+                            columnRowStride: batch * g.outputHeight * g.outputWidth, taps: taps, masks: nil,
+                            phases: nil)
         if scatter {
             parallelChunks(g.channels, job) { job, lower, upper in
                 let job = job.load(as: Im2colJob.self), taps = job.geometry.kernel * job.geometry.kernel
@@ -127,7 +120,7 @@ final class Im2colPlan {
         let g = geometry, polyphase = phaseCount > 0
         let job = Im2colJob(geometry: g, batch: batch, samples: sample..<(sample + 1), image: image, columns: columns,
                             columnRowStride: g.outputHeight * g.outputWidth, taps: taps, masks: masks,
-                            maskedSamples: maskedSamples, phases: polyphase ? phases : nil)
+                            phases: polyphase ? phases : nil)
         if polyphase {
             if scatter { phases.update(repeating: 0, count: phaseCount) } else { splitPhases(sample, batch, image, phases) }
         }
@@ -172,9 +165,9 @@ private struct Im2colJob {
     let image, columns: UnsafeMutablePointer<Float>
     let columnRowStride: Int
     let taps: UnsafePointer<KernelTap>
+    /// A polyphase walk's masks and its phase planes of the sample (`Im2colPlan`), which its taps read
+    /// instead of the image; nil otherwise.
     let masks: UnsafePointer<UInt32>?
-    let maskedSamples: Int
-    /// A polyphase walk's phase planes of the sample (`Im2colPlan`), which its taps read instead of the image.
     let phases: UnsafeMutablePointer<Float>?
 }
 
@@ -182,17 +175,13 @@ private func im2colRows(_ job: Im2colJob, scatter: Bool, rows columnRows: Range<
     let g = job.geometry, taps = g.kernel * g.kernel
     let plane = g.height * g.width, outputPlane = g.outputHeight * g.outputWidth
     var channel = columnRows.lowerBound / taps, t = columnRows.lowerBound % taps
-    // Masked samples in a row walked as one block (the batch's [B][H][W] for a channel, `plane` apart).
-    let block = job.masks != nil ? job.samples.count : 1
     for row in columnRows {
         let tap = job.taps[t]
-        for b in stride(from: job.samples.lowerBound, to: job.samples.upperBound, by: block) {
+        for b in job.samples {
             let column = job.columns + row * job.columnRowStride + (b - job.samples.lowerBound) * outputPlane
-            if let masks = job.masks {
-                let source = job.phases.map { $0 + (channel * 4 + tap.phase) * outputPlane }
-                    ?? job.image + (channel * job.batch + b) * plane
-                shiftedRow(column, source, mask: masks + t * job.maskedSamples * outputPlane, tap: tap,
-                                   count: block * outputPlane, scatter: scatter)
+            if let masks = job.masks, let phases = job.phases {
+                shiftedRow(column, phases + (channel * 4 + tap.phase) * outputPlane, mask: masks + t * outputPlane,
+                           tap: tap, count: outputPlane, scatter: scatter)
             } else {
                 stridedRows(column, job.image + (channel * job.batch + b) * plane, tap: tap, geometry: g,
                             scatter: scatter)
@@ -228,13 +217,12 @@ private func stridedRows(_ column: UnsafeMutablePointer<Float>, _ image: UnsafeM
     }
 }
 
-/// One tap where its column row is a plane shifted by one flat offset (see `Im2colPlan`: a stride-1
-/// convolution that keeps the map size, 3×3 with padding 1 being the bulk of a ResNet, or one phase plane
-/// of a stride-2 one), over `count` floats: one sample's plane or several samples' planes in a row. One
-/// branch-free, vectorisable pass instead of a short row per output row and sample. Where the tap reads
-/// padding the flat shift would reach a neighbouring row or sample instead;
-/// the tap's mask is ANDed into the float's bits there, giving +0 (a scatter adds +0 there, harmless: one
-/// thread owns the block), and positions whose shift leaves the block (they read padding too) are skipped.
+/// One tap of a polyphase walk, whose column row is a phase plane shifted by one flat offset (see
+/// `Im2colPlan`), over the `count` floats of the plane. One branch-free, vectorisable pass instead of a
+/// short row per output row. Where the tap reads padding the flat shift would reach a neighbouring row
+/// instead; the tap's mask is ANDed into the float's bits there, giving +0 (a scatter adds +0 there,
+/// harmless: one thread owns the plane), and positions whose shift leaves the plane (they read padding
+/// too) are skipped.
 /// Loads are unconditional (and in range), so the loops vectorise; a `mask ? load : 0` select would make
 /// the load conditional and keep them scalar.
 @inline(__always)
@@ -297,7 +285,7 @@ final class Conv2d {
         runsPerSample = !isWinograd && outChannels <= 32 && kernel > 1  // a 1×1 projection is too little work per sample
         winograd = isWinograd ? WinogradConvolution(context, geometry: geometry, outChannels: outChannels,
                                                     maxBatch: maxBatch) : nil
-        im2col = isWinograd ? nil : Im2colPlan(geometry, perSample: runsPerSample, maxBatch: maxBatch)
+        im2col = isWinograd ? nil : Im2colPlan(geometry, perSample: runsPerSample)
         let sampleColumnCount = inChannels * kernel * kernel * geometry.outputHeight * geometry.outputWidth
         if isWinograd {
             columns = nil

@@ -44,9 +44,10 @@ private func randomConvolution(_ shape: (Int, Int, Int, Int, Int, Int, Int), max
 
 final class ConvolutionTests: XCTestCase {
     /// (inChannels, outChannels, kernel, stride, padding, height, width): strides, padding, odd sizes,
-    /// the 1×1 GEMM-only path, 1×1 stride 2 (ResNet projections), the 7×7/2 stem, and "same" stride-1
-    /// convolutions (the flat-shift im2col path) down to maps smaller than the kernel; thin (≤ 32 output
-    /// channels, run sample by sample) and wide (whole batch, masks over the batch's block).
+    /// the 1×1 GEMM-only path, 1×1 stride 2 (ResNet projections), the 7×7/2 stem and stride-2 3×3 (the
+    /// polyphase im2col), 3×3 stride-1 "same" convolutions (Winograd) and other "same" ones (5×5, im2col)
+    /// down to maps smaller than the kernel; thin (≤ 32 output channels, run sample by sample) and wide
+    /// (whole batch).
     private let cases: [(Int, Int, Int, Int, Int, Int, Int)] = [
         (3, 4, 3, 1, 1, 7, 5), (2, 3, 3, 2, 1, 9, 6), (2, 5, 1, 1, 0, 5, 3), (3, 2, 1, 2, 0, 7, 4),
         (1, 3, 7, 2, 3, 11, 9), (2, 2, 3, 3, 0, 8, 7), (1, 2, 5, 2, 2, 3, 2), (2, 3, 2, 1, 1, 4, 5),
