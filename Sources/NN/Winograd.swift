@@ -183,20 +183,21 @@ private struct WinogradJob {
         }
         for p in stride(from: pairs.lowerBound, to: pairs.upperBound, by: 16) {
             let lanes = min(16, pairs.upperBound - p)
-            storeKernelTransform(taps: { k in load(taps + k * count + p, lanes) }, count: lanes,
+            storeKernelTransform(taps: { k in load(taps + k * count + p, count: lanes) }, count: lanes,
                                  into: transformed + p, positionStride: count)
         }
     }
 
-    /// Uᵀ[ξ][c][o] = U[ξ][o][c], in 16×16 blocks transposed in registers.
+    /// Uᵀ[ξ][c][o] = U[ξ][o][c], in 8×8 blocks transposed in registers.
     func transposeTransformedWeights(positions: Range<Int>) {
         let cin = shape.inChannels, cout = shape.outChannels, count = shape.weightPairs
         for xi in positions {
             let u = transformed + xi * count, ut = transformed + (16 + xi) * count
-            for o in stride(from: 0, to: cout, by: 16) {
-                for c in stride(from: 0, to: cin, by: 16) {
-                    let (outputs, inputs) = (min(16, cout - o), min(16, cin - c))
-                    let block = LaneBlock { i in i < outputs ? load(u + (o + i) * cin + c, inputs) : Lane() }.transposed
+            for o in stride(from: 0, to: cout, by: 8) {
+                for c in stride(from: 0, to: cin, by: 8) {
+                    let (outputs, inputs) = (min(8, cout - o), min(8, cin - c))
+                    let block = TransposeBlock { i in i < outputs ? load(u + (o + i) * cin + c, count: inputs) : Row() }
+                        .transposed
                     block.forEach(upTo: inputs) { j, column in store(column, ut + (c + j) * cout + o, count: outputs) }
                 }
             }
@@ -280,8 +281,9 @@ private struct WinogradJob {
                 let u = partials + o * cin + c, count = min(16, cin - c)
                 // Per row r of dU, Gᵀ along it (4 → 3) gives the kernel columns; then Gᵀ down each column.
                 func row(_ r: Int) -> (Lane, Lane, Lane) {
-                    let u0 = load(u + 4 * r * stride, count), u1 = load(u + (4 * r + 1) * stride, count)
-                    let u2 = load(u + (4 * r + 2) * stride, count), u3 = load(u + (4 * r + 3) * stride, count)
+                    let u0: Lane = load(u + 4 * r * stride, count: count), u1: Lane = load(u + (4 * r + 1) * stride, count: count)
+                    let u2: Lane = load(u + (4 * r + 2) * stride, count: count)
+                    let u3: Lane = load(u + (4 * r + 3) * stride, count: count)
                     return adjointOfG(u0, u1, u2, u3)
                 }
                 let r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3)
@@ -334,17 +336,18 @@ private struct WinogradJob {
                       lanes: shape.outLanes, pixelOffsets: pixelOffsets + shape.plane)
     }
 
-    /// target[pixelOffsets[p]·lanes + c] = planes[c·channelStride + p] for the H·W pixels p, in blocks of 16
-    /// channels × 16 pixels transposed in registers (the scalar copy's strided stores took a fifth of the
-    /// convolution). Lanes past the channels get zeros.
+    /// target[pixelOffsets[p]·lanes + c] = planes[c·channelStride + p] for the H·W pixels p, in blocks of 8
+    /// channels × 8 pixels transposed in registers (the scalar copy's strided stores took a fifth of the
+    /// convolution; 16×16 blocks spill on AVX2). Lanes past the channels get zeros.
     private func toChannelLast(_ planes: UnsafePointer<Float>, channels: Int, channelStride: Int,
                                into target: UnsafeMutablePointer<Float>, lanes: Int, pixelOffsets: UnsafePointer<Int>) {
         forEachBlock(channels: channels) { c, channelCount, p, pixelCount in
             let rows = planes + c * channelStride + p
             // Whole blocks (nearly all) without the per-row bounds, so the rows stay in registers.
-            let block = channelCount == 16 && pixelCount == 16
-                ? LaneBlock { i in load(rows + i * channelStride) }.transposed
-                : LaneBlock { i in i < channelCount ? load(rows + i * channelStride, pixelCount) : Lane() }.transposed
+            let block = channelCount == 8 && pixelCount == 8
+                ? TransposeBlock { i in load(rows + i * channelStride, count: 8) }.transposed
+                : TransposeBlock { i in i < channelCount ? load(rows + i * channelStride, count: pixelCount) : Row() }
+                    .transposed
             block.forEach(upTo: pixelCount) { j, pixel in store(pixel, target + pixelOffsets[p + j] * lanes + c) }
         }
     }
@@ -355,21 +358,22 @@ private struct WinogradJob {
                                  into planes: UnsafeMutablePointer<Float>, channels: Int, channelStride: Int,
                                  accumulate: Bool) {
         forEachBlock(channels: channels) { c, channelCount, p, pixelCount in
-            let block = LaneBlock { j in j < pixelCount ? load(source + pixelOffsets[p + j] * lanes + c) : Lane() }
-                .transposed
+            let block = TransposeBlock { j in
+                j < pixelCount ? load(source + pixelOffsets[p + j] * lanes + c, count: 8) : Row()
+            }.transposed
             block.forEach(upTo: channelCount) { i, channel in
                 let target = planes + (c + i) * channelStride + p
-                store(accumulate ? load(target, pixelCount) + channel : channel, target, count: pixelCount)
+                store(accumulate ? load(target, count: pixelCount) + channel : channel, target, count: pixelCount)
             }
         }
     }
 
-    /// body(first channel, channels, first pixel, pixels) for the blocks of up to 16 channels × 16 pixels
+    /// body(first channel, channels, first pixel, pixels) for the blocks of up to 8 channels × 8 pixels
     /// that cover `channels` × the H·W pixels of a plane (row-major).
     @inline(__always)
     private func forEachBlock(channels: Int, _ body: (Int, Int, Int, Int) -> Void) {
-        for c in stride(from: 0, to: channels, by: 16) {
-            for p in stride(from: 0, to: shape.plane, by: 16) { body(c, min(16, channels - c), p, min(16, shape.plane - p)) }
+        for c in stride(from: 0, to: channels, by: 8) {
+            for p in stride(from: 0, to: shape.plane, by: 8) { body(c, min(8, channels - c), p, min(8, shape.plane - p)) }
         }
     }
 
@@ -475,44 +479,40 @@ private struct WinogradJob {
 /// 16 channels of one tile position.
 private typealias Lane = SIMD16<Float>
 
-/// A 16×16 block of floats as 16 vectors, for transposing in registers.
-private struct LaneBlock {
-    var r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15: Lane
+/// One row of a `TransposeBlock`.
+private typealias Row = SIMD8<Float>
 
-    init(r0: Lane, r1: Lane, r2: Lane, r3: Lane, r4: Lane, r5: Lane, r6: Lane, r7: Lane, r8: Lane, r9: Lane,
-         r10: Lane, r11: Lane, r12: Lane, r13: Lane, r14: Lane, r15: Lane) {
+/// An 8×8 block of floats as 8 vectors, for transposing in registers.
+private struct TransposeBlock {
+    var r0, r1, r2, r3, r4, r5, r6, r7: Row
+
+    init(r0: Row, r1: Row, r2: Row, r3: Row, r4: Row, r5: Row, r6: Row, r7: Row) {
         (self.r0, self.r1, self.r2, self.r3, self.r4, self.r5, self.r6, self.r7) = (r0, r1, r2, r3, r4, r5, r6, r7)
-        (self.r8, self.r9, self.r10, self.r11, self.r12, self.r13, self.r14, self.r15) = (r8, r9, r10, r11, r12, r13,
-                                                                                          r14, r15)
     }
 
-    init(_ row: (Int) -> Lane) {
+    init(_ row: (Int) -> Row) {
         (r0, r1, r2, r3, r4, r5, r6, r7) = (row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7))
-        (r8, r9, r10, r11, r12, r13, r14, r15) = (row(8), row(9), row(10), row(11), row(12), row(13), row(14), row(15))
     }
 
     /// body(i, row i) for rows 0..<count.
-    func forEach(upTo count: Int, _ body: (Int, Lane) -> Void) {
-        let rows = (r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15)
-        withUnsafeBytes(of: rows) { rows in
-            for i in 0..<count { body(i, rows.load(fromByteOffset: i * MemoryLayout<Lane>.stride, as: Lane.self)) }
+    func forEach(upTo count: Int, _ body: (Int, Row) -> Void) {
+        withUnsafeBytes(of: (r0, r1, r2, r3, r4, r5, r6, r7)) { rows in
+            for i in 0..<count { body(i, rows.load(fromByteOffset: i * MemoryLayout<Row>.stride, as: Row.self)) }
         }
     }
 
-    /// The block read as 256 floats (row i, column j at 16i + j), even positions first, then odd ones: the
-    /// float at k moves to k's 8 index bits rotated right by one. Four of these rotate (i, j) into (j, i).
+    /// The block read as 64 floats (row i, column j at 8i + j), even positions first, then odd ones: the
+    /// float at k moves to k's 6 index bits rotated right by one. Three of these rotate (i, j) into (j, i).
     @inline(__always)
-    var unshuffled: LaneBlock {
-        func evens(_ a: Lane, _ b: Lane) -> Lane { Lane(lowHalf: a.evenHalf, highHalf: b.evenHalf) }
-        func odds(_ a: Lane, _ b: Lane) -> Lane { Lane(lowHalf: a.oddHalf, highHalf: b.oddHalf) }
-        return LaneBlock(r0: evens(r0, r1), r1: evens(r2, r3), r2: evens(r4, r5), r3: evens(r6, r7),
-                         r4: evens(r8, r9), r5: evens(r10, r11), r6: evens(r12, r13), r7: evens(r14, r15),
-                         r8: odds(r0, r1), r9: odds(r2, r3), r10: odds(r4, r5), r11: odds(r6, r7),
-                         r12: odds(r8, r9), r13: odds(r10, r11), r14: odds(r12, r13), r15: odds(r14, r15))
+    var unshuffled: TransposeBlock {
+        func evens(_ a: Row, _ b: Row) -> Row { Row(lowHalf: a.evenHalf, highHalf: b.evenHalf) }
+        func odds(_ a: Row, _ b: Row) -> Row { Row(lowHalf: a.oddHalf, highHalf: b.oddHalf) }
+        return TransposeBlock(r0: evens(r0, r1), r1: evens(r2, r3), r2: evens(r4, r5), r3: evens(r6, r7),
+                              r4: odds(r0, r1), r5: odds(r2, r3), r6: odds(r4, r5), r7: odds(r6, r7))
     }
 
     @inline(__always)
-    var transposed: LaneBlock { unshuffled.unshuffled.unshuffled.unshuffled }
+    var transposed: TransposeBlock { unshuffled.unshuffled.unshuffled }
 }
 
 /// Four lanes: one row (or column) of a 4×4 tile.
@@ -521,10 +521,6 @@ private typealias Quad = (Lane, Lane, Lane, Lane)
 @inline(__always)
 private func load(_ p: UnsafePointer<Float>) -> Lane { UnsafeRawPointer(p).loadUnaligned(as: Lane.self) }
 
-@inline(__always)
-private func store(_ value: Lane, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: value, as: Lane.self)
-}
 
 /// out[j·stride] = (e·B)[j] = (e0 − e2, e1 + e2, e2 − e1, e1 − e3): Bᵀ along one row of a tile.
 @inline(__always)
@@ -553,20 +549,21 @@ private func addB(_ w: Quad, into p: UnsafeMutablePointer<Float>, lanes: Int) {
     store(load(p + 3 * lanes) - w.3, p + 3 * lanes)
 }
 
-/// p[0..<count] (the rest zero): a whole vector when the channels fill it.
+/// p[0..<count] (the rest zero): a whole vector when the count fills it.
 @inline(__always)
-private func load(_ p: UnsafePointer<Float>, _ count: Int) -> Lane {
-    guard count < 16 else { return load(p) }
-    var lanes = Lane()
-    for l in 0..<count { lanes[l] = p[l] }
-    return lanes
+private func load<Vector: SIMD>(_ p: UnsafePointer<Float>, count: Int) -> Vector where Vector.Scalar == Float {
+    guard count < Vector.scalarCount else { return UnsafeRawPointer(p).loadUnaligned(as: Vector.self) }
+    var vector = Vector()
+    for l in 0..<count { vector[l] = p[l] }
+    return vector
 }
 
 /// p[0..<count] = lanes 0..<count.
 @inline(__always)
-private func store(_ value: Lane, _ p: UnsafeMutablePointer<Float>, count: Int) {
-    if count == 16 {
-        store(value, p)
+private func store<Vector: SIMD>(_ value: Vector, _ p: UnsafeMutablePointer<Float>,
+                                 count: Int = Vector.scalarCount) where Vector.Scalar == Float {
+    if count == Vector.scalarCount {
+        UnsafeMutableRawPointer(p).storeBytes(of: value, as: Vector.self)
     } else {
         for l in 0..<count { p[l] = value[l] }
     }
