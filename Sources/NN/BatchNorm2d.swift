@@ -12,13 +12,13 @@ private func sumAndDot(_ u: UnsafeMutablePointer<Float>, _ v: UnsafePointer<Floa
         let blockEnd = min(n, i + 1024)
         var laneSum = Lanes(), laneDot = Lanes()
         while i + Lanes.scalarCount <= blockEnd {
-            var a = UnsafeRawPointer(u + i).loadUnaligned(as: Lanes.self)
+            var a: Lanes = loadVector(u + i)
             if let rectified {
-                a.replace(with: 0, where: UnsafeRawPointer(rectified + i).loadUnaligned(as: Lanes.self) .<= 0)
-                UnsafeMutableRawPointer(u + i).storeBytes(of: a, as: Lanes.self)
+                a.replace(with: 0, where: loadVector(rectified + i) .<= 0)
+                storeVector(a, u + i)
             }
             laneSum += a
-            laneDot += a * UnsafeRawPointer(v + i).loadUnaligned(as: Lanes.self)
+            laneDot += a * loadVector(v + i)
             i += Lanes.scalarCount
         }
         var tailSum: Float = 0, tailDot: Float = 0

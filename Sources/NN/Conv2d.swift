@@ -384,7 +384,9 @@ final class Conv2d {
                     for task in lower..<upper { job.backward(task: task) }
                 }
                 parallelChunks(weight.count, minimumChunk: 1024, job) { job, lower, upper in
-                    job.load(as: SampleJob.self).sumPartials(lower..<upper)
+                    let job = job.load(as: SampleJob.self)
+                    sumPartialsInOrder(job.sampleDweights, parts: job.batch, stride: job.outChannels * job.reduction,
+                                       range: lower..<upper)
                 }
                 parallelChunks(outChannels, minimumChunk: 8, job) { job, lower, upper in
                     job.load(as: SampleJob.self).addSummedPartial(outputChannels: lower..<upper)
@@ -452,7 +454,7 @@ private struct SampleJob {
     var plane: Int { geometry.outputHeight * geometry.outputWidth }
     var n: Int { batch * plane }
 
-    func samples(_ task: Int) -> Range<Int> { (batch * task / tasks)..<(batch * (task + 1) / tasks) }
+    func samples(_ task: Int) -> Range<Int> { chunk(task, of: tasks, count: batch) }
 
     /// A sample's output positions cut into runs small enough for OpenBLAS's small-matrix kernels, which
     /// take products of up to 100³ multiply-adds (sgemm_small_kernel_permit) without copying operands;
@@ -508,15 +510,6 @@ private struct SampleJob {
             }
             im2col.run(batch: batch, sample: b, image: dinput, columns: dcolumns, phases: dcolumns + reduction * plane,
                        scatter: true)
-        }
-    }
-
-    /// partial_0[i] = Σ_b partial_b[i], added in sample order (contiguous runs, so it vectorises).
-    func sumPartials(_ range: Range<Int>) {
-        let count = outChannels * reduction, sum = sampleDweights
-        for b in 1..<batch {
-            let partial = sampleDweights + b * count
-            for i in range { sum[i] += partial[i] }
         }
     }
 

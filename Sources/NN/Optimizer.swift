@@ -94,26 +94,16 @@ private struct AdamWJob {
 
     /// Sixteen elements at a time: the compiler keeps the scalar loop scalar (its square root and division
     /// form a latency chain), while lane-wise IEEE arithmetic gives exactly the scalar loop's bits.
+    /// The tail runs in zero-padded lanes (a zero second moment stays finite: the divisor is ε).
     func update(_ range: Range<Int>) {
-        var i = range.lowerBound
-        while i + Lanes.scalarCount <= range.upperBound {
-            var p = load(parameters, i), m = load(firstMoment, i), v = load(secondMoment, i)
-            step(&p, load(gradients, i), &m, &v)
-            store(p, parameters, i)
-            store(m, firstMoment, i)
-            store(v, secondMoment, i)
-            i += Lanes.scalarCount
-        }
-        guard i < range.upperBound else { return }
-        // The tail in zero-padded lanes (a zero second moment stays finite: the divisor is ε).
-        var p = Lanes(), g = Lanes(), m = Lanes(), v = Lanes()
-        for lane in 0..<(range.upperBound - i) {
-            (p[lane], g[lane], m[lane], v[lane]) = (parameters[i + lane], gradients[i + lane],
-                                                    firstMoment[i + lane], secondMoment[i + lane])
-        }
-        step(&p, g, &m, &v)
-        for lane in 0..<(range.upperBound - i) {
-            (parameters[i + lane], firstMoment[i + lane], secondMoment[i + lane]) = (p[lane], m[lane], v[lane])
+        for i in stride(from: range.lowerBound, to: range.upperBound, by: Lanes.scalarCount) {
+            let count = min(Lanes.scalarCount, range.upperBound - i)
+            var p: Lanes = loadVector(parameters + i, count: count), m: Lanes = loadVector(firstMoment + i, count: count)
+            var v: Lanes = loadVector(secondMoment + i, count: count)
+            step(&p, loadVector(gradients + i, count: count), &m, &v)
+            storeVector(p, parameters + i, count: count)
+            storeVector(m, firstMoment + i, count: count)
+            storeVector(v, secondMoment + i, count: count)
         }
     }
 
@@ -122,16 +112,6 @@ private struct AdamWJob {
         m += (g - m) * firstWeight
         v = v * beta2 + secondWeight * g * g
         p = p * decay - stepSize * m / (v.squareRoot() / correction2Root + epsilon)
-    }
-
-    @inline(__always)
-    private func load(_ base: UnsafePointer<Float>, _ i: Int) -> Lanes {
-        UnsafeRawPointer(base + i).loadUnaligned(as: Lanes.self)
-    }
-
-    @inline(__always)
-    private func store(_ value: Lanes, _ base: UnsafeMutablePointer<Float>, _ i: Int) {
-        UnsafeMutableRawPointer(base + i).storeBytes(of: value, as: Lanes.self)
     }
 }
 

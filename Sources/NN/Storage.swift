@@ -57,7 +57,8 @@ final class NetworkContext {
     /// The column gradient of the wide convolutions, shared: they run one at a time (thin ones work in
     /// `sampleScratch`).
     private(set) var workspace: UnsafeMutablePointer<Float>!
-    /// Per-sample weight-gradient partials of the convolutions that run sample by sample.
+    /// Weight-gradient partials, one per sample (or per Winograd group of samples) of the convolutions that
+    /// run sample by sample, summed in order afterwards.
     private(set) var sampleWeightGradients: UnsafeMutablePointer<Float>!
 
     /// Called by backward each time a layer has finished its parameter gradients, with that layer's
@@ -281,7 +282,8 @@ final class WorkerPool: @unchecked Sendable {
         generation.add(1, ordering: .releasing)
         pthread_cond_broadcast(wake)
         pthread_mutex_unlock(mutex)
-        kernel(state, 0, count / tasks)
+        let first = chunk(0, of: tasks, count: count)
+        kernel(state, first.lowerBound, first.upperBound)
         var spins = 0
         while unfinished.load(ordering: .acquiring) > 0 {
             spins += 1
@@ -319,7 +321,10 @@ final class WorkerPool: @unchecked Sendable {
                 pthread_mutex_unlock(mutex)
             }
             seen = generation.load(ordering: .acquiring)
-            if index < tasks, let kernel, let state { kernel(state, count * index / tasks, count * (index + 1) / tasks) }
+            if index < tasks, let kernel, let state {
+                let part = chunk(index, of: tasks, count: count)
+                kernel(state, part.lowerBound, part.upperBound)
+            }
             unfinished.subtract(1, ordering: .releasing)
         }
     }

@@ -88,7 +88,8 @@ final class WinogradConvolution {
             for task in lower..<upper { job.backward(task: task) }
         }
         parallelChunks(16 * outChannels * geometry.channels, minimumChunk: 1024, job) { job, lower, upper in
-            job.load(as: WinogradJob.self).sumPartials(lower..<upper)
+            let job = job.load(as: WinogradJob.self)
+            sumPartialsInOrder(job.partials, parts: job.groups, stride: 16 * job.shape.weightPairs, range: lower..<upper)
         }
         parallelChunks(outChannels, job) { job, lower, upper in
             job.load(as: WinogradJob.self).addWeightGradient(outputChannels: lower..<upper)
@@ -158,7 +159,7 @@ private struct WinogradJob {
     let accumulate: Bool
     let dweight: UnsafeMutablePointer<Float>?
 
-    func groups(_ task: Int) -> Range<Int> { (groups * task / tasks)..<(groups * (task + 1) / tasks) }
+    func groups(_ task: Int) -> Range<Int> { chunk(task, of: tasks, count: groups) }
     func samples(_ group: Int) -> Range<Int> {
         (group * shape.groupSize)..<min(batch, (group + 1) * shape.groupSize)
     }
@@ -183,7 +184,7 @@ private struct WinogradJob {
         }
         for p in stride(from: pairs.lowerBound, to: pairs.upperBound, by: 16) {
             let lanes = min(16, pairs.upperBound - p)
-            storeKernelTransform(taps: { k in load(taps + k * count + p, count: lanes) }, count: lanes,
+            storeKernelTransform(taps: { k in loadVector(taps + k * count + p, count: lanes) }, count: lanes,
                                  into: transformed + p, positionStride: count)
         }
     }
@@ -196,9 +197,9 @@ private struct WinogradJob {
             for o in stride(from: 0, to: cout, by: 8) {
                 for c in stride(from: 0, to: cin, by: 8) {
                     let (outputs, inputs) = (min(8, cout - o), min(8, cin - c))
-                    let block = TransposeBlock { i in i < outputs ? load(u + (o + i) * cin + c, count: inputs) : Row() }
+                    let block = TransposeBlock { i in i < outputs ? loadVector(u + (o + i) * cin + c, count: inputs) : Row() }
                         .transposed
-                    block.forEach(upTo: inputs) { j, column in store(column, ut + (c + j) * cout + o, count: outputs) }
+                    block.forEach(upTo: inputs) { j, column in storeVector(column, ut + (c + j) * cout + o, count: outputs) }
                 }
             }
         }
@@ -233,7 +234,9 @@ private struct WinogradJob {
         }
     }
 
-    /// Each group's weight-gradient partial and, if asked, its input gradient.
+    /// Each group's weight-gradient partial and, if asked, its input gradient. V is transformed again rather
+    /// than kept from forward, like the thin im2col path's columns: kept, it would be 4× every convolution's
+    /// input in memory and out of cache by backward; again, it costs about 2% of the step.
     func backward(task: Int) {
         let s = scratch(task), cin = shape.inChannels, cout = shape.outChannels
         for group in groups(task) {
@@ -264,15 +267,6 @@ private struct WinogradJob {
         }
     }
 
-    /// partial_0[i] = Σ_group partial_group[i], added in group order.
-    func sumPartials(_ range: Range<Int>) {
-        let count = 16 * shape.weightPairs
-        for group in 1..<groups {
-            let partial = partials + group * count
-            for i in range { partials[i] += partial[i] }
-        }
-    }
-
     /// dweight[o][c] += Gᵀ dU[o][c] G, from the summed partial dU[ξ][o][c], 16 input channels at a time.
     func addWeightGradient(outputChannels: Range<Int>) {
         let cin = shape.inChannels, stride = shape.weightPairs
@@ -281,9 +275,9 @@ private struct WinogradJob {
                 let u = partials + o * cin + c, count = min(16, cin - c)
                 // Per row r of dU, Gᵀ along it (4 → 3) gives the kernel columns; then Gᵀ down each column.
                 func row(_ r: Int) -> (Lane, Lane, Lane) {
-                    let u0: Lane = load(u + 4 * r * stride, count: count), u1: Lane = load(u + (4 * r + 1) * stride, count: count)
-                    let u2: Lane = load(u + (4 * r + 2) * stride, count: count)
-                    let u3: Lane = load(u + (4 * r + 3) * stride, count: count)
+                    let u0: Lane = loadVector(u + 4 * r * stride, count: count), u1: Lane = loadVector(u + (4 * r + 1) * stride, count: count)
+                    let u2: Lane = loadVector(u + (4 * r + 2) * stride, count: count)
+                    let u3: Lane = loadVector(u + (4 * r + 3) * stride, count: count)
                     return adjointOfG(u0, u1, u2, u3)
                 }
                 let r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3)
@@ -345,10 +339,10 @@ private struct WinogradJob {
             let rows = planes + c * channelStride + p
             // Whole blocks (nearly all) without the per-row bounds, so the rows stay in registers.
             let block = channelCount == 8 && pixelCount == 8
-                ? TransposeBlock { i in load(rows + i * channelStride, count: 8) }.transposed
-                : TransposeBlock { i in i < channelCount ? load(rows + i * channelStride, count: pixelCount) : Row() }
+                ? TransposeBlock { i in loadVector(rows + i * channelStride, count: 8) }.transposed
+                : TransposeBlock { i in i < channelCount ? loadVector(rows + i * channelStride, count: pixelCount) : Row() }
                     .transposed
-            block.forEach(upTo: pixelCount) { j, pixel in store(pixel, target + pixelOffsets[p + j] * lanes + c) }
+            block.forEach(upTo: pixelCount) { j, pixel in storeVector(pixel, target + pixelOffsets[p + j] * lanes + c) }
         }
     }
 
@@ -359,11 +353,11 @@ private struct WinogradJob {
                                  accumulate: Bool) {
         forEachBlock(channels: channels) { c, channelCount, p, pixelCount in
             let block = TransposeBlock { j in
-                j < pixelCount ? load(source + pixelOffsets[p + j] * lanes + c, count: 8) : Row()
+                j < pixelCount ? loadVector(source + pixelOffsets[p + j] * lanes + c, count: 8) : Row()
             }.transposed
             block.forEach(upTo: channelCount) { i, channel in
                 let target = planes + (c + i) * channelStride + p
-                store(accumulate ? load(target, count: pixelCount) + channel : channel, target, count: pixelCount)
+                storeVector(accumulate ? loadVector(target, count: pixelCount) + channel : channel, target, count: pixelCount)
             }
         }
     }
@@ -429,10 +423,10 @@ private struct WinogradJob {
                 return (m0 + m1 + m2, m1 - m2 - m3)
             }
             let q0 = column(0), q1 = column(1), q2 = column(2), q3 = column(3)
-            store(q0.0 + q1.0 + q2.0, top)
-            store(q1.0 - q2.0 - q3.0, top + lanes)
-            store(q0.1 + q1.1 + q2.1, bottom)
-            store(q1.1 - q2.1 - q3.1, bottom + lanes)
+            storeVector(q0.0 + q1.0 + q2.0, top)
+            storeVector(q1.0 - q2.0 - q3.0, top + lanes)
+            storeVector(q0.1 + q1.1 + q2.1, bottom)
+            storeVector(q1.1 - q2.1 - q3.1, bottom + lanes)
         }
     }
 
@@ -519,54 +513,34 @@ private struct TransposeBlock {
 private typealias Quad = (Lane, Lane, Lane, Lane)
 
 @inline(__always)
-private func load(_ p: UnsafePointer<Float>) -> Lane { UnsafeRawPointer(p).loadUnaligned(as: Lane.self) }
+private func load(_ p: UnsafePointer<Float>) -> Lane { loadVector(p) }
 
 
 /// out[j·stride] = (e·B)[j] = (e0 − e2, e1 + e2, e2 − e1, e1 − e3): Bᵀ along one row of a tile.
 @inline(__always)
 private func storeBᵀ(_ e: Quad, into out: UnsafeMutablePointer<Float>, stride: Int) {
-    store(e.0 - e.2, out)
-    store(e.1 + e.2, out + stride)
-    store(e.2 - e.1, out + 2 * stride)
-    store(e.1 - e.3, out + 3 * stride)
+    storeVector(e.0 - e.2, out)
+    storeVector(e.1 + e.2, out + stride)
+    storeVector(e.2 - e.1, out + 2 * stride)
+    storeVector(e.1 - e.3, out + 3 * stride)
 }
 
 /// out[j·stride] = (A·(a, b))[j] = (a, a + b, a − b, −b).
 @inline(__always)
 private func storeA(_ a: Lane, _ b: Lane, into out: UnsafeMutablePointer<Float>, stride: Int) {
-    store(a, out)
-    store(a + b, out + stride)
-    store(a - b, out + 2 * stride)
-    store(-b, out + 3 * stride)
+    storeVector(a, out)
+    storeVector(a + b, out + stride)
+    storeVector(a - b, out + 2 * stride)
+    storeVector(-b, out + 3 * stride)
 }
 
 /// p[j·lanes] += (B·w)[j] = (w0, w1 − w2 + w3, −w0 + w1 + w2, −w3).
 @inline(__always)
 private func addB(_ w: Quad, into p: UnsafeMutablePointer<Float>, lanes: Int) {
-    store(load(p) + w.0, p)
-    store(load(p + lanes) + (w.1 - w.2 + w.3), p + lanes)
-    store(load(p + 2 * lanes) + (-w.0 + w.1 + w.2), p + 2 * lanes)
-    store(load(p + 3 * lanes) - w.3, p + 3 * lanes)
-}
-
-/// p[0..<count] (the rest zero): a whole vector when the count fills it.
-@inline(__always)
-private func load<Vector: SIMD>(_ p: UnsafePointer<Float>, count: Int) -> Vector where Vector.Scalar == Float {
-    guard count < Vector.scalarCount else { return UnsafeRawPointer(p).loadUnaligned(as: Vector.self) }
-    var vector = Vector()
-    for l in 0..<count { vector[l] = p[l] }
-    return vector
-}
-
-/// p[0..<count] = lanes 0..<count.
-@inline(__always)
-private func store<Vector: SIMD>(_ value: Vector, _ p: UnsafeMutablePointer<Float>,
-                                 count: Int = Vector.scalarCount) where Vector.Scalar == Float {
-    if count == Vector.scalarCount {
-        UnsafeMutableRawPointer(p).storeBytes(of: value, as: Vector.self)
-    } else {
-        for l in 0..<count { p[l] = value[l] }
-    }
+    storeVector(load(p) + w.0, p)
+    storeVector(load(p + lanes) + (w.1 - w.2 + w.3), p + lanes)
+    storeVector(load(p + 2 * lanes) + (-w.0 + w.1 + w.2), p + 2 * lanes)
+    storeVector(load(p + 3 * lanes) - w.3, p + 3 * lanes)
 }
 
 /// G·(a, b, c) = (a, ½(a + b + c), ½(a − b + c), c), G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
@@ -588,7 +562,7 @@ private func storeKernelTransform(taps tap: (Int) -> Lane, count: Int, into out:
     func storeRow(_ r: Int, _ row: Quad) {
         for j in 0..<4 {
             let value = j == 0 ? row.0 : j == 1 ? row.1 : j == 2 ? row.2 : row.3
-            store(value, out + (4 * r + j) * positionStride, count: count)
+            storeVector(value, out + (4 * r + j) * positionStride, count: count)
         }
     }
     storeRow(0, timesG(column0.0, column1.0, column2.0))

@@ -117,6 +117,8 @@ final class ConvolutionTests: XCTestCase {
             let g = ConvGeometry(channels: cin, height: h, width: w, kernel: k, stride: shape.3, padding: shape.4)
             XCTAssertGreaterThan(cout * g.outputHeight * g.outputWidth * cin * k * k, 1_000_000,
                                  "the case must be cut into runs")
+            let conv = try randomConvolution(shape, maxBatch: 2, &rng).1
+            XCTAssertEqual(conv.executedFlopsPerSample, conv.forwardFlopsPerSample, "\(shape) must not run Winograd")
             try assertConvolutionMatchesDefinitions(shape, batch: 2, threads: 1, &rng)
         }
     }
@@ -128,6 +130,8 @@ final class ConvolutionTests: XCTestCase {
         var rng = Xoshiro256(seed: 4)
         for (shape, batch) in [((40, 20, 3, 1, 1, 5, 3), 11), ((16, 32, 3, 1, 1, 12, 11), 3),
                                ((3, 17, 3, 1, 1, 2, 2), 5), ((32, 16, 3, 1, 1, 32, 11), 2), ((32, 32, 3, 1, 1, 4, 2), 8)] {
+            let conv = try randomConvolution(shape, maxBatch: batch, &rng).1
+            XCTAssertLessThan(conv.executedFlopsPerSample, conv.forwardFlopsPerSample, "\(shape) must run Winograd")
             let one = try assertConvolutionMatchesDefinitions(shape, batch: batch, threads: 1, &rng, seed: 5)
             let two = try assertConvolutionMatchesDefinitions(shape, batch: batch, threads: 2, &rng, seed: 5)
             for (a, b) in zip(one, two) {
