@@ -70,6 +70,7 @@ struct BenchTrainCommand: ParsableCommand {
             let slowest = try world.allReduceMax(result.millisecondsPerStep)
             guard world.rank == 0 else { return 0 }
             print(result)
+            print("OpenBLAS \(BLAS.kernelFamily) kernels")
             if layers { print(result.convolutionTable) }
             if world.size > 1 {
                 print(String(format: "%d ranks × %d threads, %@ all-reduce in %d buckets: %.1f ms/step, %.1f samples/s global",

@@ -1,10 +1,18 @@
 import ArgumentParser
+import Foundation
+import NN
 
 @main
 struct DigitsDist: ParsableCommand {
     /// `train --resume` may stand alone (resume the run folder) or take a path; the parser needs a value,
     /// so a bare `--resume` gets the placeholder meaning "this run folder".
     static func main() {
+        if ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil, let family = BLAS.familyForUnrecognisedCPU {
+            // OpenBLAS reads its kernel choice once, when it loads: start again with it set (same process,
+            // so mpirun and srun see nothing). If exec fails we go on with the generic kernels.
+            setenv("OPENBLAS_CORETYPE", family, 1)
+            execv("/proc/self/exe", CommandLine.unsafeArgv)
+        }
         var arguments = Array(CommandLine.arguments.dropFirst())
         for index in arguments.indices.reversed() where arguments[index] == "--resume"
             && (index + 1 == arguments.count || arguments[index + 1].hasPrefix("-")) {

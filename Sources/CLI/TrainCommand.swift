@@ -67,7 +67,8 @@ struct TrainCommand: ParsableCommand {
         let recipe = try TrainingRecipe(config: config, seed: UInt64(seed), pretrainedPath: pretrained)
         let blasThreads = compute.blasThreads
         BLAS.setThreads(blasThreads)
-        Log.info("\(world.size) rank\(world.size == 1 ? "" : "s") × \(blasThreads) BLAS thread\(blasThreads == 1 ? "" : "s"); "
+        Log.info("\(world.size) rank\(world.size == 1 ? "" : "s") × \(blasThreads) BLAS thread\(blasThreads == 1 ? "" : "s") "
+            + "(OpenBLAS \(BLAS.kernelFamily) kernels); "
             + "\(recipe.architecture.rawValue) width \(recipe.width), global batch \(recipe.globalBatch)"
             + (recipe.syncBatchNorm(ranks: world.size) ? ", synchronised BatchNorm (per-rank batch \(recipe.globalBatch / world.size))"
                 : world.size > 1 ? ", per-rank BatchNorm statistics" : ""))

@@ -330,26 +330,45 @@ final class WorkerPool: @unchecked Sendable {
     }
 }
 
-/// C = alpha·op(A)·op(B) + beta·C, split over the compute threads by columns of C (by rows when C is too
-/// narrow, like the stem's weight gradient): each block is an independent single-threaded sgemm over the
-/// full reduction, so every element is computed exactly as without the split.
+/// C = alpha·op(A)·op(B) + beta·C as a fixed grid of independent single-threaded sgemm calls over the full
+/// reduction, cut by columns of C (by rows when C is too narrow, like the stem's weight gradient), the
+/// tiles shared out to the compute threads.
+///
+/// The cut depends on the shapes only, never on the thread count. OpenBLAS's value for an element depends
+/// on where the element falls in the call (its Haswell-family kernels accumulate the edge tiles differently),
+/// so splitting one product at thread-count-dependent places changes bits; a fixed grid makes every tile the
+/// same BLAS call whichever thread runs it, and the result the same for any `--threads`.
 func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
           alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
           beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
     let byRows = n < 128 && m >= 16
+    let grid = GemmGrid(byRows ? m : n, minimumTile: byRows ? 8 : 64)
     let job = GemmJob(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a,
-                      lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-    if byRows {
-        parallelChunks(m, minimumChunk: 8, job) { job, lower, upper in
-            let j = job.load(as: GemmJob.self)
-            j.multiply(rows: lower..<upper, columns: 0..<j.n)
-        }
-    } else {
-        parallelChunks(n, minimumChunk: 64, job) { job, lower, upper in
-            let j = job.load(as: GemmJob.self)
-            j.multiply(rows: 0..<j.m, columns: lower..<upper)
+                      lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, grid: grid, byRows: byRows)
+    parallelChunks(grid.tiles, job) { job, lower, upper in
+        let j = job.load(as: GemmJob.self)
+        for tile in lower..<upper {
+            let cut = j.grid.range(tile)
+            if j.byRows { j.multiply(rows: cut, columns: 0..<j.n) } else { j.multiply(rows: 0..<j.m, columns: cut) }
         }
     }
+}
+
+/// 0..<count cut into at most `GemmGrid.maximumTiles` consecutive tiles of at least `minimumTile` (a
+/// multiple of it, so tiles start on whole micro-kernel blocks): enough tiles to share out evenly over 2, 4
+/// or 8 threads, few enough that each call still amortises OpenBLAS's packing of the other operand.
+struct GemmGrid {
+    static let maximumTiles = 8
+    let count, tileSize, tiles: Int
+
+    init(_ count: Int, minimumTile: Int) {
+        self.count = count
+        let wanted = (count + Self.maximumTiles - 1) / Self.maximumTiles
+        tileSize = max(minimumTile, (wanted + minimumTile - 1) / minimumTile * minimumTile)
+        tiles = max(1, (count + tileSize - 1) / tileSize)
+    }
+
+    func range(_ tile: Int) -> Range<Int> { (tile * tileSize)..<min(count, (tile + 1) * tileSize) }
 }
 
 private struct GemmJob {
@@ -363,6 +382,8 @@ private struct GemmJob {
     let beta: Float
     let c: UnsafeMutablePointer<Float>
     let ldc: Int
+    let grid: GemmGrid
+    let byRows: Bool
 
     /// The block C[rows][columns]: row r of op(A) is column r of a transposed A, column j of op(B) row j
     /// of a transposed B.

@@ -2,32 +2,48 @@ import CBLAS
 import XCTest
 @testable import NN
 
-/// Naive convolution over [C][B][H][W] data: the definition, index by index.
-private func naiveConvolution(input: Buffer, weight: UnsafePointer<Float>, g: ConvGeometry, outChannels: Int,
-                              batch: Int) -> [Float] {
-    let outH = g.outputHeight, outW = g.outputWidth
-    var output = [Float](repeating: 0, count: outChannels * batch * outH * outW)
-    for co in 0..<outChannels {
-        for b in 0..<batch {
-            for oy in 0..<outH {
-                for ox in 0..<outW {
-                    var sum: Float = 0
-                    for ci in 0..<g.channels {
-                        for ky in 0..<g.kernel {
-                            for kx in 0..<g.kernel {
-                                let iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx
-                                guard (0..<g.height).contains(iy), (0..<g.width).contains(ix) else { continue }
-                                sum += weight[((co * g.channels + ci) * g.kernel + ky) * g.kernel + kx]
-                                    * input[((ci * batch + b) * g.height + iy) * g.width + ix]
-                            }
-                        }
-                    }
-                    output[((co * batch + b) * outH + oy) * outW + ox] = sum
-                }
-            }
-        }
+/// The definitions of a convolution over [C][B][H][W] data and of its two gradients, index by index in
+/// Double, each element with Σ|products| beside it for its rounding bound.
+private struct NaiveConvolution {
+    var output, outputMagnitude, dweight, dweightMagnitude, dinput, dinputMagnitude: [Double]
+
+    init(input: Buffer, weight: UnsafePointer<Float>, doutput: Buffer? = nil, g: ConvGeometry, outChannels: Int,
+         batch: Int) {
+        let outH = g.outputHeight, outW = g.outputWidth, k = g.kernel
+        output = [Double](repeating: 0, count: outChannels * batch * outH * outW)
+        outputMagnitude = output
+        dweight = [Double](repeating: 0, count: outChannels * g.channels * k * k)
+        dweightMagnitude = dweight
+        dinput = [Double](repeating: 0, count: input.count)
+        dinputMagnitude = dinput
+        for co in 0..<outChannels { for b in 0..<batch { for oy in 0..<outH { for ox in 0..<outW {
+            let o = ((co * batch + b) * outH + oy) * outW + ox
+            let dy = Double(doutput?[o] ?? 0)
+            for ci in 0..<g.channels { for ky in 0..<k { for kx in 0..<k {
+                let iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx
+                guard (0..<g.height).contains(iy), (0..<g.width).contains(ix) else { continue }
+                let wi = ((co * g.channels + ci) * k + ky) * k + kx, xi = ((ci * batch + b) * g.height + iy) * g.width + ix
+                let w = Double(weight[wi]), x = Double(input[xi])
+                output[o] += w * x
+                outputMagnitude[o] += abs(w * x)
+                dweight[wi] += dy * x
+                dweightMagnitude[wi] += abs(dy * x)
+                dinput[xi] += dy * w
+                dinputMagnitude[xi] += abs(dy * w)
+            } } }
+        } } } }
     }
-    return output
+}
+
+/// Winograd F(2×2, 3×3)'s rounding grows with its transforms: an output is Aᵀ(U ⊙ V)A with U = G g Gᵀ and
+/// V = Bᵀ d B, so the values it rounds are up to (‖Aᵀ‖∞·‖G‖∞·‖Bᵀ‖∞)² = (3·1.5·2)² = 81 times the
+/// products of the direct sum (the forward and the adjoint computations of both gradients alike), and it
+/// rounds fewer of them (a channel sum and the transforms' additions, fewer than the direct Cin·9 for
+/// any Cin ≥ 2).
+private let winogradGrowth = 81.0
+
+private extension Conv2d {
+    var runsWinograd: Bool { executedFlopsPerSample < forwardFlopsPerSample }
 }
 
 /// A convolution with random weights in a network context of its own.
@@ -65,11 +81,10 @@ final class ConvolutionTests: XCTestCase {
                 let input = Buffer(random: cin * batch * h * w, rng: &rng)
                 let output = Buffer(cout * batch * conv.outputHeight * conv.outputWidth, value: .nan)
                 conv.forward(input: input.pointer, output: output.pointer, batch: batch)
-                let expected = naiveConvolution(input: input, weight: context.parameters, g: conv.geometry,
-                                                outChannels: cout, batch: batch)
-                for i in 0..<expected.count {
-                    XCTAssertEqual(output[i], expected[i], accuracy: 1e-4, "conv \((cin, cout, k, s, p, h, w)) output \(i)")
-                }
+                let exact = NaiveConvolution(input: input, weight: context.parameters, g: conv.geometry,
+                                             outChannels: cout, batch: batch)
+                assertWithinRounding(output.array, exact.output, magnitudes: exact.outputMagnitude, length: cin * k * k,
+                                     growth: conv.runsWinograd ? winogradGrowth : 1, "conv \((cin, cout, k, s, p, h, w)) output")
             }
         }
     }
@@ -164,27 +179,16 @@ final class ConvolutionTests: XCTestCase {
                           batch: batch)
         }
         let label = "conv \(shape) batch \(batch) threads \(threads)"
-        let expected = naiveConvolution(input: input, weight: context.parameters, g: g, outChannels: cout, batch: batch)
-        for i in 0..<expected.count { XCTAssertEqual(output[i], expected[i], accuracy: 1e-4, "\(label) output \(i)") }
-        var dweight = [Float](repeating: 0, count: context.parameterCount)
-        var expectedDinput = [Float](repeating: 0, count: input.count)
-        for co in 0..<cout { for b in 0..<batch { for oy in 0..<outH { for ox in 0..<outW {
-            let dy = upstream[((co * batch + b) * outH + oy) * outW + ox]
-            for ci in 0..<cin { for ky in 0..<k { for kx in 0..<k {
-                let iy = oy * s - p + ky, ix = ox * s - p + kx
-                guard (0..<h).contains(iy), (0..<w).contains(ix) else { continue }
-                let wi = ((co * cin + ci) * k + ky) * k + kx, xi = ((ci * batch + b) * h + iy) * w + ix
-                dweight[wi] += dy * input[xi]
-                expectedDinput[xi] += dy * context.parameters[wi]
-            } } }
-        } } } }
-        for i in 0..<dweight.count {
-            XCTAssertEqual(context.gradients[i], dweight[i], accuracy: 1e-3 * max(1, abs(dweight[i])),
-                           "\(label) dweight \(i)")
-        }
-        for i in 0..<input.count {
-            XCTAssertEqual(dinput[i], expectedDinput[i], accuracy: 1e-4, "\(label) dinput \(i)")
-        }
+        let exact = NaiveConvolution(input: input, weight: context.parameters, doutput: upstream, g: g, outChannels: cout,
+                                     batch: batch)
+        let growth = conv.runsWinograd ? winogradGrowth : 1
+        assertWithinRounding(output.array, exact.output, magnitudes: exact.outputMagnitude, length: cin * k * k,
+                             growth: growth, "\(label) output")
+        assertWithinRounding(Array(UnsafeBufferPointer(start: context.gradients, count: context.parameterCount)),
+                             exact.dweight, magnitudes: exact.dweightMagnitude, length: batch * outH * outW,
+                             growth: growth, "\(label) dweight")
+        assertWithinRounding(dinput.array, exact.dinput, magnitudes: exact.dinputMagnitude, length: cout * k * k,
+                             growth: growth, "\(label) dinput")
         return [output.array, Array(UnsafeBufferPointer(start: context.gradients, count: context.parameterCount)),
                 dinput.array]
     }
@@ -488,37 +492,66 @@ final class PoolingAndPointwiseTests: XCTestCase {
 }
 
 final class GemmTests: XCTestCase {
-    /// The engine's split GEMM (by columns, or by rows when C is narrow) against one single-threaded sgemm
-    /// call and a naive triple loop, for every transpose combination.
-    func testSplitGemmMatchesOneCallBitwiseAndNaiveLoops() {
+    /// The engine's tiled GEMM (by columns, or by rows when C is narrow) gives the same bits on 1, 2 and 3
+    /// compute threads, and every element agrees with a naive loop in Double within the classic error bound
+    /// of a float dot product, for every transpose combination.
+    func testTiledGemmIsBitwiseTheSameForAnyThreadCountAndMatchesNaiveLoops() {
         let threads = openblas_get_num_threads()
         defer { openblas_set_num_threads(threads) }
         var rng = Xoshiro256(seed: 13)
-        for (m, n, k) in [(16, 49, 300), (37, 300, 23), (5, 130, 7), (64, 1000, 9)] {
+        for (m, n, k) in [(16, 49, 300), (37, 300, 23), (5, 130, 7), (64, 1000, 9), (3, 70, 2000)] {
             for (transposeA, transposeB) in [(false, false), (false, true), (true, false), (true, true)] {
                 let a = Buffer(random: m * k, rng: &rng), b = Buffer(random: k * n, rng: &rng)
                 let (lda, ldb) = (transposeA ? m : k, transposeB ? k : n)
-                let reference = Buffer(random: m * n, rng: &rng), split = Buffer(m * n)
-                split.pointer.update(from: reference.pointer, count: m * n)
-                let initial = reference.array
-                openblas_set_num_threads(1)
-                cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                            Int32(m), Int32(n), Int32(k), 0.5, a.pointer, Int32(lda), b.pointer, Int32(ldb), 1,
-                            reference.pointer, Int32(n))
-                openblas_set_num_threads(2)
-                withComputeThreads {
-                    gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 0.5, a.pointer, lda: lda,
-                         b.pointer, ldb: ldb, beta: 1, split.pointer, ldc: n)
-                }
+                let initial = Buffer(random: m * n, rng: &rng)
                 let label = "\((m, n, k)) transposes \((transposeA, transposeB))"
-                XCTAssert(reference.array.elementsEqual(split.array) { $0.bitPattern == $1.bitPattern }, label)
-                for (i, j) in [(0, 0), (m - 1, n - 1), (m / 2, n / 3)] {
-                    var sum = 0.0
-                    for l in 0..<k {
-                        sum += Double(transposeA ? a[l * m + i] : a[i * k + l]) * Double(transposeB ? b[j * k + l] : b[l * n + j])
+                var results: [[Float]] = []
+                for computeThreads: Int32 in [1, 2, 3] {
+                    let c = Buffer(m * n)
+                    c.pointer.update(from: initial.pointer, count: m * n)
+                    openblas_set_num_threads(computeThreads)
+                    withComputeThreads {
+                        gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 0.5, a.pointer,
+                             lda: lda, b.pointer, ldb: ldb, beta: 1, c.pointer, ldc: n)
                     }
-                    XCTAssertEqual(Double(split[i * n + j]), Double(initial[i * n + j]) + 0.5 * sum, accuracy: 1e-4, label)
+                    results.append(c.array)
                 }
+                XCTAssert(results[0].elementsEqual(results[1]) { $0.bitPattern == $1.bitPattern }, "1 vs 2 threads, \(label)")
+                XCTAssert(results[0].elementsEqual(results[2]) { $0.bitPattern == $1.bitPattern }, "1 vs 3 threads, \(label)")
+                var worst = 0.0
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var sum = 0.0, magnitude = 0.0
+                        for l in 0..<k {
+                            let product = Double(transposeA ? a[l * m + i] : a[i * k + l])
+                                * Double(transposeB ? b[j * k + l] : b[l * n + j])
+                            sum += product
+                            magnitude += abs(product)
+                        }
+                        // Float accumulation of k products plus the scaled C: |error| ≤ (k + 2)·ε·Σ|terms|
+                        // (Higham, Accuracy and Stability, §3.1), whatever order the kernel adds them in.
+                        let bound = Double(k + 2) * Double(Float.ulpOfOne) * (0.5 * magnitude + abs(Double(initial[i * n + j])))
+                        let error = abs(Double(results[0][i * n + j]) - (Double(initial[i * n + j]) + 0.5 * sum))
+                        worst = max(worst, error / bound)
+                    }
+                }
+                XCTAssertLessThanOrEqual(worst, 1, "worst error / bound, \(label)")
+            }
+        }
+    }
+
+    /// The grid covers 0..<count exactly once, in whole tiles of the minimum size but the last, with at most
+    /// `maximumTiles` tiles: a function of the count alone.
+    func testGemmGridCoversTheRangeInWholeTiles() {
+        for (count, minimumTile) in [(1, 64), (63, 64), (64, 64), (65, 64), (1000, 64), (100_000, 64), (17, 8), (4096, 8)] {
+            let grid = GemmGrid(count, minimumTile: minimumTile)
+            let ranges = (0..<grid.tiles).map(grid.range)
+            XCTAssertEqual(ranges.first?.lowerBound, 0)
+            XCTAssertEqual(ranges.last?.upperBound, count)
+            XCTAssertLessThanOrEqual(grid.tiles, GemmGrid.maximumTiles)
+            for (left, right) in zip(ranges, ranges.dropFirst()) {
+                XCTAssertEqual(left.upperBound, right.lowerBound, "\(count)")
+                XCTAssertEqual(left.count % minimumTile, 0, "\(count): tiles start on whole blocks")
             }
         }
     }

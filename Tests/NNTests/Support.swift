@@ -63,6 +63,29 @@ func assertGradientsClose(_ analytic: [Float], _ numeric: [Double], tolerance: D
                       file: file, line: line)
 }
 
+/// How far a float computation of a sum of `length` products may be from the exact sum, whatever order it
+/// adds them in: length·ε·Σ|products| (Higham, Accuracy and Stability of Numerical Algorithms, §3.1 and
+/// §4.2), times `growth` where the algorithm's intermediate values outgrow the products (Winograd).
+func roundingBound(length: Int, magnitude: Double, growth: Double = 1) -> Double {
+    growth * Double(length) * Double(Float.ulpOfOne) * magnitude
+}
+
+/// `actual` within `roundingBound(length:magnitude:growth:)` of `exact` for every element: the
+/// worst element's error as a fraction of its bound must be at most 1.
+func assertWithinRounding(_ actual: [Float], _ exact: [Double], magnitudes: [Double], length: Int, growth: Double = 1,
+                          _ message: String, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(actual.count, exact.count, message, file: file, line: line)
+    var worst = 0.0, worstIndex = 0
+    for i in 0..<min(actual.count, exact.count) {
+        // The smallest normal float keeps the bound positive where every product is zero.
+        let bound = max(roundingBound(length: length, magnitude: magnitudes[i], growth: growth), Double(Float.leastNormalMagnitude))
+        let ratio = abs(Double(actual[i]) - exact[i]) / bound
+        if !(ratio <= worst) { (worst, worstIndex) = (ratio, i) }
+    }
+    XCTAssertLessThanOrEqual(worst, 1, "\(message): element \(worstIndex) is \(actual.isEmpty ? 0 : actual[worstIndex]), "
+                             + "exactly \(exact.isEmpty ? 0 : exact[worstIndex]): error / bound", file: file, line: line)
+}
+
 /// A standalone context holding one layer's parameters, for layer tests.
 func makeContext() -> NetworkContext { NetworkContext() }
 
