@@ -10,8 +10,11 @@ struct DigitsDist: ParsableCommand {
         if ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil, let family = BLAS.familyForUnrecognisedCPU {
             // OpenBLAS reads its kernel choice once, when it loads: start again with it set (same process,
             // so mpirun and srun see nothing). If exec fails we go on with the generic kernels.
+            // Exec the binary by its own path, so the process keeps its name (ps, pkill, Slurm's accounting).
             setenv("OPENBLAS_CORETYPE", family, 1)
-            execv("/proc/self/exe", CommandLine.unsafeArgv)
+            if let binary = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+                execv(binary, CommandLine.unsafeArgv)
+            }
         }
         var arguments = Array(CommandLine.arguments.dropFirst())
         for index in arguments.indices.reversed() where arguments[index] == "--resume"
