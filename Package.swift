@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // digits-dist: MPI data-parallel ResNet training for spoken digits.
-// Dependency arrows point one way: CLI → Train → Dist / NN / Datasets → Audio.
+// Dependency arrows point one way: CLI → Train → Augment / Dist / NN / Datasets → Audio (Augment → Datasets, NN).
 import Foundation
 import PackageDescription
 
@@ -35,11 +35,13 @@ let package = Package(
                 swiftSettings: optimized),
         // NN: layers (forward + backward), ResNet, losses, AdamW on OpenBLAS.
         .target(name: "NN", dependencies: ["CBLAS"], path: "Sources/NN", swiftSettings: optimized),
+        // Augment: speaker-robust augmentations of training crops (SpecAugment, tempo, VTLP, gain, noise, mixup).
+        .target(name: "Augment", dependencies: ["Datasets", "NN"], path: "Sources/Augment", swiftSettings: optimized),
         // Dist: the MPI communicator.
         .target(name: "Dist", dependencies: ["CMPI"], path: "Sources/Dist", swiftSettings: optimized),
         // Train: configs, the training loop, metrics, checkpoints.
         .target(name: "Train",
-                dependencies: ["Audio", "Datasets", "NN", "Dist", .product(name: "Yams", package: "Yams")],
+                dependencies: ["Audio", "Augment", "Datasets", "NN", "Dist", .product(name: "Yams", package: "Yams")],
                 path: "Sources/Train", swiftSettings: optimized),
         // CLI: the `digits-dist` command.
         .executableTarget(name: "CLI",
@@ -51,6 +53,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Audio"], path: "Tests/DatasetsTests"),
         .testTarget(name: "NNTests", dependencies: ["NN"], path: "Tests/NNTests"),
+        .testTarget(name: "AugmentTests", dependencies: ["Augment", "Datasets"], path: "Tests/AugmentTests"),
         .testTarget(name: "TrainTests", dependencies: ["Train", "NN"], path: "Tests/TrainTests",
                     resources: [.copy("Fixtures")]),
         // Pure Dist logic only (no MPI_Init: every test target shares one process); MPI runs in IntegrationTests.

@@ -7,14 +7,15 @@ global batch 32, drop_last, reshuffled each epoch) and the same data path as `di
 - features: librosa 0.11 `power_to_db(melspectrogram(y, sr=22050, n_fft=2048, hop_length=512,
   n_mels=128, fmin=50, fmax=16000))` of the whole clip (`librosa.load(path, sr=22050)`), cached in
   `--cache` (an .npz) so repeated runs skip librosa;
-- training input: a random 44-frame (1 s) crop, start uniform in [0, frames - 44] (0 for shorter clips),
-  frames past the clip's end padded with the clip's minimum (its silence level), no normalisation;
+- training input: a random 44-frame (1 s) crop, start uniform in [0, frames - 44]; a shorter clip centred
+  in the window (`--short-offset`), the rest padded with the clip's minimum (its silence level), no
+  normalisation;
 - evaluation: each held-out clip cut into 44-frame chunks (starts 0, 44, 88, ...; the last one padded the
-  same way), softmax averaged over the chunks, argmax.
+  same way, a short clip centred), softmax averaged over the chunks, argmax.
 
 Options prefixed "variant" change one part of the pipeline, to see what other PyTorch+librosa pipelines
-would score: `--weight-decay 0.01` (AdamW's default), `--short-offset random` (a short clip lands at a
-random place in the window), `--pad zero` (pad with 0 dB), `--crop audio` (crop 1 s of zero-padded audio,
+would score: `--weight-decay 0.01` (AdamW's default), `--short-offset start` or `random` (a short clip at the
+window's start, or at a random place in training), `--pad zero` (pad with 0 dB), `--crop audio` (crop 1 s of zero-padded audio,
 log-mel of the crop with top_db relative to it; evaluate on the first 1 s of audio).
 
     pip install torch librosa
@@ -52,8 +53,9 @@ def parse_args():
     parser.add_argument("--cache", default="/tmp/fsdd-librosa-logmel.npz",
                         help="features (and resampled audio) of every clip; rebuilt when the file list changes")
     parser.add_argument("--weight-decay", type=float, default=0.0, help="variant: AdamW weight decay")
-    parser.add_argument("--short-offset", choices=["start", "random"], default="start",
-                        help="variant: where a clip shorter than the crop sits in the training window")
+    parser.add_argument("--short-offset", choices=["center", "start", "random"], default="center",
+                        help="where a clip shorter than the crop sits in the window (digits-dist's "
+                             "audio.short_clip_position; random: anywhere in training, centred in evaluation)")
     parser.add_argument("--pad", choices=["min", "zero"], default="min",
                         help="variant: pad value past the clip's end (clip minimum, or 0 dB)")
     parser.add_argument("--crop", choices=["features", "audio"], default="features",
@@ -150,15 +152,21 @@ def training_crop(clips, i, rng):
     frames = mel.shape[1]
     if frames > CROP_FRAMES:
         return window(mel, int(rng.integers(0, frames - CROP_FRAMES + 1)), 0, args.pad)
-    offset = int(rng.integers(0, CROP_FRAMES - frames + 1)) if args.short_offset == "random" else 0
-    return window(mel, 0, offset, args.pad)
+    if args.short_offset == "random":
+        return window(mel, 0, int(rng.integers(0, CROP_FRAMES - frames + 1)), args.pad)
+    return window(mel, 0, short_offset(frames), args.pad)
+
+
+def short_offset(frames):
+    """Where a clip of `frames` (< the crop) starts in the window, as digits-dist's audio.short_clip_position."""
+    return 0 if args.short_offset == "start" else max(0, (CROP_FRAMES - frames) // 2)
 
 
 def evaluation_chunks(clips, i):
     if args.crop == "audio":
         return [audio_window(clips.wave(i), 0)]
     mel = clips.logmel(i)
-    return [window(mel, start, 0, args.pad) for start in range(0, max(mel.shape[1], 1), CROP_FRAMES)]
+    return [window(mel, start, short_offset(mel.shape[1]), args.pad) for start in range(0, max(mel.shape[1], 1), CROP_FRAMES)]
 
 
 @torch.no_grad()

@@ -4,7 +4,8 @@ import NN
 
 /// Classifies whole clips with a ResNet in eval mode, as `prediction.inference_chunk_method: Fix`:
 /// each clip's log-mel is cut into crop-length chunks (the last one padded with the clip's silence
-/// level), and the chunks' softmax probabilities are averaged.
+/// level; a clip shorter than one chunk placed as in training), and the chunks' softmax probabilities
+/// are averaged.
 public final class ChunkedClassifier {
     /// One clip's features: (melBins, frames) row-major, and the value that pads its last chunk.
     public typealias ClipFeatures = (values: UnsafePointer<Float>, frames: Int, padding: Float)
@@ -13,11 +14,13 @@ public final class ChunkedClassifier {
     let melBins: Int
     let cropFrames: Int
     let batch: Int
+    let shortClipPosition: LogMelCrop.ShortClipPosition
     let input: UnsafeMutablePointer<Float>  // [batch][1][melBins][cropFrames]
     public static let classes = 10
 
-    public init(model: ResNet, melBins: Int, cropFrames: Int, batch: Int) {
+    public init(model: ResNet, melBins: Int, cropFrames: Int, batch: Int, shortClipPosition: LogMelCrop.ShortClipPosition) {
         self.model = model
+        self.shortClipPosition = shortClipPosition
         self.melBins = melBins
         self.cropFrames = cropFrames
         self.batch = min(batch, model.maxBatch)
@@ -43,8 +46,9 @@ public final class ChunkedClassifier {
             let group = chunks[first..<min(chunks.count, first + batch)]
             for (row, chunk) in group.enumerated() {
                 let features = clip(chunk.clip)
+                let offset = shortClipPosition.offset(clipFrames: features.frames, frames: cropFrames)
                 LogMelCrop.copy(from: features.values, melBins: melBins, clipFrames: features.frames, startFrame: chunk.start,
-                                frames: cropFrames, padding: features.padding, into: input + row * plane)
+                                offset: offset, frames: cropFrames, padding: features.padding, into: input + row * plane)
             }
             let logits = try model.forward(input: input, batch: group.count, training: false)
             for (row, chunk) in group.enumerated() {

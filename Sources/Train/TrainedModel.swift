@@ -1,4 +1,5 @@
 import Audio
+import Datasets
 import Foundation
 import NN
 
@@ -9,6 +10,8 @@ public struct TrainedModel {
     public let model: ResNet
     /// Frames of one inference chunk; the weights do not depend on it, so it may differ from training's.
     public let chunkFrames: Int
+    /// Where a clip shorter than a chunk sits in it: as in the run's training.
+    public let shortClipPosition: LogMelCrop.ShortClipPosition
 
     /// Loads `path`; `chunkSeconds` sets the inference chunk (default: the training crop).
     public init(path: String, chunkSeconds: Double? = nil, batch: Int = 32) throws {
@@ -23,6 +26,7 @@ public struct TrainedModel {
         chunkFrames = chunkSeconds.map {
             LogMelExtractor.frameCount(sampleCount: Int(($0 * Double(m.audio.sampleRate)).rounded()), settings: m.audio)
         } ?? m.inputWidth
+        shortClipPosition = try RunConfig.shortClipPosition(ofSaved: m.config, source: path)
         model = try ResNet(arch: Architecture(parsing: m.architecture), width: m.width, inputHeight: m.inputHeight,
                            inputWidth: chunkFrames, maxBatch: batch, classes: m.classes, dropout: Float(m.dropout), seed: 0)
         for (name, destination, count) in [("parameters", model.parameters, model.parameterCount),
@@ -51,6 +55,7 @@ public struct TrainedModel {
     }
 
     public func classifier(batch: Int = 32) -> ChunkedClassifier {
-        ChunkedClassifier(model: model, melBins: metadata.inputHeight, cropFrames: chunkFrames, batch: batch)
+        ChunkedClassifier(model: model, melBins: metadata.inputHeight, cropFrames: chunkFrames, batch: batch,
+                          shortClipPosition: shortClipPosition)
     }
 }

@@ -1,4 +1,5 @@
 import Audio
+import Augment
 import Datasets
 import Dist
 import Foundation
@@ -24,6 +25,7 @@ public final class Trainer {
     let dlogits: UnsafeMutablePointer<Float> // [maxBatch][classes]
     let targets: UnsafeMutablePointer<Float>  // [maxBatch][classes]: one-hot, or blended by mixup
     let partnerCrop: UnsafeMutablePointer<Float>  // [melBins][cropFrames] scratch for mixup
+    let augmentationScratch: UnsafeMutablePointer<Float>  // [melBins][cropFrames]
     let classifier: ChunkedClassifier
     /// Contiguous runs of parameters and whether they train at the differential learning rate; the
     /// learning rates are rewritten in place every step (no allocation).
@@ -66,9 +68,10 @@ public final class Trainer {
         dlogits = .allocate(capacity: evaluationBatch * 10)
         targets = .allocate(capacity: evaluationBatch * 10)
         partnerCrop = .allocate(capacity: recipe.audio.melBins * recipe.cropFrames)
+        augmentationScratch = .allocate(capacity: recipe.audio.melBins * recipe.cropFrames)
         lossAndStop = .allocate(capacity: 2)
         classifier = ChunkedClassifier(model: model, melBins: recipe.audio.melBins, cropFrames: recipe.cropFrames,
-                                       batch: evaluationBatch)
+                                       batch: evaluationBatch, shortClipPosition: recipe.shortClipPosition)
         if !recipe.differentialLayers.isEmpty {
             for slot in model.parameterSlots {
                 let differential = try Self.isDifferential(slot.name, layers: recipe.differentialLayers)
@@ -111,6 +114,7 @@ public final class Trainer {
         dlogits.deallocate()
         targets.deallocate()
         partnerCrop.deallocate()
+        augmentationScratch.deallocate()
         lossAndStop.deallocate()
     }
 
@@ -316,13 +320,28 @@ public final class Trainer {
                 target[dataset.clips[partner].label] += 1 - ratio
             }
         }
+        if recipe.labelSmoothing > 0 {
+            LabelSmoothing.apply(targets, rows: positions.count, classes: 10, epsilon: recipe.labelSmoothing)
+        }
     }
 
-    /// The random training crop of `clip` for this `epoch` and `position`.
+    /// The training crop of `clip` for this `epoch` and `position`: a random window of a long clip, a short
+    /// one at its place (`audio.short_clip_position`) moved by the random time shift; then augmented.
     func cropForTraining(clip: Int, epoch: Int, position: Int, into out: UnsafeMutablePointer<Float>) {
-        let start = EpochOrder.cropStart(seed: recipe.seed, epoch: epoch, position: position,
-                                         clipFrames: cache.frames(ofClip: clip), cropFrames: recipe.cropFrames)
-        cache.crop(clip: clip, startFrame: start, frames: recipe.cropFrames, into: out)
+        let clipFrames = cache.frames(ofClip: clip), frames = recipe.cropFrames
+        let start = EpochOrder.cropStart(seed: recipe.seed, epoch: epoch, position: position, clipFrames: clipFrames,
+                                         cropFrames: frames)
+        var rng = SpeakerAugmentation.generator(seed: recipe.seed, epoch: epoch, position: position)
+        var offset = recipe.shortClipPosition.offset(clipFrames: clipFrames, frames: frames)
+        if recipe.timeShiftFrames > 0 && clipFrames < frames {
+            let shift = rng.nextInt(below: 2 * recipe.timeShiftFrames + 1) - recipe.timeShiftFrames
+            offset = max(0, min(frames - clipFrames, offset + shift))
+        }
+        cache.crop(clip: clip, startFrame: start, offset: offset, frames: frames, into: out)
+        if !recipe.augmentation.isIdentity {
+            recipe.augmentation.apply(out, melBins: recipe.audio.melBins, frames: frames, scratch: augmentationScratch,
+                                      rng: &rng)
+        }
     }
 
     /// Validates on `clips`, sharded over ranks (chunked as `ChunkedClassifier`); rank 0 gathers every

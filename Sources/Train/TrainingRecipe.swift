@@ -1,4 +1,6 @@
 import Audio
+import Augment
+import Datasets
 import Dist
 import Foundation
 import NN
@@ -34,6 +36,14 @@ public struct TrainingRecipe: Sendable {
     public var calculateTrainMetric: Bool
     /// mixup of audio, nil when disabled.
     public var mixup: Mixup?
+    /// The crop augmentations (`augmentation.*`), applied to every training crop before mixup.
+    public var augmentation: SpeakerAugmentation
+    /// A short clip's training crop moves by up to ± this many frames (`augmentation.time_shift_seconds`).
+    public var timeShiftFrames: Int
+    /// Where a clip shorter than the crop sits in it (`audio.short_clip_position`).
+    public var shortClipPosition: LogMelCrop.ShortClipPosition
+    /// ε of `training.label_smoothing`.
+    public var labelSmoothing: Float
     /// torchvision weights to start from (`--pretrained FILE`).
     public var pretrainedPath: String?
     public var checkpointEverySteps: Int
@@ -68,7 +78,15 @@ public struct TrainingRecipe: Sendable {
         checkpointEverySteps = config.int("training.checkpoint_every_steps")
         keepCheckpoints = config.int("training.keep_checkpoints")
         selectByAccuracy = config.string("prediction.metric") == "Accuracy"
-        mixup = Mixup(config: config)
+        mixup = config.string("augmentation.mix_audio") == "Mixup"
+            ? Mixup(concentration: config.double("augmentation.mix_concentration"),
+                    iterations: config.int("augmentation.mix_iterations"),
+                    probability: config.double("augmentation.mix_probability"))
+            : nil
+        augmentation = try SpeakerAugmentation(config: config)
+        timeShiftFrames = Int((config.double("augmentation.time_shift_seconds") * Double(audio.sampleRate) / Double(audio.hopSize)).rounded())
+        shortClipPosition = config.shortClipPosition
+        labelSmoothing = Float(config.double("training.label_smoothing"))
         calculateTrainMetric = config.bool("training.calculate_train_metric")
         differentialLayers = config.list("training.differential_learning_rate_layers")
         differentialLearningRate = config.double("training.differential_learning_rate")
@@ -116,5 +134,39 @@ public struct TrainingRecipe: Sendable {
         crossEntropy
             ? try Loss.softmaxCrossEntropy(logits: logits, targets: targets, batch: batch, classes: 10, dlogits: dlogits)
             : try Loss.binaryCrossEntropyWithLogits(logits: logits, targets: targets, batch: batch, classes: 10, dlogits: dlogits)
+    }
+}
+
+extension SpeakerAugmentation {
+    /// The `augmentation.*` keys of the crop augmentations.
+    init(config: RunConfig) throws {
+        self.init()
+        tempo = config.double("augmentation.tempo")
+        vocalTract = config.double("augmentation.vocal_tract")
+        gain = config.double("augmentation.gain_db")
+        noiseProbability = config.double("augmentation.noise_probability")
+        let lowest = config.double("augmentation.noise_min_snr_db"), highest = config.double("augmentation.noise_max_snr_db")
+        guard lowest <= highest else {
+            throw ConfigError("augmentation.noise_min_snr_db = \(lowest) is above augmentation.noise_max_snr_db = \(highest)")
+        }
+        noiseSNR = lowest...highest
+        frequencyMasks = config.int("augmentation.frequency_masks")
+        frequencyMaskBins = config.int("augmentation.frequency_mask_bins")
+        timeMasks = config.int("augmentation.time_masks")
+        timeMaskFrames = config.int("augmentation.time_mask_frames")
+    }
+}
+
+extension RunConfig {
+    /// `audio.short_clip_position`.
+    var shortClipPosition: LogMelCrop.ShortClipPosition {
+        LogMelCrop.ShortClipPosition(rawValue: string("audio.short_clip_position")) ?? .center
+    }
+
+    /// `audio.short_clip_position` of the resolved config a checkpoint holds. Every key is written there,
+    /// so one without it predates the key, from when short clips sat at the start of the crop.
+    static func shortClipPosition(ofSaved yaml: String, source: String) throws -> LogMelCrop.ShortClipPosition {
+        let saved = try parse(yaml: yaml, source: source)
+        return saved.explicitKeys.contains("audio.short_clip_position") ? saved.shortClipPosition : .start
     }
 }

@@ -1,11 +1,9 @@
+@testable import Augment
 import Datasets
-@testable import Train
 import XCTest
 
 final class MixupTests: XCTestCase {
-    func mixup(_ alpha: Double) throws -> Mixup {
-        try XCTUnwrap(Mixup(config: try RunConfig.parse(yaml: "augmentation:\n  mix_audio: Mixup\n  mix_concentration: \(alpha)\n", source: "test")))
-    }
+    func mixup(_ alpha: Double) throws -> Mixup { Mixup(concentration: alpha, iterations: 1, probability: 1) }
 
     func testRatiosFollowBetaOfTheConcentration() throws {
         for alpha in [0.4, 1.0, 4.0] {
@@ -35,9 +33,8 @@ final class MixupTests: XCTestCase {
         XCTAssertEqual(unchanged, partner)
     }
 
-    func testDisabledMeansNoMixupAndBatchChoiceFollowsTheProbability() throws {
-        XCTAssertNil(Mixup(config: RunConfig()))
-        let half = try XCTUnwrap(Mixup(config: try RunConfig.parse(yaml: "augmentation: {mix_audio: Mixup, mix_probability: 0.5}", source: "t")))
+    func testBatchChoiceFollowsTheProbability() throws {
+        let half = Mixup(concentration: 1, iterations: 1, probability: 0.5)
         let mixed = (0..<2000).filter { half.mixes(seed: 1, epoch: 0, batch: $0) }.count
         XCTAssertEqual(Double(mixed) / 2000, 0.5, accuracy: 0.04)
         // The choice is drawn per epoch (and seed), not fixed per batch index.

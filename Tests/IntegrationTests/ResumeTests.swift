@@ -48,7 +48,31 @@ final class ResumeTests: XCTestCase {
     }
 
     func testKilledRankThenResumeGivesBitwiseTheSameWeights() throws {
-        let long = ["--set", "training.epochs=30"]  // 360 steps: the kill after step 4 lands mid-run
+        try assertKillAndResumeIsBitwiseExact(["--set", "training.epochs=30"])  // 360 steps: the kill after step 4 lands mid-run
+    }
+
+    /// Every augmentation draws from (seed, epoch, position), so a resumed run augments the rest of its
+    /// crops exactly as the uninterrupted one.
+    func testKilledRankThenResumeGivesBitwiseTheSameWeightsWithEveryAugmentation() throws {
+        let augmentations = ["augmentation.time_shift_seconds=0.2", "augmentation.tempo=0.1", "augmentation.vocal_tract=0.1",
+                             "augmentation.gain_db=6", "augmentation.noise_probability=0.5", "augmentation.frequency_masks=2",
+                             "augmentation.time_masks=2", "augmentation.mix_audio=Mixup", "training.label_smoothing=0.1"]
+        let settings = augmentations.flatMap { ["--set", $0] }
+        try assertKillAndResumeIsBitwiseExact(["--set", "training.epochs=30"] + settings)
+        // Control: the augmentations really act (one epoch with and without them).
+        var weights: [[Float]] = []
+        for (name, extra) in [("plain", []), ("augmented", settings)] {
+            let run = try mpirun(2, arguments(out: root + "/" + name, ["--set", "training.epochs=1"] + extra), timeout: 300)
+            XCTAssertEqual(run.status, 0, run.summary)
+            weights.append(try parameters(root + "/\(name)/final.ckpt"))
+        }
+        XCTAssertNotEqual(weights[0], weights[1], "the augmentations must change training")
+    }
+
+    /// Trains `extra` uninterrupted, then kills a rank of the same run after its second checkpoint and
+    /// resumes it: the final weights must be bitwise equal. Returns them.
+    @discardableResult
+    func assertKillAndResumeIsBitwiseExact(_ long: [String], file: StaticString = #filePath, line: UInt = #line) throws -> [Float] {
         let expected = try uninterrupted(ranks: 2, long)
         let out = root + "/killed"
         let killed = try mpirun(2, arguments(out: out, long), timeout: 300) { mpirunPid in
@@ -66,6 +90,7 @@ final class ResumeTests: XCTestCase {
         XCTAssertEqual(try parameters(out + "/final.ckpt"), expected, "resumed weights must be bitwise equal")
         let losses = { (folder: String) in try String(contentsOfFile: folder + "/steps.jsonl", encoding: .utf8) }
         XCTAssertEqual(try losses(out), try losses(root + "/full"), "the step record reads as if the run never stopped")
+        return expected
     }
 
     /// Float rounding differs between rank counts and grows with every step, so this resume continues for

@@ -13,27 +13,25 @@ public struct Mixup: Sendable {
     public let iterations: Int
     public let probability: Double
 
-    /// nil when `augmentation.mix_audio` is Disabled.
-    init?(config: RunConfig) {
-        guard config.string("augmentation.mix_audio") == "Mixup" else { return nil }
-        concentration = config.double("augmentation.mix_concentration")
-        iterations = config.int("augmentation.mix_iterations")
-        probability = config.double("augmentation.mix_probability")
+    public init(concentration: Double, iterations: Int, probability: Double) {
+        self.concentration = concentration
+        self.iterations = iterations
+        self.probability = probability
     }
 
     /// Whether global batch `batch` of `epoch` is mixed (`mix_probability` of the batches are).
-    func mixes(seed: UInt64, epoch: Int, batch: Int) -> Bool {
+    public func mixes(seed: UInt64, epoch: Int, batch: Int) -> Bool {
         var rng = SplitMix64(seed: seed ^ 0x6D69_7875_7000 ^ (UInt64(epoch) << 32) ^ UInt64(batch))
         return Double(rng.nextFloat()) < probability
     }
 
     /// The generator of the partners and ratios of the sample at `position` of `epoch`.
-    static func generator(seed: UInt64, epoch: Int, position: Int) -> SplitMix64 {
+    public static func generator(seed: UInt64, epoch: Int, position: Int) -> SplitMix64 {
         SplitMix64(seed: seed ^ 0x6D69_7870_6172 ^ (UInt64(epoch) << 40) ^ (UInt64(position) &* 0x9E37_79B9_7F4A_7C15))
     }
 
     /// λ ~ Beta(α, α) as G₁ / (G₁ + G₂) of two Gamma(α) draws.
-    func ratio(_ rng: inout SplitMix64) -> Float {
+    public func ratio(_ rng: inout SplitMix64) -> Float {
         let a = Self.gamma(concentration, &rng), b = Self.gamma(concentration, &rng)
         return a + b > 0 ? Float(a / (a + b)) : 0.5
     }
@@ -56,7 +54,7 @@ public struct Mixup: Sendable {
     }
 
     /// x ← the log-mel (dB) of λ·audio(x) + (1 − λ)·audio(x′), in place over `count` values.
-    static func mix(_ x: UnsafeMutablePointer<Float>, with other: UnsafePointer<Float>, count: Int, ratio: Float) {
+    public static func mix(_ x: UnsafeMutablePointer<Float>, with other: UnsafePointer<Float>, count: Int, ratio: Float) {
         guard ratio < 1 else { return }
         guard ratio > 0 else {
             x.update(from: other, count: count)

@@ -1,0 +1,120 @@
+import Datasets
+import Foundation
+import NN
+
+/// Speaker-robust augmentations of one training crop: a (melBins, frames) log-mel in dB, changed in place.
+/// In the order applied:
+/// - tempo: the time axis stretched by 1 + U(−tempo, tempo) (speed perturbation without the pitch change);
+/// - vocal-tract length: the mel axis warped by 1 + U(−vocalTract, vocalTract) around its lowest band, as
+///   VTLP warps the frequency axis, so a voice sounds as from a shorter or longer vocal tract;
+/// - gain: every value moved by U(−gain, gain) dB (a louder or quieter recording);
+/// - noise: with probability `noiseProbability`, noise added in power at a signal-to-noise ratio drawn
+///   uniformly in `noiseSNR` dB, relative to the crop's mean power, each cell's noise power exponentially
+///   distributed around its level as a periodogram of white noise is;
+/// - SpecAugment (Park et al., 2019): `frequencyMasks` bands of up to `frequencyMaskBins` mel bins and
+///   `timeMasks` spans of up to `timeMaskFrames` frames set to the crop's mean.
+/// Every draw comes from a generator keyed by (seed, epoch, position), so any rank count and any resume
+/// augment the same crop the same way.
+public struct SpeakerAugmentation: Sendable, Equatable {
+    public var tempo = 0.0
+    public var vocalTract = 0.0
+    public var gain = 0.0
+    public var noiseProbability = 0.0
+    public var noiseSNR = 10.0...40.0
+    public var frequencyMasks = 0, frequencyMaskBins = 0
+    public var timeMasks = 0, timeMaskFrames = 0
+
+    public init() {}
+
+    /// Whether no augmentation is on (the crop is left as it is).
+    public var isIdentity: Bool {
+        tempo == 0 && vocalTract == 0 && gain == 0 && noiseProbability == 0
+            && (frequencyMasks == 0 || frequencyMaskBins == 0) && (timeMasks == 0 || timeMaskFrames == 0)
+    }
+
+    /// The generator of the crop at `position` of `epoch`.
+    public static func generator(seed: UInt64, epoch: Int, position: Int) -> SplitMix64 {
+        SplitMix64(seed: seed ^ 0x5350_4543_4155_4700 ^ (UInt64(epoch) << 44) ^ (UInt64(position) &* 0xA24B_AED4_963E_E407))
+    }
+
+    /// Augments `crop` in place; `scratch` holds melBins·frames floats.
+    public func apply(_ crop: UnsafeMutablePointer<Float>, melBins: Int, frames: Int,
+                      scratch: UnsafeMutablePointer<Float>, rng: inout SplitMix64) {
+        if tempo > 0 {
+            let factor = 1 + tempo * (2 * rng.nextUniformDouble() - 1)
+            Self.resample(crop, melBins: melBins, frames: frames, scratch: scratch, alongTime: true, factor: factor)
+        }
+        if vocalTract > 0 {
+            let factor = 1 + vocalTract * (2 * rng.nextUniformDouble() - 1)
+            Self.resample(crop, melBins: melBins, frames: frames, scratch: scratch, alongTime: false, factor: factor)
+        }
+        let count = melBins * frames
+        if gain > 0 {
+            let shift = Float(gain * (2 * rng.nextUniformDouble() - 1))
+            for i in 0..<count { crop[i] += shift }
+        }
+        if noiseProbability > 0, rng.nextUniformDouble() < noiseProbability {
+            let snr = noiseSNR.lowerBound + (noiseSNR.upperBound - noiseSNR.lowerBound) * rng.nextUniformDouble()
+            Self.addNoise(crop, count: count, snrDecibels: snr, rng: &rng)
+        }
+        guard (frequencyMasks > 0 && frequencyMaskBins > 0) || (timeMasks > 0 && timeMaskFrames > 0) else { return }
+        var sum = 0.0
+        for i in 0..<count { sum += Double(crop[i]) }
+        let fill = Float(sum / Double(count))
+        for _ in 0..<(frequencyMaskBins > 0 ? frequencyMasks : 0) {
+            let band = Self.span(maximum: frequencyMaskBins, within: melBins, &rng)
+            for m in band { (crop + m * frames).update(repeating: fill, count: frames) }
+        }
+        for _ in 0..<(timeMaskFrames > 0 ? timeMasks : 0) {
+            let span = Self.span(maximum: timeMaskFrames, within: frames, &rng)
+            for m in 0..<melBins { for t in span { crop[m * frames + t] = fill } }
+        }
+    }
+
+    /// A random span of 0...maximum consecutive indices inside 0..<size.
+    static func span(maximum: Int, within size: Int, _ rng: inout SplitMix64) -> Range<Int> {
+        let width = rng.nextInt(below: min(maximum, size) + 1)
+        let start = rng.nextInt(below: size - width + 1)
+        return start..<(start + width)
+    }
+
+    /// out(i) = in(i / factor) along one axis by linear interpolation, edges held: a factor above 1
+    /// stretches (slower speech, or formants moved up the mel axis), below 1 compresses.
+    static func resample(_ crop: UnsafeMutablePointer<Float>, melBins: Int, frames: Int,
+                         scratch: UnsafeMutablePointer<Float>, alongTime: Bool, factor: Double) {
+        scratch.update(from: crop, count: melBins * frames)
+        let length = alongTime ? frames : melBins
+        for i in 0..<length {
+            let source = min(Double(length - 1), Double(i) / factor)
+            let lower = Int(source), upper = min(length - 1, lower + 1)
+            let weight = Float(source - Double(lower))
+            if alongTime {
+                for m in 0..<melBins {
+                    let row = scratch + m * frames
+                    crop[m * frames + i] = row[lower] + weight * (row[upper] - row[lower])
+                }
+            } else {
+                let below = scratch + lower * frames, above = scratch + upper * frames, out = crop + i * frames
+                for t in 0..<frames { out[t] = below[t] + weight * (above[t] - below[t]) }
+            }
+        }
+    }
+
+    /// x ← 10·log10(10^(x/10) + n) with n = P̄·10^(−snr/10)·E, P̄ the crop's mean power and E ~ Exp(1) per cell.
+    static func addNoise(_ crop: UnsafeMutablePointer<Float>, count: Int, snrDecibels: Double, rng: inout SplitMix64) {
+        var power = 0.0
+        for i in 0..<count { power += pow(10, Double(crop[i]) / 10) }
+        let level = power / Double(count) * pow(10, -snrDecibels / 10)
+        for i in 0..<count {
+            let noise = level * -log(1 - rng.nextUniformDouble())
+            crop[i] = Float(10 * log10(pow(10, Double(crop[i]) / 10) + noise))
+        }
+    }
+}
+
+/// `training.label_smoothing`: targets (1 − ε)·t + ε/classes, so a row of blended targets still sums to 1.
+public enum LabelSmoothing {
+    public static func apply(_ targets: UnsafeMutablePointer<Float>, rows: Int, classes: Int, epsilon: Float) {
+        for i in 0..<(rows * classes) { targets[i] = (1 - epsilon) * targets[i] + epsilon / Float(classes) }
+    }
+}

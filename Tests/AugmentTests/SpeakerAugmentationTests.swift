@@ -1,0 +1,128 @@
+@testable import Augment
+import Datasets
+import XCTest
+
+final class SpeakerAugmentationTests: XCTestCase {
+    let melBins = 16, frames = 12
+
+    /// A crop like a word in silence: −80 dB floor, a louder band in the middle.
+    func wordCrop() -> [Float] {
+        (0..<(melBins * frames)).map { i in
+            let m = i / frames, t = i % frames
+            return (4..<9).contains(t) ? Float(-30 + m) : -80
+        }
+    }
+
+    func augmented(_ augmentation: SpeakerAugmentation, seed: UInt64 = 1, epoch: Int = 0, position: Int = 0) -> [Float] {
+        var crop = wordCrop()
+        var scratch = [Float](repeating: 0, count: crop.count)
+        var rng = SpeakerAugmentation.generator(seed: seed, epoch: epoch, position: position)
+        augmentation.apply(&crop, melBins: melBins, frames: frames, scratch: &scratch, rng: &rng)
+        return crop
+    }
+
+    static var everything: SpeakerAugmentation {
+        var all = SpeakerAugmentation()
+        all.tempo = 0.15
+        all.vocalTract = 0.15
+        all.gain = 6
+        all.noiseProbability = 1
+        all.frequencyMasks = 2
+        all.frequencyMaskBins = 3
+        all.timeMasks = 2
+        all.timeMaskFrames = 2
+        return all
+    }
+
+    func testNothingOnLeavesTheCropAsItIs() {
+        XCTAssertTrue(SpeakerAugmentation().isIdentity)
+        XCTAssertEqual(augmented(SpeakerAugmentation()), wordCrop())
+        XCTAssertFalse(Self.everything.isIdentity)
+    }
+
+    func testSameSeedEpochAndPositionGiveTheSameCropAndAnyOtherChangesIt() {
+        let all = Self.everything
+        let first = augmented(all)
+        XCTAssertEqual(first.map(\.bitPattern), augmented(all).map(\.bitPattern))
+        XCTAssertNotEqual(first, augmented(all, seed: 2))
+        XCTAssertNotEqual(first, augmented(all, epoch: 1))
+        XCTAssertNotEqual(first, augmented(all, position: 1))
+        XCTAssertTrue(first.allSatisfy(\.isFinite))
+    }
+
+    func testGainMovesEveryValueByOneAmountWithinItsBound() {
+        var gain = SpeakerAugmentation()
+        gain.gain = 6
+        var shifts: [Float] = []
+        for position in 0..<50 {
+            let out = augmented(gain, position: position), shift = out[0] - wordCrop()[0]
+            XCTAssertLessThanOrEqual(abs(shift), 6)
+            for (a, b) in zip(out, wordCrop()) { XCTAssertEqual(a - b, shift, accuracy: 1e-4) }
+            shifts.append(shift)
+        }
+        XCTAssertGreaterThan(shifts.max()! - shifts.min()!, 6, "draws cover the range")
+    }
+
+    func testTempoAndVocalTractInterpolateWithinTheCropsRangeAndMoveTheWord() {
+        for alongTime in [true, false] {
+            var warp = SpeakerAugmentation()
+            if alongTime { warp.tempo = 0.3 } else { warp.vocalTract = 0.3 }
+            var moved = 0
+            for position in 0..<20 {
+                let out = augmented(warp, position: position)
+                XCTAssertTrue(out.allSatisfy { (-80 ... -15).contains($0) }, "interpolation stays inside the values")
+                if out != wordCrop() { moved += 1 }
+            }
+            XCTAssertGreaterThan(moved, 15, alongTime ? "tempo" : "vocal tract")
+        }
+        // A factor of exactly 1 is the identity; 2 along time repeats every frame.
+        var crop = wordCrop(), scratch = crop
+        SpeakerAugmentation.resample(&crop, melBins: melBins, frames: frames, scratch: &scratch, alongTime: true, factor: 1)
+        XCTAssertEqual(crop, wordCrop())
+        SpeakerAugmentation.resample(&crop, melBins: melBins, frames: frames, scratch: &scratch, alongTime: true, factor: 2)
+        for m in 0..<melBins { for t in 0..<frames where t % 2 == 0 { XCTAssertEqual(crop[m * frames + t], wordCrop()[m * frames + t / 2]) } }
+    }
+
+    func testNoiseOnlyAddsPowerAndLiftsSilenceMoreThanTheWord() {
+        var crop = wordCrop()
+        var rng = SplitMix64(seed: 3)
+        SpeakerAugmentation.addNoise(&crop, count: crop.count, snrDecibels: 10, rng: &rng)
+        var silenceLift = 0.0, wordLift = 0.0
+        for (i, (after, before)) in zip(crop, wordCrop()).enumerated() {
+            XCTAssertGreaterThanOrEqual(after, before - 1e-4, "adding power never lowers a cell")
+            if (4..<9).contains(i % frames) { wordLift += Double(after - before) } else { silenceLift += Double(after - before) }
+        }
+        XCTAssertGreaterThan(silenceLift / Double(7 * melBins), 10 * wordLift / Double(5 * melBins))
+        // At an SNR of 10 dB the noise floor sits about 10 dB below the crop's mean power.
+        let power = wordCrop().map { pow(10, Double($0) / 10) }.reduce(0, +) / Double(crop.count)
+        let floor = crop.enumerated().filter { !(4..<9).contains($0.offset % frames) }.map { pow(10, Double($0.element) / 10) }
+        XCTAssertEqual(10 * log10(floor.reduce(0, +) / Double(floor.count) / power), -10, accuracy: 2)
+    }
+
+    func testMasksCoverAtMostTheirWidthsWithTheCropsMean() {
+        var masks = SpeakerAugmentation()
+        masks.frequencyMasks = 2
+        masks.frequencyMaskBins = 3
+        masks.timeMasks = 1
+        masks.timeMaskFrames = 2
+        let mean = wordCrop().reduce(0, +) / Float(melBins * frames)
+        for position in 0..<30 {
+            let out = augmented(masks, position: position)
+            let maskedRows = (0..<melBins).filter { m in (0..<frames).allSatisfy { out[m * frames + $0] == mean } }
+            let maskedColumns = (0..<frames).filter { t in (0..<melBins).allSatisfy { out[$0 * frames + t] == mean } }
+            XCTAssertLessThanOrEqual(maskedRows.count, 6)
+            XCTAssertLessThanOrEqual(maskedColumns.count, 2)
+            for (i, value) in out.enumerated() where value != wordCrop()[i] {
+                XCTAssertTrue(maskedRows.contains(i / frames) || maskedColumns.contains(i % frames) || value == mean)
+            }
+        }
+    }
+
+    func testSmoothedAndMixedTargetsSumToOne() {
+        var targets: [Float] = [0, 0, 0.3, 0, 0, 0, 0, 0.7, 0, 0] + [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+        LabelSmoothing.apply(&targets, rows: 2, classes: 10, epsilon: 0.1)
+        for row in 0..<2 { XCTAssertEqual(targets[(row * 10)..<(row * 10 + 10)].reduce(0, +), 1, accuracy: 1e-6) }
+        XCTAssertEqual(targets[11], 0.91, accuracy: 1e-6)
+        XCTAssertEqual(targets[0], 0.01, accuracy: 1e-6)
+    }
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Leave-one-speaker-out on the real FSDD recordings: for each seed, `digits-dist train` with
+# configs/fsdd.yaml (5 folds, one speaker held out each, trained on the other four under mpirun -n 2),
+# the final weights scored on the held-out speaker; prints per-speaker accuracy and macro ROC-AUC, and the
+# mean over folds and seeds (± the std of the per-seed means). When torch and librosa are installed, the
+# PyTorch peer (scripts/train-fsdd-pytorch.py) runs the same folds and seeds beside it.
+#   scripts/loso.sh [SEEDS] [--set key=value ...]
+#   scripts/loso.sh "1 2 3"                                       # the defaults
+#   scripts/loso.sh "1 2 3" --set audio.short_clip_position=Start # one change against them
+# Environment: FSDD (the recordings folder), LOSO_OUT (run folders, default runs/loso),
+# LOSO_PEER=0 skips the PyTorch peer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seeds=${1:-"1 2 3"}
+shift || true
+data=${FSDD:-../shared/data/fsdd/recordings}
+out=${LOSO_OUT:-runs/loso}
+bin=.build/release/digits-dist
+[ -x "$bin" ] || scripts/setup.sh
+[ "$(id -u)" -ne 0 ] || export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+rm -rf "$out"
+for seed in $seeds; do
+    mpirun --oversubscribe -n 2 "$bin" train --config configs/fsdd.yaml --data "$data" --out "$out/seed-$seed" \
+        --cache-dir "$out/cache" --threads 1 --set "environment.seed=$seed" "$@" 2>"$out.seed-$seed.log" \
+        || { tail -5 "$out.seed-$seed.log"; exit 1; }
+done
+peer="$out/pytorch.tsv"
+: >"$peer"
+if [ "${LOSO_PEER:-1}" != 0 ] && python3 -c "import torch, librosa" 2>/dev/null; then
+    epochs=$(grep -o 'epochs: [0-9]*' "$out/seed-${seeds%% *}/config.yaml" | grep -o '[0-9]*')
+    for seed in $seeds; do
+        for speaker in george jackson nicolas theo yweweler; do
+            accuracy=$(python3 scripts/train-fsdd-pytorch.py --data "$data" --val-speaker "$speaker" --seed "$seed" \
+                --epochs "$epochs" --threads 2 --cache "$out/librosa.npz" 2>/dev/null | grep -o '[0-9.]*$')
+            printf '%s\t%s\t%s\n' "$seed" "$speaker" "$accuracy" >>"$peer"
+        done
+    done
+fi
+python3 - "$out" "$peer" $seeds <<'PY'
+import json, statistics, sys
+out, peer, seeds = sys.argv[1], sys.argv[2], sys.argv[3:]
+rows, means = {}, []
+for seed in seeds:
+    summary = json.load(open(f"{out}/seed-{seed}/summary.json"))
+    accuracies = []
+    for fold in summary["folds"]:
+        speaker = fold["validation_speakers"][0]
+        m = fold["metrics"]
+        rows.setdefault(speaker, []).append((m["accuracy"], m.get("macroROCAUC") or m.get("macro_roc_auc")))
+        accuracies.append(m["accuracy"])
+    means.append(statistics.mean(accuracies))
+torch = {}
+for line in open(peer):
+    seed, speaker, accuracy = line.split("\t")
+    if accuracy.strip():
+        torch.setdefault(speaker, []).append(float(accuracy))
+print(f"LOSO over {len(rows)} speakers × seeds {' '.join(seeds)}" + (" (PyTorch peer beside)" if torch else ""))
+for speaker, values in sorted(rows.items()):
+    accuracies = [a for a, _ in values]
+    aucs = [u for _, u in values if u is not None]
+    line = f"  {speaker:10s} accuracy {statistics.mean(accuracies):.3f} ({', '.join(f'{a:.3f}' for a in accuracies)})"
+    if aucs:
+        line += f"  macro ROC-AUC {statistics.mean(aucs):.4f}"
+    if speaker in torch:
+        line += f"  | PyTorch {statistics.mean(torch[speaker]):.3f} ({', '.join(f'{a:.3f}' for a in torch[speaker])})"
+    print(line)
+spread = statistics.stdev(means) if len(means) > 1 else 0.0
+print(f"digits-dist LOSO mean {statistics.mean(means):.3f} ± {spread:.3f} (per-seed means {', '.join(f'{m:.3f}' for m in means)})")
+if torch:
+    per_seed = {}
+    for line in open(peer):
+        seed, speaker, accuracy = line.split("\t")
+        if accuracy.strip():
+            per_seed.setdefault(seed, []).append(float(accuracy))
+    torch_means = [statistics.mean(v) for v in per_seed.values()]
+    torch_spread = statistics.stdev(torch_means) if len(torch_means) > 1 else 0.0
+    print(f"PyTorch     LOSO mean {statistics.mean(torch_means):.3f} ± {torch_spread:.3f}")
+PY
