@@ -8,7 +8,7 @@
 #   scripts/loso.sh "1 2 3"                                       # the defaults
 #   scripts/loso.sh "1 2 3" --set audio.short_clip_position=Start # one change against them
 # Environment: FSDD (the recordings folder), LOSO_OUT (run folders, default runs/loso),
-# LOSO_PEER=0 skips the PyTorch peer.
+# LOSO_PEER=0 skips the PyTorch peer, LOSO_LIBROSA_CACHE (the peer's features, default in /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=${1:-"1 2 3"}
@@ -19,10 +19,11 @@ bin=.build/release/digits-dist
 [ -x "$bin" ] || scripts/setup.sh
 [ "$(id -u)" -ne 0 ] || export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 rm -rf "$out"
+mkdir -p "$out"
 for seed in $seeds; do
     mpirun --oversubscribe -n 2 "$bin" train --config configs/fsdd.yaml --data "$data" --out "$out/seed-$seed" \
-        --cache-dir "$out/cache" --threads 1 --set "environment.seed=$seed" "$@" 2>"$out.seed-$seed.log" \
-        || { tail -5 "$out.seed-$seed.log"; exit 1; }
+        --threads 1 --set "environment.seed=$seed" "$@" 2>"$out/seed-$seed.log" \
+        || { tail -5 "$out/seed-$seed.log"; exit 1; }
 done
 peer="$out/pytorch.tsv"
 : >"$peer"
@@ -30,9 +31,11 @@ if [ "${LOSO_PEER:-1}" != 0 ] && python3 -c "import torch, librosa" 2>/dev/null;
     epochs=$(grep -o 'epochs: [0-9]*' "$out/seed-${seeds%% *}/config.yaml" | grep -o '[0-9]*')
     for seed in $seeds; do
         for speaker in george jackson nicolas theo yweweler; do
-            accuracy=$(python3 scripts/train-fsdd-pytorch.py --data "$data" --val-speaker "$speaker" --seed "$seed" \
-                --epochs "$epochs" --threads 2 --cache "$out/librosa.npz" 2>/dev/null | grep -o '[0-9.]*$')
-            printf '%s\t%s\t%s\n' "$seed" "$speaker" "$accuracy" >>"$peer"
+            log="$out/pytorch-seed-$seed-$speaker.log"
+            python3 scripts/train-fsdd-pytorch.py --data "$data" --val-speaker "$speaker" --seed "$seed" \
+                --epochs "$epochs" --threads 2 --cache "${LOSO_LIBROSA_CACHE:-/tmp/fsdd-librosa-logmel.npz}" >"$log" 2>&1 \
+                || { tail -5 "$log"; exit 1; }
+            printf '%s\t%s\t%s\n' "$seed" "$speaker" "$(grep -o 'accuracy [0-9.]*' "$log" | cut -d' ' -f2)" >>"$peer"
         done
     done
 fi

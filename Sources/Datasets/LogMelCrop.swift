@@ -37,3 +37,40 @@ public enum LogMelCrop {
         stride(from: 0, to: max(clipFrames, 1), by: frames)
     }
 }
+
+/// `audio.spectrogram_normalization`: a window standardised by statistics of the whole clip it comes
+/// from, in training and inference alike (a chunk of a long recording is scaled as the recording).
+public enum SpectrogramNormalization: String, Sendable, CaseIterable {
+    /// Log-mel dB as librosa's power_to_db (the seed's setting).
+    case no = "No"
+    /// Minus the clip's mean, over its standard deviation: recording level and dynamic range removed.
+    case perClip = "PerClip"
+    /// Minus each mel band's mean over the clip (the log-mel form of cepstral mean normalisation: the
+    /// channel's and the voice's average spectral envelope removed), over the clip's standard deviation.
+    case perBand = "PerBand"
+
+    /// Normalises the (melBins, frames) `window` in place by the statistics of the (melBins, clipFrames)
+    /// `clip` it was cut from.
+    public func apply(_ window: UnsafeMutablePointer<Float>, melBins: Int, frames: Int, clip: UnsafePointer<Float>,
+                      clipFrames: Int) {
+        guard self != .no, clipFrames > 0 else { return }
+        var total = 0.0, squares = 0.0
+        for i in 0..<(melBins * clipFrames) {
+            total += Double(clip[i])
+            squares += Double(clip[i]) * Double(clip[i])
+        }
+        let count = Double(melBins * clipFrames), mean = total / count
+        // A constant clip (all silence) keeps its scale rather than dividing by zero.
+        let scale = Float(1 / max((squares / count - mean * mean).squareRoot(), 1e-3))
+        for m in 0..<melBins {
+            var center = Float(mean)
+            if self == .perBand {
+                var band = 0.0
+                for t in 0..<clipFrames { band += Double(clip[m * clipFrames + t]) }
+                center = Float(band / Double(clipFrames))
+            }
+            let row = window + m * frames
+            for t in 0..<frames { row[t] = (row[t] - center) * scale }
+        }
+    }
+}

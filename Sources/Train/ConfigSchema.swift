@@ -50,7 +50,8 @@ extension ConfigKey {
         .init("audio.mel_frequency_bins", .int(1...1024), .int(128), "mel bands"),
         .init("audio.minimum_frequency", .double(0...1e6), .double(50), "lowest mel band edge (Hz)"),
         .init("audio.maximum_frequency", .double(1...1e6), .double(16_000), "highest mel band edge (Hz); above Nyquist leaves the top bands empty, as librosa"),
-        .init("audio.spectrogram_normalization", .choice(["No"]), .string("No"), "features are log-mel dB as librosa's power_to_db"),
+        .init("audio.spectrogram_normalization", .choice(["No", "PerClip", "PerBand"]), .string("No"),
+              "No: log-mel dB as librosa's power_to_db; PerClip: minus the clip's mean, over its std; PerBand: minus each mel band's mean over the clip, over the clip's std"),
         .init("audio.training_chunk_seconds", .double(0.05...600), .double(1), "length of the random training crops (zero-padded when shorter)"),
         .init("audio.short_clip_position", .choice(["Center", "Start"]), .string("Center"),
               "where a clip shorter than the crop sits in it, in training and inference (the rest is its silence level)"),
@@ -100,6 +101,8 @@ extension ConfigKey {
         .init("logging.number_of_audios", .int(0...1024), .int(8), "audio samples logged", ignoredBecause: "no external logger"),
 
         .init("prediction.inference_chunk_method", .choice(["Fix"]), .string("Fix"), "long clips are cut into fixed chunks whose predictions are averaged"),
+        .init("prediction.chunk_weighting", .choice(["Energy", "Equal"]), .string("Energy"),
+              "chunks of a long clip averaged weighted by their mean power (a silent tail does not dilute the word), or equally"),
         .init("prediction.inference_chunk_seconds", .double(0.05...600), .double(1), "chunk length for predict"),
         .init("prediction.max_inference_chunk_seconds", .double(0.05...86_400), .double(600), "longest audio predict reads"),
         .init("prediction.metric", .choice(["ROC_AUC", "Accuracy"]), .string("ROC_AUC"), "validation metric that picks the best checkpoint"),

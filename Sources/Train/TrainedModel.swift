@@ -12,6 +12,10 @@ public struct TrainedModel {
     public let chunkFrames: Int
     /// Where a clip shorter than a chunk sits in it: as in the run's training.
     public let shortClipPosition: LogMelCrop.ShortClipPosition
+    /// How a long clip's chunks are averaged (`prediction.chunk_weighting` of the run).
+    public let chunkWeighting: ChunkedClassifier.ChunkWeighting
+    /// The run's `audio.spectrogram_normalization`.
+    public let normalization: SpectrogramNormalization
 
     /// Loads `path`; `chunkSeconds` sets the inference chunk (default: the training crop).
     public init(path: String, chunkSeconds: Double? = nil, batch: Int = 32) throws {
@@ -26,7 +30,10 @@ public struct TrainedModel {
         chunkFrames = chunkSeconds.map {
             LogMelExtractor.frameCount(sampleCount: Int(($0 * Double(m.audio.sampleRate)).rounded()), settings: m.audio)
         } ?? m.inputWidth
-        shortClipPosition = try RunConfig.shortClipPosition(ofSaved: m.config, source: path)
+        let saved = try RunConfig.parse(yaml: m.config, source: path)
+        shortClipPosition = saved.savedShortClipPosition
+        chunkWeighting = saved.chunkWeighting
+        normalization = saved.normalization
         model = try ResNet(arch: Architecture(parsing: m.architecture), width: m.width, inputHeight: m.inputHeight,
                            inputWidth: chunkFrames, maxBatch: batch, classes: m.classes, dropout: Float(m.dropout), seed: 0)
         for (name, destination, count) in [("parameters", model.parameters, model.parameterCount),
@@ -56,6 +63,7 @@ public struct TrainedModel {
 
     public func classifier(batch: Int = 32) -> ChunkedClassifier {
         ChunkedClassifier(model: model, melBins: metadata.inputHeight, cropFrames: chunkFrames, batch: batch,
-                          shortClipPosition: shortClipPosition)
+                          shortClipPosition: shortClipPosition, weighting: chunkWeighting,
+                          normalization: normalization)
     }
 }

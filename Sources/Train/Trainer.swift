@@ -71,7 +71,8 @@ public final class Trainer {
         augmentationScratch = .allocate(capacity: recipe.audio.melBins * recipe.cropFrames)
         lossAndStop = .allocate(capacity: 2)
         classifier = ChunkedClassifier(model: model, melBins: recipe.audio.melBins, cropFrames: recipe.cropFrames,
-                                       batch: evaluationBatch, shortClipPosition: recipe.shortClipPosition)
+                                       batch: evaluationBatch, shortClipPosition: recipe.shortClipPosition,
+                                       weighting: recipe.chunkWeighting, normalization: recipe.normalization)
         if !recipe.differentialLayers.isEmpty {
             for slot in model.parameterSlots {
                 let differential = try Self.isDifferential(slot.name, layers: recipe.differentialLayers)
@@ -326,7 +327,8 @@ public final class Trainer {
     }
 
     /// The training crop of `clip` for this `epoch` and `position`: a random window of a long clip, a short
-    /// one at its place (`audio.short_clip_position`) moved by the random time shift; then augmented.
+    /// one at its place (`audio.short_clip_position`) moved by the random time shift; then augmented, and
+    /// normalised by the clip's statistics.
     func cropForTraining(clip: Int, epoch: Int, position: Int, into out: UnsafeMutablePointer<Float>) {
         let clipFrames = cache.frames(ofClip: clip), frames = recipe.cropFrames
         let start = EpochOrder.cropStart(seed: recipe.seed, epoch: epoch, position: position, clipFrames: clipFrames,
@@ -342,6 +344,9 @@ public final class Trainer {
             recipe.augmentation.apply(out, melBins: recipe.audio.melBins, frames: frames, scratch: augmentationScratch,
                                       rng: &rng)
         }
+        let features = cache.features(ofClip: clip)
+        recipe.normalization.apply(out, melBins: recipe.audio.melBins, frames: frames, clip: features.baseAddress!,
+                                   clipFrames: clipFrames)
     }
 
     /// Validates on `clips`, sharded over ranks (chunked as `ChunkedClassifier`); rank 0 gathers every

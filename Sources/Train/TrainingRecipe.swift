@@ -42,6 +42,10 @@ public struct TrainingRecipe: Sendable {
     public var timeShiftFrames: Int
     /// Where a clip shorter than the crop sits in it (`audio.short_clip_position`).
     public var shortClipPosition: LogMelCrop.ShortClipPosition
+    /// `audio.spectrogram_normalization`, in training and inference.
+    public var normalization: SpectrogramNormalization
+    /// How validation averages a long clip's chunks (`prediction.chunk_weighting`).
+    public var chunkWeighting: ChunkedClassifier.ChunkWeighting
     /// ε of `training.label_smoothing`.
     public var labelSmoothing: Float
     /// torchvision weights to start from (`--pretrained FILE`).
@@ -86,6 +90,8 @@ public struct TrainingRecipe: Sendable {
         augmentation = try SpeakerAugmentation(config: config)
         timeShiftFrames = Int((config.double("augmentation.time_shift_seconds") * Double(audio.sampleRate) / Double(audio.hopSize)).rounded())
         shortClipPosition = config.shortClipPosition
+        chunkWeighting = config.chunkWeighting
+        normalization = config.normalization
         labelSmoothing = Float(config.double("training.label_smoothing"))
         calculateTrainMetric = config.bool("training.calculate_train_metric")
         differentialLayers = config.list("training.differential_learning_rate_layers")
@@ -163,10 +169,19 @@ extension RunConfig {
         LogMelCrop.ShortClipPosition(rawValue: string("audio.short_clip_position")) ?? .center
     }
 
-    /// `audio.short_clip_position` of the resolved config a checkpoint holds. Every key is written there,
+    /// `audio.spectrogram_normalization`.
+    var normalization: SpectrogramNormalization {
+        SpectrogramNormalization(rawValue: string("audio.spectrogram_normalization")) ?? .no
+    }
+
+    /// `prediction.chunk_weighting`.
+    var chunkWeighting: ChunkedClassifier.ChunkWeighting {
+        ChunkedClassifier.ChunkWeighting(rawValue: string("prediction.chunk_weighting")) ?? .energy
+    }
+
+    /// `audio.short_clip_position` of a resolved config saved in a checkpoint. Every key is written there,
     /// so one without it predates the key, from when short clips sat at the start of the crop.
-    static func shortClipPosition(ofSaved yaml: String, source: String) throws -> LogMelCrop.ShortClipPosition {
-        let saved = try parse(yaml: yaml, source: source)
-        return saved.explicitKeys.contains("audio.short_clip_position") ? saved.shortClipPosition : .start
+    var savedShortClipPosition: LogMelCrop.ShortClipPosition {
+        explicitKeys.contains("audio.short_clip_position") ? shortClipPosition : .start
     }
 }

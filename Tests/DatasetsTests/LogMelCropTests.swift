@@ -16,3 +16,34 @@ final class ShortClipPositionTests: XCTestCase {
         XCTAssertEqual(window, [0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 5])
     }
 }
+
+final class SpectrogramNormalizationTests: XCTestCase {
+    /// 2 bands × 4 frames: band 0 loud, band 1 quiet.
+    let clip: [Float] = [-10, -20, -10, -20, -60, -70, -60, -70]
+
+    func testPerClipStandardisesTheClipAndScalesAWindowOfItTheSameWay() {
+        var whole = clip
+        SpectrogramNormalization.perClip.apply(&whole, melBins: 2, frames: 4, clip: clip, clipFrames: 4)
+        let mean = whole.reduce(0, +) / 8, variance = whole.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 8
+        XCTAssertEqual(mean, 0, accuracy: 1e-5)
+        XCTAssertEqual(variance, 1, accuracy: 1e-4)
+        // A 2-frame window of the same clip gets the clip's statistics, not its own.
+        var window: [Float] = [-10, -20, -60, -70]
+        SpectrogramNormalization.perClip.apply(&window, melBins: 2, frames: 2, clip: clip, clipFrames: 4)
+        XCTAssertEqual(window, [whole[0], whole[1], whole[4], whole[5]])
+    }
+
+    func testPerBandRemovesEachBandsMeanAndNoLeavesTheValues() {
+        var whole = clip
+        SpectrogramNormalization.perBand.apply(&whole, melBins: 2, frames: 4, clip: clip, clipFrames: 4)
+        XCTAssertEqual(whole[0..<4].reduce(0, +), 0, accuracy: 1e-5)
+        XCTAssertEqual(whole[4..<8].reduce(0, +), 0, accuracy: 1e-5)
+        XCTAssertEqual(Array(whole[0..<4]), Array(whole[4..<8]), "the bands differ only in level")
+        var untouched = clip
+        SpectrogramNormalization.no.apply(&untouched, melBins: 2, frames: 4, clip: clip, clipFrames: 4)
+        XCTAssertEqual(untouched, clip)
+        var silence: [Float] = [-80, -80]
+        SpectrogramNormalization.perClip.apply(&silence, melBins: 1, frames: 2, clip: [-80, -80], clipFrames: 2)
+        XCTAssertEqual(silence, [0, 0], "a constant clip stays finite")
+    }
+}
