@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Audio"], path: "Tests/DatasetsTests"),
         .testTarget(name: "NNTests", dependencies: ["NN"], path: "Tests/NNTests"),
         .testTarget(name: "AugmentTests", dependencies: ["Augment", "Datasets"], path: "Tests/AugmentTests"),
-        .testTarget(name: "TrainTests", dependencies: ["Train", "NN"], path: "Tests/TrainTests",
+        .testTarget(name: "TrainTests", dependencies: ["Train", "NN", "Augment"], path: "Tests/TrainTests",
                     resources: [.copy("Fixtures")]),
         // Pure Dist logic only (no MPI_Init: every test target shares one process); MPI runs in IntegrationTests.
         .testTarget(name: "DistTests", dependencies: ["Dist"], path: "Tests/DistTests"),

@@ -80,7 +80,7 @@ public struct SpeakerAugmentation: Sendable, Equatable {
 
     /// out(i) = in(i / factor) along one axis by linear interpolation, edges held: a factor above 1
     /// stretches (slower speech, or formants moved up the mel axis), below 1 compresses.
-    static func resample(_ crop: UnsafeMutablePointer<Float>, melBins: Int, frames: Int,
+    public static func resample(_ crop: UnsafeMutablePointer<Float>, melBins: Int, frames: Int,
                          scratch: UnsafeMutablePointer<Float>, alongTime: Bool, factor: Double) {
         scratch.update(from: crop, count: melBins * frames)
         let length = alongTime ? frames : melBins

@@ -48,6 +48,14 @@ struct BenchTrainCommand: ParsableCommand {
     @Flag(help: "Also print the time of every convolution, forward and backward (torchvision's layer names).")
     var layers = false
 
+    @Option(name: .customLong("set"), help: ArgumentHelp(
+        "A run config key=value for the training crops (repeatable); with any, the crops of one step (window, "
+            + "augmentations, normalisation) are timed beside the step.", valueName: "key=value"))
+    var settings: [String] = []
+
+    @Flag(help: "Time the training crops of the default config beside the step.")
+    var crops = false
+
     func run() throws {
         try onEveryRank { world in
             let architecture = try Architecture(parsing: arch)
@@ -83,6 +91,15 @@ struct BenchTrainCommand: ParsableCommand {
                              + "(effective, Winograd convolutions counted at their direct cost; executed %.0f%%)",
                              peak, threadCount, 100 * result.gflopsPerSecond / peak,
                              100 * result.executedGflopsPerSecond / peak))
+            }
+            if crops || !settings.isEmpty {
+                var config = RunConfig()
+                try config.apply(overrides: settings)
+                let crop = try TrainingRecipe(config: config, seed: 1).crop
+                let milliseconds = crop.millisecondsPerBatch(batch)
+                print(String(format: "training crops of one step (%@): %.2f ms, %.1f%% of the step",
+                             settings.isEmpty ? "defaults" : settings.joined(separator: " "), milliseconds,
+                             100 * milliseconds / result.millisecondsPerStep))
             }
             print(String(format: "peak resident memory %.0f MB", BenchFeaturesCommand.peakResidentMegabytes()))
             return 0

@@ -51,6 +51,9 @@ public struct Dataset: Sendable {
     public var clips: [Clip]
     /// Files that looked like part of the dataset but could not be used.
     public var skipped: [SkippedFile]
+    /// Speakers whose clips only ever train (`dataset.extra_training_data`): in no fold, in every run's
+    /// training set.
+    public var trainingOnlySpeakers: Set<String> = []
 
     public init(root: String, layout: DatasetLayout, clips: [Clip], skipped: [SkippedFile] = []) {
         self.root = root
@@ -61,6 +64,16 @@ public struct Dataset: Sendable {
 
     /// Speakers in sorted order.
     public var speakers: [String] { Array(Set(clips.map(\.speaker))).sorted() }
+
+    /// This dataset with `extra`'s clips added as training-only speakers, named `extra/SPEAKER` so they
+    /// cannot merge with one of ours. The root names both, so the pair has a feature cache of its own.
+    public func addingTrainingOnly(_ extra: Dataset) -> Dataset {
+        let renamed = extra.clips.map { Clip(path: $0.path, label: $0.label, speaker: "extra/" + $0.speaker) }
+        var merged = Dataset(root: root + " + " + extra.root, layout: layout, clips: clips + renamed,
+                             skipped: skipped + extra.skipped)
+        merged.trainingOnlySpeakers = trainingOnlySpeakers.union(renamed.map(\.speaker))
+        return merged
+    }
 
     /// Clip counts per digit 0–9.
     public var labelCounts: [Int] { Self.labelCounts(of: clips.indices, in: clips) }

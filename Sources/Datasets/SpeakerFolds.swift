@@ -5,11 +5,13 @@ public struct SpeakerFolds: Sendable {
     public let speakers: [[String]]
     /// Clip indices (into the dataset's clips) of each fold, ascending.
     public let clipIndices: [[Int]]
+    /// Clips of the dataset's training-only speakers: in every fold's training set.
+    public let trainingOnlyIndices: [Int]
 
     /// Shuffles the speakers with `seed`, then gives each speaker, largest first, to the fold with the
     /// fewest clips so far; the shuffle only decides among speakers of equal size.
     public init(dataset: Dataset, folds: Int, seed: UInt64) throws {
-        let speakers = dataset.speakers
+        let speakers = dataset.speakers.filter { !dataset.trainingOnlySpeakers.contains($0) }
         guard folds >= 2 else {
             throw DatasetError(path: dataset.root, problem: "folds must be at least 2 (got \(folds))")
         }
@@ -18,7 +20,11 @@ public struct SpeakerFolds: Sendable {
                 "\(folds) folds need at least \(folds) speakers, the dataset has \(speakers.count)")
         }
         var clipsOf: [String: [Int]] = [:]
-        for (i, clip) in dataset.clips.enumerated() { clipsOf[clip.speaker, default: []].append(i) }
+        var trainingOnly: [Int] = []
+        for (i, clip) in dataset.clips.enumerated() {
+            if dataset.trainingOnlySpeakers.contains(clip.speaker) { trainingOnly.append(i) } else { clipsOf[clip.speaker, default: []].append(i) }
+        }
+        trainingOnlyIndices = trainingOnly
         var rng = SplitMix64(seed: seed)
         var shuffled = speakers
         rng.shuffle(&shuffled)
@@ -41,6 +47,6 @@ public struct SpeakerFolds: Sendable {
 
     /// Clip indices of every fold but `fold`.
     public func trainingIndices(excluding fold: Int) -> [Int] {
-        clipIndices.indices.filter { $0 != fold }.flatMap { clipIndices[$0] }.sorted()
+        (clipIndices.indices.filter { $0 != fold }.flatMap { clipIndices[$0] } + trainingOnlyIndices).sorted()
     }
 }

@@ -1,12 +1,34 @@
+import Augment
 import Datasets
 import Foundation
 import NN
+
+/// How clips become chunks and chunk predictions a clip's: the run's inference keys.
+public struct InferencePlan: Sendable {
+    /// Where a clip shorter than a chunk sits in it: as in the run's training.
+    public var shortClipPosition: LogMelCrop.ShortClipPosition = .center
+    public var weighting: ChunkedClassifier.ChunkWeighting = .energy
+    public var normalization: SpectrogramNormalization = .no
+    /// Every chunk is also classified moved by ± this many frames (`prediction.tta_shift_seconds`)…
+    public var shiftFrames = 0
+    /// … and with its mel axis warped by 1 ± this (`prediction.tta_vocal_tract`); all variants averaged.
+    public var warp = 0.0
+
+    public init() {}
+
+    /// (shift in frames, mel-axis warp factor) of each classified variant of a chunk, the chunk itself first.
+    var variants: [(shift: Int, warp: Double)] {
+        [(0, 1)] + (shiftFrames > 0 ? [(-shiftFrames, 1), (shiftFrames, 1)] : [])
+            + (warp > 0 ? [(0, 1 - warp), (0, 1 + warp)] : [])
+    }
+}
 
 /// Classifies whole clips with a ResNet in eval mode, as `prediction.inference_chunk_method: Fix`:
 /// each clip's log-mel is cut into crop-length chunks (the last one padded with the clip's silence
 /// level; a clip shorter than one chunk placed as in training), and the chunks' softmax probabilities
 /// are averaged: weighted by each chunk's mean power (`prediction.chunk_weighting: Energy`), so the
 /// silent tail of a recording does not dilute the chunk that holds the word, or equally (`Equal`).
+/// With test-time augmentation every chunk's shifted and warped variants are averaged in too.
 public final class ChunkedClassifier {
     /// One clip's features: (melBins, frames) row-major, and the value that pads its last chunk.
     public typealias ClipFeatures = (values: UnsafePointer<Float>, frames: Int, padding: Float)
@@ -15,10 +37,9 @@ public final class ChunkedClassifier {
     let melBins: Int
     let cropFrames: Int
     let batch: Int
-    let shortClipPosition: LogMelCrop.ShortClipPosition
-    let weighting: ChunkWeighting
-    let normalization: SpectrogramNormalization
+    let plan: InferencePlan
     let input: UnsafeMutablePointer<Float>  // [batch][1][melBins][cropFrames]
+    let scratch: UnsafeMutablePointer<Float>  // [melBins][cropFrames], for warps
     public static let classes = 10
 
     /// How the chunks of a clip are averaged (`prediction.chunk_weighting`).
@@ -27,51 +48,64 @@ public final class ChunkedClassifier {
         case equal = "Equal"
     }
 
-    public init(model: ResNet, melBins: Int, cropFrames: Int, batch: Int, shortClipPosition: LogMelCrop.ShortClipPosition,
-                weighting: ChunkWeighting, normalization: SpectrogramNormalization) {
+    public init(model: ResNet, melBins: Int, cropFrames: Int, batch: Int, plan: InferencePlan) {
         self.model = model
-        self.normalization = normalization
-        self.shortClipPosition = shortClipPosition
-        self.weighting = weighting
+        self.plan = plan
         self.melBins = melBins
         self.cropFrames = cropFrames
         self.batch = min(batch, model.maxBatch)
         input = .allocate(capacity: self.batch * melBins * cropFrames)
+        scratch = .allocate(capacity: melBins * cropFrames)
     }
 
-    deinit { input.deallocate() }
+    deinit {
+        input.deallocate()
+        scratch.deallocate()
+    }
 
     /// Mean probabilities of `count` clips, [count][classes]; `eachChunk` sees every chunk's own
     /// probabilities (clip index, start frame, classes values).
     public func classify(count: Int, clip: (Int) -> ClipFeatures,
                          eachChunk: ((Int, Int, UnsafeBufferPointer<Float>) -> Void)? = nil) throws -> [Float] {
-        let classes = Self.classes
-        var chunks: [(clip: Int, start: Int)] = []
+        let classes = Self.classes, variants = plan.variants
+        var rows: [(clip: Int, start: Int, variant: Int)] = []
         for i in 0..<count {
-            for start in LogMelCrop.chunkStarts(clipFrames: clip(i).frames, frames: cropFrames) { chunks.append((i, start)) }
+            for start in LogMelCrop.chunkStarts(clipFrames: clip(i).frames, frames: cropFrames) {
+                for variant in variants.indices { rows.append((i, start, variant)) }
+            }
         }
         var sums = [Float](repeating: 0, count: count * classes)
         var weights = [Double](repeating: 0, count: count)
-        var chunkWeights = [Double](repeating: 1, count: batch)
+        var rowWeights = [Double](repeating: 1, count: batch)
         var probabilities = [Float](repeating: 0, count: classes)
         let plane = melBins * cropFrames
-        for first in stride(from: 0, to: chunks.count, by: batch) {
-            let group = chunks[first..<min(chunks.count, first + batch)]
-            for (row, chunk) in group.enumerated() {
-                let features = clip(chunk.clip)
-                let offset = shortClipPosition.offset(clipFrames: features.frames, frames: cropFrames)
-                LogMelCrop.copy(from: features.values, melBins: melBins, clipFrames: features.frames, startFrame: chunk.start,
-                                offset: offset, frames: cropFrames, padding: features.padding, into: input + row * plane)
-                if weighting == .energy { chunkWeights[row] = Self.meanPower(input + row * plane, count: plane) }
-                normalization.apply(input + row * plane, melBins: melBins, frames: cropFrames, clip: features.values,
-                                    clipFrames: features.frames)
+        for first in stride(from: 0, to: rows.count, by: batch) {
+            let group = rows[first..<min(rows.count, first + batch)]
+            for (slot, row) in group.enumerated() {
+                let features = clip(row.clip), window = input + slot * plane, variant = variants[row.variant]
+                var start = row.start
+                var offset = plan.shortClipPosition.offset(clipFrames: features.frames, frames: cropFrames)
+                if features.frames < cropFrames {
+                    offset = max(0, min(cropFrames - features.frames, offset + variant.shift))
+                } else {
+                    start = max(0, min(features.frames - 1, start + variant.shift))
+                }
+                LogMelCrop.copy(from: features.values, melBins: melBins, clipFrames: features.frames, startFrame: start,
+                                offset: offset, frames: cropFrames, padding: features.padding, into: window)
+                if variant.warp != 1 {
+                    SpeakerAugmentation.resample(window, melBins: melBins, frames: cropFrames, scratch: scratch,
+                                                 alongTime: false, factor: variant.warp)
+                }
+                if plan.weighting == .energy { rowWeights[slot] = Self.meanPower(window, count: plane) }
+                plan.normalization.apply(window, melBins: melBins, frames: cropFrames, clip: features.values,
+                                         clipFrames: features.frames)
             }
             let logits = try model.forward(input: input, batch: group.count, training: false)
-            for (row, chunk) in group.enumerated() {
-                Self.softmax(logits + row * classes, into: &probabilities)
-                for k in 0..<classes { sums[chunk.clip * classes + k] += Float(chunkWeights[row]) * probabilities[k] }
-                weights[chunk.clip] += chunkWeights[row]
-                probabilities.withUnsafeBufferPointer { eachChunk?(chunk.clip, chunk.start, $0) }
+            for (slot, row) in group.enumerated() {
+                Self.softmax(logits + slot * classes, into: &probabilities)
+                for k in 0..<classes { sums[row.clip * classes + k] += Float(rowWeights[slot]) * probabilities[k] }
+                weights[row.clip] += rowWeights[slot]
+                if row.variant == 0 { probabilities.withUnsafeBufferPointer { eachChunk?(row.clip, row.start, $0) } }
             }
         }
         for i in 0..<count { for k in 0..<classes { sums[i * classes + k] = Float(Double(sums[i * classes + k]) / weights[i]) } }

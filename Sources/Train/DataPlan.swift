@@ -48,9 +48,10 @@ public enum RunPlanner {
             log("dataset.group_fold_column = \(grouping): folds group by speaker instead, so no speaker is on both sides of a split")
         }
         var foldCount = Int((1 / config.double("dataset.validation_size")).rounded())
-        if foldCount > dataset.speakers.count {
-            log("dataset.validation_size asks for \(foldCount) folds; the dataset has \(dataset.speakers.count) speakers, so \(dataset.speakers.count) folds")
-            foldCount = dataset.speakers.count
+        let speakers = dataset.speakers.count - dataset.trainingOnlySpeakers.count
+        if foldCount > speakers {
+            log("dataset.validation_size asks for \(foldCount) folds; the dataset has \(speakers) speakers, so \(speakers) folds")
+            foldCount = speakers
         }
         let plan = try SpeakerFolds(dataset: dataset, folds: max(2, foldCount), seed: seed)
         let selected = try selectedFolds(config.list("dataset.folds"), count: plan.count)

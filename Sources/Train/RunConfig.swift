@@ -258,8 +258,15 @@ public struct RunConfig: Sendable {
 extension RunConfig {
     /// The dataset at `path` (a folder or CSV) when given, else the config's `dataset.train_dataframe`
     /// or `dataset.data_folder`. A CSV's audio paths are relative to `dataset.data_folder` when the
-    /// config sets it, else to the CSV's own folder.
+    /// config sets it, else to the CSV's own folder. `dataset.extra_training_data` adds its clips as
+    /// training-only speakers.
     public func loadDataset(path: String?) throws -> Dataset {
+        let dataset = try loadMainDataset(path: path)
+        guard let extra = self.path("dataset.extra_training_data") else { return dataset }
+        return dataset.addingTrainingOnly(try Dataset.load(path: extra))
+    }
+
+    private func loadMainDataset(path: String?) throws -> Dataset {
         let folder = self.path("dataset.data_folder")
         let audio = string("dataset.audio_column"), label = list("dataset.label_columns").first ?? "label"
         if let path {

@@ -10,12 +10,8 @@ public struct TrainedModel {
     public let model: ResNet
     /// Frames of one inference chunk; the weights do not depend on it, so it may differ from training's.
     public let chunkFrames: Int
-    /// Where a clip shorter than a chunk sits in it: as in the run's training.
-    public let shortClipPosition: LogMelCrop.ShortClipPosition
-    /// How a long clip's chunks are averaged (`prediction.chunk_weighting` of the run).
-    public let chunkWeighting: ChunkedClassifier.ChunkWeighting
-    /// The run's `audio.spectrogram_normalization`.
-    public let normalization: SpectrogramNormalization
+    /// How whole clips are classified: the run's inference keys.
+    public let inference: InferencePlan
 
     /// Loads `path`; `chunkSeconds` sets the inference chunk (default: the training crop).
     public init(path: String, chunkSeconds: Double? = nil, batch: Int = 32) throws {
@@ -31,9 +27,7 @@ public struct TrainedModel {
             LogMelExtractor.frameCount(sampleCount: Int(($0 * Double(m.audio.sampleRate)).rounded()), settings: m.audio)
         } ?? m.inputWidth
         let saved = try RunConfig.parse(yaml: m.config, source: path)
-        shortClipPosition = saved.savedShortClipPosition
-        chunkWeighting = saved.chunkWeighting
-        normalization = saved.normalization
+        inference = saved.inferencePlan(placing: saved.savedShortClipPosition)
         model = try ResNet(arch: Architecture(parsing: m.architecture), width: m.width, inputHeight: m.inputHeight,
                            inputWidth: chunkFrames, maxBatch: batch, classes: m.classes, dropout: Float(m.dropout), seed: 0)
         for (name, destination, count) in [("parameters", model.parameters, model.parameterCount),
@@ -62,8 +56,6 @@ public struct TrainedModel {
     }
 
     public func classifier(batch: Int = 32) -> ChunkedClassifier {
-        ChunkedClassifier(model: model, melBins: metadata.inputHeight, cropFrames: chunkFrames, batch: batch,
-                          shortClipPosition: shortClipPosition, weighting: chunkWeighting,
-                          normalization: normalization)
+        ChunkedClassifier(model: model, melBins: metadata.inputHeight, cropFrames: chunkFrames, batch: batch, plan: inference)
     }
 }

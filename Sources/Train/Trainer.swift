@@ -71,8 +71,7 @@ public final class Trainer {
         augmentationScratch = .allocate(capacity: recipe.audio.melBins * recipe.cropFrames)
         lossAndStop = .allocate(capacity: 2)
         classifier = ChunkedClassifier(model: model, melBins: recipe.audio.melBins, cropFrames: recipe.cropFrames,
-                                       batch: evaluationBatch, shortClipPosition: recipe.shortClipPosition,
-                                       weighting: recipe.chunkWeighting, normalization: recipe.normalization)
+                                       batch: evaluationBatch, plan: recipe.inference)
         if !recipe.differentialLayers.isEmpty {
             for slot in model.parameterSlots {
                 let differential = try Self.isDifferential(slot.name, layers: recipe.differentialLayers)
@@ -326,27 +325,15 @@ public final class Trainer {
         }
     }
 
-    /// The training crop of `clip` for this `epoch` and `position`: a random window of a long clip, a short
-    /// one at its place (`audio.short_clip_position`) moved by the random time shift; then augmented, and
-    /// normalised by the clip's statistics.
+    /// The training crop of `clip` for this `epoch` and `position` (`TrainingCrop`).
     func cropForTraining(clip: Int, epoch: Int, position: Int, into out: UnsafeMutablePointer<Float>) {
-        let clipFrames = cache.frames(ofClip: clip), frames = recipe.cropFrames
+        let clipFrames = cache.frames(ofClip: clip)
         let start = EpochOrder.cropStart(seed: recipe.seed, epoch: epoch, position: position, clipFrames: clipFrames,
-                                         cropFrames: frames)
+                                         cropFrames: recipe.cropFrames)
         var rng = SpeakerAugmentation.generator(seed: recipe.seed, epoch: epoch, position: position)
-        var offset = recipe.shortClipPosition.offset(clipFrames: clipFrames, frames: frames)
-        if recipe.timeShiftFrames > 0 && clipFrames < frames {
-            let shift = rng.nextInt(below: 2 * recipe.timeShiftFrames + 1) - recipe.timeShiftFrames
-            offset = max(0, min(frames - clipFrames, offset + shift))
-        }
-        cache.crop(clip: clip, startFrame: start, offset: offset, frames: frames, into: out)
-        if !recipe.augmentation.isIdentity {
-            recipe.augmentation.apply(out, melBins: recipe.audio.melBins, frames: frames, scratch: augmentationScratch,
-                                      rng: &rng)
-        }
-        let features = cache.features(ofClip: clip)
-        recipe.normalization.apply(out, melBins: recipe.audio.melBins, frames: frames, clip: features.baseAddress!,
-                                   clipFrames: clipFrames)
+        recipe.crop.make(clip: cache.features(ofClip: clip).baseAddress!, clipFrames: clipFrames,
+                         silence: cache.silenceLevel(ofClip: clip), start: start, rng: &rng, scratch: augmentationScratch,
+                         into: out)
     }
 
     /// Validates on `clips`, sharded over ranks (chunked as `ChunkedClassifier`); rank 0 gathers every

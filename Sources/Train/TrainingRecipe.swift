@@ -36,16 +36,12 @@ public struct TrainingRecipe: Sendable {
     public var calculateTrainMetric: Bool
     /// mixup of audio, nil when disabled.
     public var mixup: Mixup?
-    /// The crop augmentations (`augmentation.*`), applied to every training crop before mixup.
-    public var augmentation: SpeakerAugmentation
-    /// A short clip's training crop moves by up to ± this many frames (`augmentation.time_shift_seconds`).
-    public var timeShiftFrames: Int
-    /// Where a clip shorter than the crop sits in it (`audio.short_clip_position`).
-    public var shortClipPosition: LogMelCrop.ShortClipPosition
-    /// `audio.spectrogram_normalization`, in training and inference.
-    public var normalization: SpectrogramNormalization
-    /// How validation averages a long clip's chunks (`prediction.chunk_weighting`).
-    public var chunkWeighting: ChunkedClassifier.ChunkWeighting
+    /// How a training crop is made: its place in the window (`audio.short_clip_position`,
+    /// `augmentation.time_shift_seconds`), the `augmentation.*` keys (before mixup) and
+    /// `audio.spectrogram_normalization` (inference normalises alike).
+    public var crop: TrainingCrop
+    /// How validation classifies whole clips (`prediction.*`, and the crop's placement and normalisation).
+    public var inference: InferencePlan
     /// ε of `training.label_smoothing`.
     public var labelSmoothing: Float
     /// torchvision weights to start from (`--pretrained FILE`).
@@ -87,11 +83,11 @@ public struct TrainingRecipe: Sendable {
                     iterations: config.int("augmentation.mix_iterations"),
                     probability: config.double("augmentation.mix_probability"))
             : nil
-        augmentation = try SpeakerAugmentation(config: config)
-        timeShiftFrames = Int((config.double("augmentation.time_shift_seconds") * Double(audio.sampleRate) / Double(audio.hopSize)).rounded())
-        shortClipPosition = config.shortClipPosition
-        chunkWeighting = config.chunkWeighting
-        normalization = config.normalization
+        crop = TrainingCrop(
+            melBins: audio.melBins, frames: cropFrames, shortClipPosition: config.shortClipPosition,
+            timeShiftFrames: Int((config.double("augmentation.time_shift_seconds") * Double(audio.sampleRate) / Double(audio.hopSize)).rounded()),
+            augmentation: try SpeakerAugmentation(config: config), normalization: config.normalization)
+        inference = config.inferencePlan(placing: config.shortClipPosition)
         labelSmoothing = Float(config.double("training.label_smoothing"))
         calculateTrainMetric = config.bool("training.calculate_train_metric")
         differentialLayers = config.list("training.differential_learning_rate_layers")
@@ -174,9 +170,16 @@ extension RunConfig {
         SpectrogramNormalization(rawValue: string("audio.spectrogram_normalization")) ?? .no
     }
 
-    /// `prediction.chunk_weighting`.
-    var chunkWeighting: ChunkedClassifier.ChunkWeighting {
-        ChunkedClassifier.ChunkWeighting(rawValue: string("prediction.chunk_weighting")) ?? .energy
+    /// The inference keys, short clips placed at `position`.
+    func inferencePlan(placing position: LogMelCrop.ShortClipPosition) -> InferencePlan {
+        var plan = InferencePlan()
+        plan.shortClipPosition = position
+        plan.weighting = ChunkedClassifier.ChunkWeighting(rawValue: string("prediction.chunk_weighting")) ?? .energy
+        plan.normalization = normalization
+        plan.shiftFrames = Int((double("prediction.tta_shift_seconds") * Double(audioSettings.sampleRate)
+            / Double(audioSettings.hopSize)).rounded())
+        plan.warp = double("prediction.tta_vocal_tract")
+        return plan
     }
 
     /// `audio.short_clip_position` of a resolved config saved in a checkpoint. Every key is written there,

@@ -52,3 +52,22 @@ final class SpeakerFoldsTests: XCTestCase {
         XCTAssertThrowsError(try SpeakerFolds(dataset: dataset, folds: 1, seed: 0))
     }
 }
+
+final class TrainingOnlySpeakersTests: XCTestCase {
+    func testExtraSpeakersAreInEveryTrainingSetAndInNoFold() throws {
+        let clips = (0..<4).flatMap { s in (0..<3).map { Clip(path: "/d/\($0)_s\(s)_0.wav", label: $0, speaker: "s\(s)") } }
+        let extra = Dataset(root: "/synth", layout: .audioMNIST,
+                            clips: (0..<2).map { Clip(path: "/synth/01/\($0)_01_0.wav", label: $0, speaker: "01") })
+        let merged = Dataset(root: "/d", layout: .fsdd, clips: clips).addingTrainingOnly(extra)
+        XCTAssertEqual(merged.trainingOnlySpeakers, ["extra/01"])
+        XCTAssertNotEqual(merged.root, "/d", "its own cache")
+        let folds = try SpeakerFolds(dataset: merged, folds: 4, seed: 3)
+        XCTAssertEqual(Set(folds.speakers.flatMap { $0 }), ["s0", "s1", "s2", "s3"])
+        let extraIndices = Set(merged.clips.indices.filter { merged.clips[$0].speaker == "extra/01" })
+        XCTAssertEqual(extraIndices.count, 2)
+        for fold in 0..<4 {
+            XCTAssertTrue(extraIndices.isSubset(of: folds.trainingIndices(excluding: fold)))
+            XCTAssertTrue(extraIndices.isDisjoint(with: folds.clipIndices[fold]))
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import Augment
 import Datasets
 import NN
 @testable import Train
@@ -16,9 +17,9 @@ final class ChunkedClassifierTests: XCTestCase {
         }
         var perChunk: [[Float]] = []
         func classify(_ weighting: ChunkedClassifier.ChunkWeighting) throws -> [Float] {
-            let classifier = ChunkedClassifier(model: model, melBins: melBins, cropFrames: frames, batch: 4,
-                                               shortClipPosition: .center, weighting: weighting,
-                                               normalization: .no)
+            var plan = InferencePlan()
+            plan.weighting = weighting
+            let classifier = ChunkedClassifier(model: model, melBins: melBins, cropFrames: frames, batch: 4, plan: plan)
             perChunk = []
             return try clip.withUnsafeBufferPointer { values in
                 try classifier.classify(count: 1, clip: { _ in (values.baseAddress!, 2 * frames, -70) }) { _, _, p in
@@ -40,5 +41,59 @@ final class ChunkedClassifierTests: XCTestCase {
             let expected = pow(10, Double(level) / 10) * (1 + 0.1 + 0.01 + 0.001) / 4
             XCTAssertEqual(ChunkedClassifier.meanPower(window, count: 4), expected, accuracy: expected * 1e-6)
         }
+    }
+
+    /// Test-time variants: a clip classified with shifts and warps is the energy-weighted mean of its
+    /// variants' probabilities, the plain chunk's own reported once.
+    func testTestTimeVariantsAreAveragedIn() throws {
+        let melBins = 16, frames = 8
+        let model = try ResNet(arch: .resnet18, width: 4, inputHeight: melBins, inputWidth: frames, maxBatch: 8, seed: 7)
+        var rng = Xoshiro256(seed: 2)
+        let clip = (0..<(melBins * 5)).map { _ in Float(-20 + 10 * rng.nextGaussian()) }  // 5 frames: a short clip
+        func classify(shift: Int, warp: Double) throws -> ([Float], Int) {
+            var plan = InferencePlan()
+            plan.shiftFrames = shift
+            plan.warp = warp
+            plan.weighting = .equal
+            var reported = 0
+            let classifier = ChunkedClassifier(model: model, melBins: melBins, cropFrames: frames, batch: 3, plan: plan)
+            let result = try clip.withUnsafeBufferPointer { values in
+                try classifier.classify(count: 1, clip: { _ in (values.baseAddress!, 5, -60) }) { _, _, _ in reported += 1 }
+            }
+            return (result, reported)
+        }
+        let (plain, plainReports) = try classify(shift: 0, warp: 0)
+        let (augmented, reports) = try classify(shift: 1, warp: 0.2)
+        XCTAssertEqual(plainReports, 1)
+        XCTAssertEqual(reports, 1, "one chunk, reported once")
+        XCTAssertEqual(augmented.reduce(0, +), 1, accuracy: 1e-5)
+        XCTAssertGreaterThan(zip(plain, augmented).map { abs($0 - $1) }.max()!, 1e-5, "the variants must count")
+        // The mean of five separately classified variants.
+        var mean = [Float](repeating: 0, count: 10)
+        for shift in [0, -1, 1] {
+            var plan = InferencePlan()
+            plan.weighting = .equal
+            let classifier = ChunkedClassifier(model: model, melBins: melBins, cropFrames: frames, batch: 3, plan: plan)
+            let offset = 1 + shift  // centred: (8 − 5) / 2 = 1
+            var shifted = [Float](repeating: -60, count: melBins * 8)
+            for m in 0..<melBins { for t in 0..<5 { shifted[m * 8 + offset + t] = clip[m * 5 + t] } }
+            let p = try shifted.withUnsafeBufferPointer { values in
+                try classifier.classify(count: 1, clip: { _ in (values.baseAddress!, 8, -60) })
+            }
+            for k in 0..<10 { mean[k] += p[k] / 5 }
+        }
+        for factor in [0.8, 1.2] {
+            var warped = [Float](repeating: -60, count: melBins * 8), scratch = warped
+            for m in 0..<melBins { for t in 0..<5 { warped[m * 8 + 1 + t] = clip[m * 5 + t] } }
+            SpeakerAugmentation.resample(&warped, melBins: melBins, frames: 8, scratch: &scratch, alongTime: false, factor: factor)
+            var plan = InferencePlan()
+            plan.weighting = .equal
+            let classifier = ChunkedClassifier(model: model, melBins: melBins, cropFrames: frames, batch: 3, plan: plan)
+            let p = try warped.withUnsafeBufferPointer { values in
+                try classifier.classify(count: 1, clip: { _ in (values.baseAddress!, 8, -60) })
+            }
+            for k in 0..<10 { mean[k] += p[k] / 5 }
+        }
+        for k in 0..<10 { XCTAssertEqual(augmented[k], mean[k], accuracy: 1e-5) }
     }
 }
