@@ -101,13 +101,15 @@ public struct SpeakerAugmentation: Sendable, Equatable {
     }
 
     /// x ← 10·log10(10^(x/10) + n) with n = P̄·10^(−snr/10)·E, P̄ the crop's mean power and E ~ Exp(1) per cell.
+    /// In Float with natural exponentials (10^(x/10) = e^(x·ln10/10)): three transcendental calls a cell.
     static func addNoise(_ crop: UnsafeMutablePointer<Float>, count: Int, snrDecibels: Double, rng: inout SplitMix64) {
+        let toPower = Float(M_LN10 / 10)
         var power = 0.0
-        for i in 0..<count { power += pow(10, Double(crop[i]) / 10) }
-        let level = power / Double(count) * pow(10, -snrDecibels / 10)
+        for i in 0..<count { power += Double(exp(crop[i] * toPower)) }
+        let level = Float(power / Double(count) * pow(10, -snrDecibels / 10))
         for i in 0..<count {
-            let noise = level * -log(1 - rng.nextUniformDouble())
-            crop[i] = Float(10 * log10(pow(10, Double(crop[i]) / 10) + noise))
+            let noise = level * -log(1 - rng.nextFloat())
+            crop[i] = log(exp(crop[i] * toPower) + noise) / toPower
         }
     }
 }

@@ -45,6 +45,10 @@ struct ExportCommand: ParsableCommand {
                 + "ONNX opset \(ONNXExport.opsetVersion) (IR version \(ONNXExport.irVersion))")
             for input in model.graph.input { print("input:  \(input)") }
             for output in model.graph.output { print("output: \(output)") }
+            if trained.inference.normalization != .no {
+                print("note: the run normalises features (audio.spectrogram_normalization = "
+                    + "\(trained.inference.normalization.rawValue)); feed the model features normalised the same way")
+            }
         }
     }
 

@@ -126,3 +126,27 @@ final class SpeakerAugmentationTests: XCTestCase {
         XCTAssertEqual(targets[0], 0.01, accuracy: 1e-6)
     }
 }
+
+final class TrainingCropTests: XCTestCase {
+    /// A short clip (3 frames of 7) moves by at most ± the time shift around the centre and never leaves
+    /// the window; the same generator gives the same crop.
+    func testTimeShiftStaysWithinItsBoundAndTheWindow() {
+        let clip: [Float] = [1, 2, 3]  // one mel band
+        let crop = TrainingCrop(melBins: 1, frames: 7, shortClipPosition: .center, timeShiftFrames: 1,
+                                augmentation: SpeakerAugmentation(), normalization: .no)
+        var offsets = Set<Int>()
+        for position in 0..<100 {
+            var out = [Float](repeating: .nan, count: 7), again = out, scratch = out
+            var rng = SpeakerAugmentation.generator(seed: 4, epoch: 0, position: position)
+            crop.make(clip: clip, clipFrames: 3, silence: -9, start: 0, rng: &rng, scratch: &scratch, into: &out)
+            var repeatRng = SpeakerAugmentation.generator(seed: 4, epoch: 0, position: position)
+            crop.make(clip: clip, clipFrames: 3, silence: -9, start: 0, rng: &repeatRng, scratch: &scratch, into: &again)
+            XCTAssertEqual(out, again)
+            let offset = try! XCTUnwrap(out.firstIndex(of: 1))
+            XCTAssertEqual(Array(out[offset..<(offset + 3)]), clip)
+            XCTAssertEqual(out.filter { $0 == -9 }.count, 4, "the rest is silence")
+            offsets.insert(offset)
+        }
+        XCTAssertEqual(offsets, [1, 2, 3], "centre 2, ± 1")
+    }
+}

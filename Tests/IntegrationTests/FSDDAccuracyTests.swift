@@ -2,17 +2,17 @@ import Foundation
 import Train
 import XCTest
 
-/// The seed's recipe (configs/fsdd.yaml: BCE, AdamW 1e-3, cosine, batch 32, 1 s crops, resnet18-w16,
-/// 10 epochs) on the real FSDD recordings, each speaker held out in turn, against PyTorch's held-out
-/// accuracies for the same recipe on the same splits.
+/// The seed's recipe with digits-dist's defaults (configs/fsdd.yaml: BCE, AdamW 1e-3, cosine, batch 32, 1 s
+/// crops, resnet18-w16, 20 epochs; short clips centred, the default speaker augmentations) on the real
+/// FSDD recordings, each speaker held out in turn: accuracy on voices never heard in training.
 final class FSDDAccuracyTests: XCTestCase {
-    /// PyTorch on this machine type, trained on the other speakers (from the training-engine issue).
-    static let pytorch = ["george": 0.676, "jackson": 0.846, "nicolas": 0.758, "theo": 0.872, "yweweler": 0.832]
+    /// scripts/loso.sh over seeds 1-3 gave per-seed means of 0.818-0.842 with these defaults, 0.780-0.796
+    /// for the plain recipe at 10 epochs (and the PyTorch peer about the same as the plain recipe); one
+    /// speaker moves by about ±5 points with the seed alone, the mean over five by about ±2. So this run
+    /// (seed 1) must stay above the plain recipe's best mean, and no speaker may collapse.
+    static let meanBound = 0.80, speakerBound = 0.70
 
-    /// One run per speaker varies by about ±5 points with the seed alone (scripts/train-fsdd-pytorch.py
-    /// over 6 seeds on theo: 0.678–0.826, mean 0.779), in PyTorch as here, so the comparison that can hold
-    /// to 3 points is the mean over the five held-out speakers.
-    func testHeldOutAccuracyMatchesPyTorchWithinThreePointsOverTheFiveSpeakers() throws {
+    func testHeldOutAccuracyOverTheFiveSpeakersBeatsThePlainRecipe() throws {
         let root = repositoryRoot, fsdd = fsddRecordings
         try XCTSkipUnless(FileManager.default.fileExists(atPath: fsdd), "shared FSDD data absent")
         let out = FileManager.default.temporaryDirectory.path + "/digits-dist-fsdd-\(UUID().uuidString)"
@@ -27,12 +27,12 @@ final class FSDDAccuracyTests: XCTestCase {
         for fold in summary.folds {
             let speaker = try XCTUnwrap(fold.validation_speakers.first)
             ours[speaker] = try XCTUnwrap(fold.metrics?.accuracy)
-            print(String(format: "FSDD held-out %@: digits-dist %.3f, PyTorch %.3f", speaker, ours[speaker]!, Self.pytorch[speaker]!))
+            print(String(format: "FSDD held-out %@: %.3f", speaker, ours[speaker]!))
         }
-        XCTAssertEqual(Set(ours.keys), Set(Self.pytorch.keys))
-        let mean = ours.values.reduce(0, +) / 5, reference = Self.pytorch.values.reduce(0, +) / 5
-        print(String(format: "FSDD mean held-out accuracy: digits-dist %.3f, PyTorch %.3f", mean, reference))
-        XCTAssertEqual(mean, reference, accuracy: 0.03)
-        for (speaker, accuracy) in ours { XCTAssertGreaterThan(accuracy, 0.6, "\(speaker) is far below any PyTorch run") }
+        XCTAssertEqual(Set(ours.keys), ["george", "jackson", "nicolas", "theo", "yweweler"])
+        let mean = ours.values.reduce(0, +) / 5
+        print(String(format: "FSDD mean held-out accuracy: %.3f (bound %.2f)", mean, Self.meanBound))
+        XCTAssertGreaterThan(mean, Self.meanBound)
+        for (speaker, accuracy) in ours { XCTAssertGreaterThan(accuracy, Self.speakerBound, "\(speaker) collapsed") }
     }
 }
