@@ -1,6 +1,6 @@
 /// Every key a run config may hold: the seed's H2O Hydrogen Torch keys, which digits-dist accepts as
 /// they are, plus a few of its own. A key either drives behaviour or is accepted and ignored for the
-/// reason given, which `digits-dist config --keys` prints and the README lists.
+/// reason given beside it (this list is the reference the README points to).
 public struct ConfigKey: Sendable {
     public enum Kind: Sendable, Equatable {
         case int(ClosedRange<Int>)

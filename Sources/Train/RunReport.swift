@@ -194,10 +194,12 @@ public enum RunReport {
         ]
 
         let experiment = record.summary?.experiment_name ?? URL(fileURLWithPath: runDirectory).lastPathComponent
-        let accuracy = record.summary.map { ($0.accuracy_mean, $0.accuracy_std) }
-            ?? RunOutputs.meanAndStandardDeviation(finals.map(\.accuracy))
-        let auc = record.summary.map { ($0.macro_roc_auc_mean, $0.macro_roc_auc_std) }
-            ?? RunOutputs.meanAndStandardDeviation(finals.compactMap(\.macroROCAUC))
+        // One fold has no spread to show ("0.963 ± 0.000" would claim one).
+        let spread = { (pair: (Double?, Double?)) in (pair.0, finals.count > 1 ? pair.1 : nil) }
+        let accuracy = spread(record.summary.map { ($0.accuracy_mean, $0.accuracy_std) }
+            ?? RunOutputs.meanAndStandardDeviation(finals.map(\.accuracy)))
+        let auc = spread(record.summary.map { ($0.macro_roc_auc_mean, $0.macro_roc_auc_std) }
+            ?? RunOutputs.meanAndStandardDeviation(finals.compactMap(\.macroROCAUC)))
         let throughputs = record.epochs.map(\.samples_per_second).sorted()
         var tiles = [
             ("Accuracy", meanStd(accuracy, digits: 3)),

@@ -137,6 +137,21 @@ final class RunReportTests: XCTestCase {
         XCTAssertTrue(table.contains(String(format: "%.4f ± %.4f", mean, std)), String(table))
     }
 
+    /// A single fold has no spread: its mean is shown without "± 0.0000".
+    func testOneFoldShowsNoSpread() throws {
+        let path = try temporaryDirectory()
+        let outputs = try RunOutputs(directory: path, fresh: true)
+        try outputs.recordStep(fold: 0, epoch: 0, step: 0, loss: 0.5, learningRate: 1e-3)
+        try outputs.recordEpoch(fold: 0, epoch: 0, step: 1, trainLoss: 0.5, learningRate: 1e-3, samplesPerSecond: 250,
+                                metrics: Self.metrics(fold: 0, epoch: 0))
+        try outputs.writeSummary(experiment: "one-fold", ranks: 1, folds: [
+            .init(fold: 0, validation_speakers: Self.speakers[0]!, checkpoint: path + "/fold-0/final.ckpt",
+                  metrics: Self.metrics(fold: 0, epoch: 0))], seconds: 1)
+        let html = try report(path)
+        XCTAssertFalse(html.contains("± 0.0"), "a single fold must not claim a spread")
+        XCTAssertTrue(html.contains(String(format: "%.4f", Self.metrics(fold: 0, epoch: 0).accuracy)))
+    }
+
     /// A run still in progress: no summary.json; fold 1 has only its first epoch. The report is drawn from
     /// the jsonl files, with each fold's newest validation and the mean over those.
     func testWithoutSummaryTheReportUsesTheNewestValidations() throws {
