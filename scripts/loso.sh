@@ -5,8 +5,12 @@
 # mean over folds and seeds (± the std of the per-seed means). When torch and librosa are installed, the
 # PyTorch peer (scripts/train-fsdd-pytorch.py) runs the same folds and seeds beside it.
 #   scripts/loso.sh [SEEDS] [--set key=value ...]
-#   scripts/loso.sh "1 2 3"                                       # the defaults
+#   scripts/loso.sh "1 2 3"                                       # the defaults (configs/fsdd.yaml: 20 epochs)
 #   scripts/loso.sh "1 2 3" --set audio.short_clip_position=Start # one change against them
+#   scripts/loso.sh "1 2 3" --set training.epochs=10 --set augmentation.time_shift_seconds=0 \
+#       --set augmentation.tempo=0 --set augmentation.vocal_tract=0 --set augmentation.gain_db=0 \
+#       --set augmentation.noise_probability=0 --set augmentation.frequency_masks=0 \
+#       --set augmentation.time_masks=0                           # the plain seed recipe (the peer's)
 # Environment: FSDD (the recordings folder), LOSO_OUT (run folders, default runs/loso),
 # LOSO_PEER=0 skips the PyTorch peer, LOSO_LIBROSA_CACHE (the peer's features, default in /tmp).
 set -euo pipefail

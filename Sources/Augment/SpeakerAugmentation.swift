@@ -55,7 +55,7 @@ public struct SpeakerAugmentation: Sendable, Equatable {
         }
         if noiseProbability > 0, rng.nextUniformDouble() < noiseProbability {
             let snr = noiseSNR.lowerBound + (noiseSNR.upperBound - noiseSNR.lowerBound) * rng.nextUniformDouble()
-            Self.addNoise(crop, count: count, snrDecibels: snr, rng: &rng)
+            Self.addNoise(crop, count: count, snrDecibels: snr, scratch: scratch, rng: &rng)
         }
         guard (frequencyMasks > 0 && frequencyMaskBins > 0) || (timeMasks > 0 && timeMaskFrames > 0) else { return }
         var sum = 0.0
@@ -100,18 +100,33 @@ public struct SpeakerAugmentation: Sendable, Equatable {
         }
     }
 
-    /// x ← 10·log10(10^(x/10) + n) with n = P̄·10^(−snr/10)·E, P̄ the crop's mean power and E ~ Exp(1) per cell.
-    /// In Float with natural exponentials (10^(x/10) = e^(x·ln10/10)): three transcendental calls a cell.
-    static func addNoise(_ crop: UnsafeMutablePointer<Float>, count: Int, snrDecibels: Double, rng: inout SplitMix64) {
+    /// x ← 10·log10(10^(x/10) + n) with n = P̄·10^(−snr/10)·E, P̄ the crop's mean power and E ~ Exp(1) per
+    /// cell. In Float with natural exponentials (10^(x/10) = e^(x·ln10/10)), each cell's power computed once
+    /// (kept in `scratch`) and E drawn from a table of its quantiles: two transcendental calls a cell, the
+    /// cost that matters on the rank's step (see `bench train --crops`).
+    static func addNoise(_ crop: UnsafeMutablePointer<Float>, count: Int, snrDecibels: Double,
+                         scratch: UnsafeMutablePointer<Float>, rng: inout SplitMix64) {
         let toPower = Float(M_LN10 / 10)
         var power = 0.0
-        for i in 0..<count { power += Double(exp(crop[i] * toPower)) }
-        let level = Float(power / Double(count) * pow(10, -snrDecibels / 10))
         for i in 0..<count {
-            let noise = level * -log(1 - rng.nextFloat())
-            crop[i] = log(exp(crop[i] * toPower) + noise) / toPower
+            scratch[i] = exp(crop[i] * toPower)
+            power += Double(scratch[i])
+        }
+        let level = Float(power / Double(count) * pow(10, -snrDecibels / 10))
+        var bits: UInt64 = 0, left = 0
+        exponentialQuantiles.withUnsafeBufferPointer { quantiles in
+            for i in 0..<count {
+                if left == 0 { (bits, left) = (rng.next(), 6) }  // six 10-bit draws per 64 random bits
+                let noise = level * quantiles[Int(bits & 1023)]
+                bits >>= 10
+                left -= 1
+                crop[i] = log(scratch[i] + noise) / toPower
+            }
         }
     }
+
+    /// Exp(1) at the midpoints of 1,024 equal-probability bins: −log(1 − (k + ½)/1024).
+    static let exponentialQuantiles: [Float] = (0..<1024).map { Float(-log(1 - (Double($0) + 0.5) / 1024)) }
 }
 
 /// `training.label_smoothing`: targets (1 − ε)·t + ε/classes, so a row of blended targets still sums to 1.

@@ -86,7 +86,8 @@ final class SpeakerAugmentationTests: XCTestCase {
     func testNoiseOnlyAddsPowerAndLiftsSilenceMoreThanTheWord() {
         var crop = wordCrop()
         var rng = SplitMix64(seed: 3)
-        SpeakerAugmentation.addNoise(&crop, count: crop.count, snrDecibels: 10, rng: &rng)
+        var scratch = crop
+        SpeakerAugmentation.addNoise(&crop, count: crop.count, snrDecibels: 10, scratch: &scratch, rng: &rng)
         var silenceLift = 0.0, wordLift = 0.0
         for (i, (after, before)) in zip(crop, wordCrop()).enumerated() {
             XCTAssertGreaterThanOrEqual(after, before - 1e-4, "adding power never lowers a cell")
@@ -97,6 +98,11 @@ final class SpeakerAugmentationTests: XCTestCase {
         let power = wordCrop().map { pow(10, Double($0) / 10) }.reduce(0, +) / Double(crop.count)
         let floor = crop.enumerated().filter { !(4..<9).contains($0.offset % frames) }.map { pow(10, Double($0.element) / 10) }
         XCTAssertEqual(10 * log10(floor.reduce(0, +) / Double(floor.count) / power), -10, accuracy: 2)
+        // The noise cells follow Exp(1): the table's quantiles have its mean 1 and variance 1.
+        let q = SpeakerAugmentation.exponentialQuantiles.map(Double.init)
+        let mean = q.reduce(0, +) / Double(q.count)
+        XCTAssertEqual(mean, 1, accuracy: 0.01)
+        XCTAssertEqual(q.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(q.count), 1, accuracy: 0.05)
     }
 
     func testMasksCoverAtMostTheirWidthsWithTheCropsMean() {
