@@ -82,8 +82,9 @@ public final class RunCoordinator {
                 .writeSummary(experiment: config.string("experiment_name"), ranks: world.size, folds: all,
                               seconds: Date().timeIntervalSince(started))
             if let mean = summary.accuracy_mean, let std = summary.accuracy_std {
-                Log.info(String(format: "done in %.0f s: validation accuracy %.4f ± %.4f over %d run%@; summary in %@/summary.json",
-                                summary.seconds, mean, std, all.count, all.count == 1 ? "" : "s", runDirectory))
+                let spread = all.count > 1 ? String(format: " ± %.4f over %d runs", std, all.count) : ""
+                Log.info(String(format: "done in %.0f s: validation accuracy %.4f%@; summary in %@/summary.json",
+                                summary.seconds, mean, spread, runDirectory))
             }
         }
         return .finished
