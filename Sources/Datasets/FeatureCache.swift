@@ -55,15 +55,6 @@ public final class FeatureCache {
         return UnsafeBufferPointer(start: data + Int(entry.frameOffset) * melBins, count: Int(entry.frames) * melBins)
     }
 
-    /// Copies frames [startFrame, startFrame + frames − offset) of clip `i` into window frames
-    /// [offset, frames) of `out`, (melBins, frames); the rest of the window is the clip's silence level,
-    /// as zero-padded audio would give.
-    public func crop(clip i: Int, startFrame: Int, offset: Int = 0, frames: Int, into out: UnsafeMutablePointer<Float>) {
-        let entry = index[i]
-        LogMelCrop.copy(from: data + Int(entry.frameOffset) * melBins, melBins: melBins, clipFrames: Int(entry.frames),
-                        startFrame: startFrame, offset: offset, frames: frames, padding: entry.floor, into: out)
-    }
-
     /// Opens the cache for `dataset` in `directory`, building it first (with `threads` workers) when
     /// it is missing, damaged, or was made from other settings or files.
     public static func open(dataset: Dataset, settings: AudioSettings, directory: String,

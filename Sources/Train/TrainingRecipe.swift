@@ -85,7 +85,7 @@ public struct TrainingRecipe: Sendable {
             : nil
         crop = TrainingCrop(
             melBins: audio.melBins, frames: cropFrames, shortClipPosition: config.shortClipPosition,
-            timeShiftFrames: Int((config.double("augmentation.time_shift_seconds") * Double(audio.sampleRate) / Double(audio.hopSize)).rounded()),
+            timeShiftFrames: config.frames("augmentation.time_shift_seconds"),
             augmentation: try SpeakerAugmentation(config: config), normalization: config.normalization)
         inference = config.inferencePlan(placing: config.shortClipPosition)
         labelSmoothing = Float(config.double("training.label_smoothing"))
@@ -170,14 +170,18 @@ extension RunConfig {
         SpectrogramNormalization(rawValue: string("audio.spectrogram_normalization")) ?? .no
     }
 
+    /// A duration key (seconds) in feature frames: hops at the configured rate.
+    func frames(_ key: String) -> Int {
+        Int((double(key) * Double(audioSettings.sampleRate) / Double(audioSettings.hopSize)).rounded())
+    }
+
     /// The inference keys, short clips placed at `position`.
     func inferencePlan(placing position: LogMelCrop.ShortClipPosition) -> InferencePlan {
         var plan = InferencePlan()
         plan.shortClipPosition = position
         plan.weighting = ChunkedClassifier.ChunkWeighting(rawValue: string("prediction.chunk_weighting")) ?? .energy
         plan.normalization = normalization
-        plan.shiftFrames = Int((double("prediction.tta_shift_seconds") * Double(audioSettings.sampleRate)
-            / Double(audioSettings.hopSize)).rounded())
+        plan.shiftFrames = frames("prediction.tta_shift_seconds")
         plan.warp = double("prediction.tta_vocal_tract")
         return plan
     }
