@@ -3,7 +3,8 @@
 # configs/fsdd.yaml (5 folds, one speaker held out each, trained on the other four under mpirun -n 2),
 # the final weights scored on the held-out speaker; prints per-speaker accuracy and macro ROC-AUC, and the
 # mean over folds and seeds (± the std of the per-seed means). When torch and librosa are installed, the
-# PyTorch peer (scripts/train-fsdd-pytorch.py) runs the same folds and seeds beside it.
+# PyTorch peer (scripts/train-fsdd-pytorch.py) runs the same folds and seeds beside it: always the plain
+# recipe (centred short clips, no augmentation) at the run's epoch count.
 #   scripts/loso.sh [SEEDS] [--set key=value ...]
 #   scripts/loso.sh "1 2 3"                                       # the defaults (configs/fsdd.yaml: 20 epochs)
 #   scripts/loso.sh "1 2 3" --set audio.short_clip_position=Start # one change against them
