@@ -33,6 +33,14 @@ swift build --build-tests 2>&1 | { grep -v "^\[" || true; }
 # All tests are XCTest; without Swift Testing the run ends on the XCTest totals.
 swift test --skip-build --disable-swift-testing
 
+# The sbatch files as they are, on a real single-node Slurm stood up for the purpose (Debian's packages;
+# it starts munged, slurmctld and slurmd and submits as an unprivileged user, so it needs root).
+if [ "$(id -u)" -eq 0 ]; then
+    scripts/slurm-cluster.sh swift test --skip-build --disable-swift-testing --filter SlurmTests
+else
+    echo "test: the Slurm tests need root (scripts/slurm-cluster.sh starts the daemons); skipped"
+fi
+
 # The bits must not depend on which kernels OpenBLAS picks for the CPU: an AVX2-only node (AMD Zen 3) runs
 # its Haswell family, an AVX-512 one (Zen 4) SkylakeX, a CPU it does not know its generic Prescott kernels.
 # On an AVX-512 machine the determinism and numeric tests run again on the Haswell family with a

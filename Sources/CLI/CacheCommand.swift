@@ -29,7 +29,7 @@ struct CacheCommand: ParsableCommand {
 
     func run() throws {
         try onEveryRank { world in
-            let config = try configOptions.load()
+            let config = try configOptions.load(agreedBy: world)
             let settings = config.audioSettings
             try settings.validate()
             let dataset = try config.loadDataset(path: data)

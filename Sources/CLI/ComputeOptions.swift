@@ -13,11 +13,9 @@ struct ThreadOptions: ParsableArguments {
 
     var blasThreads: Int { threads.map { max(1, $0) } ?? Self.coresPerRank }
 
-    /// The node's cores shared among the ranks on it (Open MPI and Slurm tell each rank how many share the node).
+    /// The node's cores shared among the ranks on it (mpirun and srun tell each rank how many share the node).
     private static var coresPerRank: Int {
-        let environment = ProcessInfo.processInfo.environment
-        let local = environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init)
-            ?? environment["SLURM_NTASKS_PER_NODE"].flatMap(Int.init) ?? 1
+        let local = Launcher(environment: ProcessInfo.processInfo.environment).localSize
         return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local))
     }
 }

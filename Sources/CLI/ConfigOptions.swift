@@ -16,6 +16,24 @@ struct ConfigOptions: ParsableArguments {
         try defaults.apply(overrides: overrides)
         return defaults
     }
+
+    /// `load()` on every rank, which then agree on the outcome: a bad config (the same file on every rank)
+    /// ends the job with one line from rank 0 and a clean exit 1 on every rank, rather than a line per rank
+    /// and MPI_Abort's banner. A rank that alone fails (a file missing on its node) says so with its rank.
+    func load(agreedBy world: Communicator) throws -> RunConfig {
+        let loaded = Result { try load() }
+        let failures = try world.allReduceSum(Int64(loaded.isFailure ? 1 : 0))
+        guard failures > 0 else { return try loaded.get() }
+        if case .failure(let error) = loaded, world.rank == 0 || failures < world.size { Log.error("\(error)") }
+        throw FailedOnEveryRank()
+    }
+}
+
+/// Every rank knows the command failed and its reason has been logged: no abort needed.
+struct FailedOnEveryRank: Error {}
+
+private extension Result {
+    var isFailure: Bool { if case .failure = self { true } else { false } }
 }
 
 /// Turns our one-line errors into a clean exit: the message on stderr, exit code 1.
@@ -36,6 +54,9 @@ func onEveryRank(_ body: (Communicator) throws -> Int32) throws {
     let status: Int32
     do {
         status = try body(world)
+    } catch is FailedOnEveryRank {
+        try? Communicator.finalize()
+        throw ExitCode.failure
     } catch {
         Log.error("\(error)")
         if world.size > 1 { world.abort(code: 1) }

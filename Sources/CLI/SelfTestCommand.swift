@@ -159,7 +159,7 @@ final class CollectiveChecker {
 
     private func checkRanks() throws {
         let ranks = try world.gather(Int32(world.rank))
-        let expectedSize = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"].flatMap(Int.init) ?? 1
+        let expectedSize = Launcher(environment: ProcessInfo.processInfo.environment).worldSize
         try report("rank/size: \(world.size) ranks, gather of ranks in order",
                    world.size == expectedSize && (world.rank != 0 || ranks == (0..<world.size).map(Int32.init)))
         try world.barrier()

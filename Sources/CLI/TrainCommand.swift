@@ -53,7 +53,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     func train(world: Communicator) throws -> RunCoordinator.Ending {
-        var config = try configOptions.load()
+        var config = try configOptions.load(agreedBy: world)
         let runDirectory = resumeFolder ?? out ?? "runs/" + config.string("experiment_name")
         var seed = Int64(config.int("environment.seed"))
         if seed < 0, resume != nil, let saved = try? RunConfig.load(path: runDirectory + "/config.yaml") {

@@ -3,22 +3,6 @@ import XCTest
 
 /// Runs `digits-dist selftest …` under real mpirun (see MPIRun.swift); needs a prior `swift build`.
 final class MPITests: XCTestCase {
-    /// The collectives rank 0 must report as passed (names as printed by `selftest collectives`).
-    private let expectedChecks = [
-        "barrier",
-        "allReduceSum Float count=0", "allReduceSum Float count=1", "allReduceSum Float count=7",
-        "allReduceSum Float count=1048583", "allReduceSum Double count=7", "allReduceSum Int64 count=1000",
-        "allReduceSum Int64 scalar above 2^53", "allReduceMax Double scalar", "allReduceMax Double count=1000",
-        "iAllReduceSum Float counts=[1, 7, 100003, 0] via test, wait, waitAll",
-        "GradientBucketer overlapped count=100003 bucketBytes=1 buckets=40",
-        "GradientBucketer overlapped count=100003 bucketBytes=65536",
-        "GradientBucketer overlapped count=0", "GradientBucketer blocking count=100003 bucketBytes=4194304",
-        "broadcast Float buffer count=1001 root=0", "broadcast [UInt8] count=77 root=0", "broadcast Int root=0",
-        "gatherv Float counts=rank*3 root=0", "gatherv Int32 counts=rank*3 root=0", "gatherv Int64 counts=rank*3 root=0",
-        "gather Int64 scalar", "split color=rank%2 key=-rank",
-        "GradientBucketer rejects layouts differing between ranks on every rank",
-    ]
-
     func testCollectivesOneRank() throws { try checkCollectives(ranks: 1) }
     func testCollectivesTwoRanks() throws { try checkCollectives(ranks: 2) }
     func testCollectivesThreeRanks() throws { try checkCollectives(ranks: 3) }
@@ -26,7 +10,7 @@ final class MPITests: XCTestCase {
 
     private func checkCollectives(ranks: Int) throws {
         let result = try mpirun(ranks, ["selftest", "collectives"], timeout: 300)
-        assertAllChecksPassed(result, ranks: ranks)
+        assertCollectivesPassed(result, ranks: ranks)
         if ranks > 1 {
             // The last rank as root only differs from rank 0 with more than one rank.
             for check in ["broadcast [UInt8] count=77 root=\(ranks - 1)", "gatherv Float counts=rank*3 root=\(ranks - 1)"] {
@@ -38,23 +22,7 @@ final class MPITests: XCTestCase {
     /// Without mpirun, MPI_Init makes a singleton world of one rank.
     func testCollectivesSingletonWithoutMpirun() throws {
         let result = try runProcess([digitsDistBinary(), "selftest", "collectives"], timeout: 120)
-        assertAllChecksPassed(result, ranks: 1)
-    }
-
-    private func assertAllChecksPassed(_ result: ProcessResult, ranks: Int, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertFalse(result.timedOut, result.summary, file: file, line: line)
-        XCTAssertEqual(result.status, 0, result.summary, file: file, line: line)
-        let lines = result.stdout.split(separator: "\n").map(String.init)
-        let checkLines = lines.filter { $0.hasPrefix("ok   ") || $0.hasPrefix("FAIL ") }
-        XCTAssertEqual(checkLines.filter { $0.hasPrefix("FAIL") }, [], result.summary, file: file, line: line)
-        XCTAssertTrue(lines.contains("selftest collectives: all \(checkLines.count) checks passed on \(ranks) ranks"),
-                      result.summary, file: file, line: line)
-        XCTAssertTrue(lines.contains("ok   rank/size: \(ranks) ranks, gather of ranks in order"), result.summary,
-                      file: file, line: line)
-        for check in expectedChecks {
-            XCTAssertTrue(checkLines.contains { $0.hasPrefix("ok   \(check)") }, "missing check \(check)\n\(result.summary)",
-                          file: file, line: line)
-        }
+        assertCollectivesPassed(result, ranks: 1)
     }
 
     /// The benchmark runs end to end on a tiny buffer and reports every measurement.
@@ -97,5 +65,38 @@ final class MPITests: XCTestCase {
             let words = line.split(separator: " ")
             return words.count == 4 && words[0] == "rank" && words[2] == "pid" ? pid_t(words[3]) : nil
         }
+    }
+}
+
+/// The collectives rank 0 must report as passed (names as printed by `selftest collectives`).
+let expectedCollectiveChecks = [
+    "barrier",
+    "allReduceSum Float count=0", "allReduceSum Float count=1", "allReduceSum Float count=7",
+    "allReduceSum Float count=1048583", "allReduceSum Double count=7", "allReduceSum Int64 count=1000",
+    "allReduceSum Int64 scalar above 2^53", "allReduceMax Double scalar", "allReduceMax Double count=1000",
+    "iAllReduceSum Float counts=[1, 7, 100003, 0] via test, wait, waitAll",
+    "GradientBucketer overlapped count=100003 bucketBytes=1 buckets=40",
+    "GradientBucketer overlapped count=100003 bucketBytes=65536",
+    "GradientBucketer overlapped count=0", "GradientBucketer blocking count=100003 bucketBytes=4194304",
+    "broadcast Float buffer count=1001 root=0", "broadcast [UInt8] count=77 root=0", "broadcast Int root=0",
+    "gatherv Float counts=rank*3 root=0", "gatherv Int32 counts=rank*3 root=0", "gatherv Int64 counts=rank*3 root=0",
+    "gather Int64 scalar", "split color=rank%2 key=-rank",
+    "GradientBucketer rejects layouts differing between ranks on every rank",
+]
+
+/// `selftest collectives` on `ranks` ranks passed every check (however it was launched: mpirun, srun, none).
+func assertCollectivesPassed(_ result: ProcessResult, ranks: Int, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertFalse(result.timedOut, result.summary, file: file, line: line)
+    XCTAssertEqual(result.status, 0, result.summary, file: file, line: line)
+    let lines = result.stdout.split(separator: "\n").map(String.init)
+    let checkLines = lines.filter { $0.hasPrefix("ok   ") || $0.hasPrefix("FAIL ") }
+    XCTAssertEqual(checkLines.filter { $0.hasPrefix("FAIL") }, [], result.summary, file: file, line: line)
+    XCTAssertTrue(lines.contains("selftest collectives: all \(checkLines.count) checks passed on \(ranks) ranks"),
+                  result.summary, file: file, line: line)
+    XCTAssertTrue(lines.contains("ok   rank/size: \(ranks) ranks, gather of ranks in order"), result.summary,
+                  file: file, line: line)
+    for check in expectedCollectiveChecks {
+        XCTAssertTrue(checkLines.contains { $0.hasPrefix("ok   \(check)") }, "missing check \(check)\n\(result.summary)",
+                      file: file, line: line)
     }
 }
