@@ -40,6 +40,14 @@ public struct SpeakerAugmentation: Sendable, Equatable {
     /// Augments `crop` in place; `scratch` holds melBins·frames floats.
     public func apply(_ crop: UnsafeMutablePointer<Float>, melBins: Int, frames: Int,
                       scratch: UnsafeMutablePointer<Float>, rng: inout SplitMix64) {
+        applyVoiceAndChannel(crop, melBins: melBins, frames: frames, scratch: scratch, rng: &rng)
+        applyMasks(crop, melBins: melBins, frames: frames, rng: &rng)
+    }
+
+    /// The first part of `apply`: what a different speaker, level or room would change (tempo, vocal tract,
+    /// gain, noise); normalisation by the clip's statistics belongs after this and before the masks.
+    public func applyVoiceAndChannel(_ crop: UnsafeMutablePointer<Float>, melBins: Int, frames: Int,
+                                     scratch: UnsafeMutablePointer<Float>, rng: inout SplitMix64) {
         if tempo > 0 {
             let factor = 1 + tempo * (2 * rng.nextUniformDouble() - 1)
             Self.resample(crop, melBins: melBins, frames: frames, scratch: scratch, alongTime: true, factor: factor)
@@ -57,6 +65,11 @@ public struct SpeakerAugmentation: Sendable, Equatable {
             let snr = noiseSNR.lowerBound + (noiseSNR.upperBound - noiseSNR.lowerBound) * rng.nextUniformDouble()
             Self.addNoise(crop, count: count, snrDecibels: snr, scratch: scratch, rng: &rng)
         }
+    }
+
+    /// The second part of `apply`: SpecAugment's masks, filled with the crop's mean.
+    public func applyMasks(_ crop: UnsafeMutablePointer<Float>, melBins: Int, frames: Int, rng: inout SplitMix64) {
+        let count = melBins * frames
         guard (frequencyMasks > 0 && frequencyMaskBins > 0) || (timeMasks > 0 && timeMaskFrames > 0) else { return }
         var sum = 0.0
         for i in 0..<count { sum += Double(crop[i]) }

@@ -3,7 +3,8 @@ import Foundation
 
 /// How one training crop is made from a clip's (melBins, clipFrames) log-mel: the window (a random one of
 /// a long clip; a short clip at `shortClipPosition`, moved by up to ± `timeShiftFrames`), the speaker
-/// augmentations, then the normalisation by the clip's statistics (as inference normalises).
+/// augmentations (the normalisation by the clip's statistics, as inference normalises, after the voice and
+/// channel changes, moved by what they did to the crop, and before SpecAugment's masks).
 public struct TrainingCrop: Sendable {
     public var melBins: Int
     public var frames: Int
@@ -33,10 +34,14 @@ public struct TrainingCrop: Sendable {
         }
         LogMelCrop.copy(from: clip, melBins: melBins, clipFrames: clipFrames, startFrame: start, offset: offset,
                         frames: frames, padding: silence, into: out)
-        if !augmentation.isIdentity {
-            augmentation.apply(out, melBins: melBins, frames: frames, scratch: scratch, rng: &rng)
+        guard !augmentation.isIdentity else {
+            normalization.apply(out, melBins: melBins, frames: frames, clip: clip, clipFrames: clipFrames)
+            return
         }
-        normalization.apply(out, melBins: melBins, frames: frames, clip: clip, clipFrames: clipFrames)
+        augmentation.applyVoiceAndChannel(out, melBins: melBins, frames: frames, scratch: scratch, rng: &rng)
+        let copied = LogMelCrop.CopiedFrames(clipFrames: clipFrames, startFrame: start, offset: offset, frames: frames)
+        normalization.apply(out, melBins: melBins, frames: frames, clip: clip, clipFrames: clipFrames, changed: copied)
+        augmentation.applyMasks(out, melBins: melBins, frames: frames, rng: &rng)
     }
 
     /// Milliseconds to make `batch` crops of a synthetic 0.6 s word in silence, the median of `repeats`

@@ -5,14 +5,27 @@ public enum LogMelCrop {
     /// clip's silence level: what zero-padded audio would give).
     public static func copy(from source: UnsafePointer<Float>, melBins: Int, clipFrames: Int, startFrame: Int,
                             offset: Int = 0, frames: Int, padding: Float, into out: UnsafeMutablePointer<Float>) {
-        let offset = max(0, min(frames, offset))
-        let copied = max(0, min(frames - offset, clipFrames - startFrame))
+        let copied = CopiedFrames(clipFrames: clipFrames, startFrame: startFrame, offset: offset, frames: frames)
         for m in 0..<melBins {
             let row = out + m * frames
-            if offset > 0 { row.update(repeating: padding, count: offset) }
-            if copied > 0 { (row + offset).update(from: source + m * clipFrames + startFrame, count: copied) }
-            let end = offset + copied
+            if copied.offset > 0 { row.update(repeating: padding, count: copied.offset) }
+            if copied.count > 0 { (row + copied.offset).update(from: source + m * clipFrames + startFrame, count: copied.count) }
+            let end = copied.offset + copied.count
             if end < frames { (row + end).update(repeating: padding, count: frames - end) }
+        }
+    }
+
+    /// The frames `copy` takes: clip frames [startFrame, startFrame + count) land on window frames
+    /// [offset, offset + count).
+    public struct CopiedFrames: Sendable {
+        public var startFrame: Int
+        public var offset: Int
+        public var count: Int
+
+        public init(clipFrames: Int, startFrame: Int, offset: Int, frames: Int) {
+            self.startFrame = startFrame
+            self.offset = max(0, min(frames, offset))
+            count = max(0, min(frames - self.offset, clipFrames - startFrame))
         }
     }
 
@@ -50,27 +63,66 @@ public enum SpectrogramNormalization: String, Sendable, CaseIterable {
     case perBand = "PerBand"
 
     /// Normalises the (melBins, frames) `window` in place by the statistics of the (melBins, clipFrames)
-    /// `clip` it was cut from.
+    /// `clip` it was cut from. When the training augmentations have `changed` the copied frames since the
+    /// cut (gain and noise move the level, warps the envelope), the clip's statistics are moved by what they
+    /// did to those frames: mean and band means by the change of theirs, the spread by the ratio of spreads.
+    /// So an augmented crop is standardised as the clip recorded that way would be at inference.
     public func apply(_ window: UnsafeMutablePointer<Float>, melBins: Int, frames: Int, clip: UnsafePointer<Float>,
-                      clipFrames: Int) {
+                      clipFrames: Int, changed: LogMelCrop.CopiedFrames? = nil) {
         guard self != .no, clipFrames > 0 else { return }
-        var total = 0.0, squares = 0.0
-        for i in 0..<(melBins * clipFrames) {
-            total += Double(clip[i])
-            squares += Double(clip[i]) * Double(clip[i])
+        let whole = Moments(clip, rowLength: clipFrames, melBins: melBins, columns: 0..<clipFrames)
+        var meanShift = 0.0, spreadRatio = 1.0
+        var before: Moments?, after: Moments?
+        if let changed, changed.count > 0 {
+            before = Moments(clip, rowLength: clipFrames, melBins: melBins, columns: changed.startFrame..<(changed.startFrame + changed.count))
+            after = Moments(UnsafePointer(window), rowLength: frames, melBins: melBins, columns: changed.offset..<(changed.offset + changed.count))
+            meanShift = after!.mean - before!.mean
+            spreadRatio = after!.deviation / max(before!.deviation, 1e-3)
         }
-        let count = Double(melBins * clipFrames), mean = total / count
         // A constant clip (all silence) keeps its scale rather than dividing by zero.
-        let scale = Float(1 / max((squares / count - mean * mean).squareRoot(), 1e-3))
+        let scale = Float(1 / max(whole.deviation * spreadRatio, 1e-3))
         for m in 0..<melBins {
-            var center = Float(mean)
+            var center = Float(whole.mean + meanShift)
             if self == .perBand {
-                var band = 0.0
-                for t in 0..<clipFrames { band += Double(clip[m * clipFrames + t]) }
-                center = Float(band / Double(clipFrames))
+                var band = whole.bandMean(m)
+                if let before, let after { band += after.bandMean(m) - before.bandMean(m) }
+                center = Float(band)
             }
             let row = window + m * frames
             for t in 0..<frames { row[t] = (row[t] - center) * scale }
         }
+    }
+}
+
+/// Mean and standard deviation of columns `columns` of every row of a (melBins, rowLength) matrix, and
+/// each row's mean over them.
+private struct Moments {
+    let values: UnsafePointer<Float>
+    let rowLength: Int
+    let columns: Range<Int>
+    let mean: Double
+    let deviation: Double
+
+    init(_ values: UnsafePointer<Float>, rowLength: Int, melBins: Int, columns: Range<Int>) {
+        self.values = values
+        self.rowLength = rowLength
+        self.columns = columns
+        var total = 0.0, squares = 0.0
+        for m in 0..<melBins {
+            for t in columns {
+                let x = Double(values[m * rowLength + t])
+                total += x
+                squares += x * x
+            }
+        }
+        let count = Double(melBins * columns.count)
+        mean = total / count
+        deviation = max(squares / count - mean * mean, 0).squareRoot()
+    }
+
+    func bandMean(_ m: Int) -> Double {
+        var band = 0.0
+        for t in columns { band += Double(values[m * rowLength + t]) }
+        return band / Double(columns.count)
     }
 }

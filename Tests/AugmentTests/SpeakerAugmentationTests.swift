@@ -155,4 +155,46 @@ final class TrainingCropTests: XCTestCase {
         }
         XCTAssertEqual(offsets, [1, 2, 3], "centre 2, ± 1")
     }
+
+    /// Gain moves every value of the crop by one amount: normalised by the clip's statistics moved by what
+    /// the gain did, the crop is the clean crop normalised (inference sees no gain). Without that shift,
+    /// PerBand/PerClip would leave the gain in the crop. Short clips (centred) and long clips (a window).
+    func testNormalisationAfterAGainIsTheCleanCropsNormalisation() {
+        let melBins = 4, frames = 8
+        var gainOnly = SpeakerAugmentation()
+        gainOnly.gain = 6
+        for clipFrames in [5, 13] {
+            let clip = (0..<(melBins * clipFrames)).map { i in Float((i * 37) % 23) - 60 + Float(i / clipFrames) * 4 }
+            let start = clipFrames > frames ? 2 : 0
+            for normalization in [SpectrogramNormalization.perClip, .perBand] {
+                let clean = TrainingCrop(melBins: melBins, frames: frames, shortClipPosition: .center, timeShiftFrames: 0,
+                                         augmentation: SpeakerAugmentation(), normalization: normalization)
+                var withGain = clean
+                withGain.augmentation = gainOnly
+                var expected = [Float](repeating: 0, count: melBins * frames), out = expected, scratch = expected
+                var rng = SpeakerAugmentation.generator(seed: 3, epoch: 0, position: 0)
+                clean.make(clip: clip, clipFrames: clipFrames, silence: -80, start: start, rng: &rng,
+                           scratch: &scratch, into: &expected)
+                rng = SpeakerAugmentation.generator(seed: 3, epoch: 0, position: 0)
+                withGain.make(clip: clip, clipFrames: clipFrames, silence: -80, start: start, rng: &rng,
+                              scratch: &scratch, into: &out)
+                // Inside the copied frames: the clean values (float rounding of values near 60 dB, ~1e-5).
+                let copied = LogMelCrop.CopiedFrames(clipFrames: clipFrames, startFrame: start,
+                                                     offset: clipFrames > frames ? 0 : (frames - clipFrames) / 2, frames: frames)
+                for m in 0..<melBins {
+                    for t in copied.offset..<(copied.offset + copied.count) {
+                        XCTAssertEqual(out[m * frames + t], expected[m * frames + t], accuracy: 1e-4, "\(normalization) clip \(clipFrames) m \(m) t \(t)")
+                    }
+                }
+                // Control: the same gained crop normalised by the clip's unmoved statistics keeps the gain.
+                var unmoved = expected
+                LogMelCrop.copy(from: clip, melBins: melBins, clipFrames: clipFrames, startFrame: copied.startFrame,
+                                offset: copied.offset, frames: frames, padding: -80, into: &unmoved)
+                rng = SpeakerAugmentation.generator(seed: 3, epoch: 0, position: 0)
+                gainOnly.applyVoiceAndChannel(&unmoved, melBins: melBins, frames: frames, scratch: &scratch, rng: &rng)
+                normalization.apply(&unmoved, melBins: melBins, frames: frames, clip: clip, clipFrames: clipFrames)
+                XCTAssertGreaterThan(zip(unmoved, expected).map { abs($0 - $1) }.max()!, 0.05, "\(normalization)")
+            }
+        }
+    }
 }
