@@ -2,7 +2,7 @@
 # Plain mpirun across the nodes of a hostfile, without Slurm. Options after RUN_DIR go to
 # `digits-dist train`. `kill -USR1 <mpirun pid>` stops at a checkpoint (exit 75); run the same command
 # again to resume. The run folder and the feature cache (DIGITS_DIST_CACHE, default RUN_DIR/../.cache)
-# must be on a file system every node sees.
+# must be on a file system every node sees; DIGITS_DIST_NETWORK picks the network (cluster/mpi-env.sh).
 #   cluster/mpirun-hostfile.sh HOSTFILE CONFIG RUN_DIR [digits-dist train options ...]
 #   cluster/mpirun-hostfile.sh cluster/hostfile.example configs/amnist.yaml /shared/runs/amnist --threads 1
 set -euo pipefail

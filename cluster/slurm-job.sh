@@ -14,7 +14,7 @@ parse_job_arguments() {
     [ -f "$config" ] && [ -r "$config" ] || error "config $config: no such readable file (relative paths start in $PWD)"
     mkdir -p "$run" 2>/dev/null && [ -w "$run" ] || error "run folder $run: cannot create it or write to it as $(id -un)"
     command -v digits-dist >/dev/null || error "digits-dist is not on PATH on $(hostname -s) (PATH=$PATH)"
-    source "$cluster/mpi-env.sh"
+    source "$cluster/mpi-env.sh" || exit 1
 }
 
 # Runs LAUNCHER ARGS... in the background and forwards the batch shell's signals to it. Exit status 75

@@ -41,6 +41,14 @@ else
     echo "test: the Slurm tests need root (scripts/slurm-cluster.sh starts the daemons); skipped"
 fi
 
+# Across hosts over TCP: two hosts made of network namespaces on this machine (root only), mpirun on the
+# first reaching the second through Open MPI's rsh agent, as on a cluster without Slurm.
+if [ "$(id -u)" -eq 0 ]; then
+    scripts/netns-hosts.sh swift test --skip-build --disable-swift-testing --filter MultiHostTests
+else
+    echo "test: the multi-host tests need root (scripts/netns-hosts.sh makes network namespaces); skipped"
+fi
+
 # The bits must not depend on which kernels OpenBLAS picks for the CPU: an AVX2-only node (AMD Zen 3) runs
 # its Haswell family, an AVX-512 one (Zen 4) SkylakeX, a CPU it does not know its generic Prescott kernels.
 # On an AVX-512 machine the determinism and numeric tests run again on the Haswell family with a

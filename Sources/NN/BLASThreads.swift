@@ -5,6 +5,9 @@ public enum BLAS {
     /// OpenBLAS threads for this process: one per rank when several ranks share a node, else the cores.
     public static func setThreads(_ count: Int) { openblas_set_num_threads(Int32(max(1, count))) }
 
+    /// The OpenBLAS threads this process runs.
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+
     /// The kernel family OpenBLAS runs on this CPU ("Haswell", "SkylakeX", "Zen", "Prescott", …).
     public static var kernelFamily: String { String(cString: openblas_get_corename()) }
 

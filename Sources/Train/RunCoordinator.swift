@@ -1,6 +1,7 @@
 import Datasets
 import Dist
 import Foundation
+import NN
 
 /// Runs the folds of a training run on the ranks of `world`: one after another on all ranks, or with
 /// `foldParallel` on groups of ranks (MPI_Comm_split), each training its share of the folds at the same
@@ -75,12 +76,15 @@ public final class RunCoordinator {
         stopped = try world.allReduceMax(Int32(stopped ? 1 : 0)) > 0
         let gathered = try world.gatherv(Array(try JSONEncoder().encode(summaries)))
         guard !stopped else { return .stopped }
+        // Where each rank ran and with how many BLAS threads: a job spread over hosts differently is told apart.
+        let threads = try world.gather(Int64(BLAS.threads)).map(Int.init)
+        let hosts = try world.gatherv(Array(Self.hostName.utf8)).map { String(decoding: $0, as: UTF8.self) }
         if world.rank == 0 {
             let all = try gathered.flatMap { try JSONDecoder().decode([RunOutputs.FoldSummary].self, from: Data($0)) }
                 .sorted { ($0.fold ?? -1) < ($1.fold ?? -1) }
             let summary = try RunOutputs(directory: runDirectory, fresh: false)
-                .writeSummary(experiment: config.string("experiment_name"), ranks: world.size, folds: all,
-                              seconds: Date().timeIntervalSince(started))
+                .writeSummary(experiment: config.string("experiment_name"), ranks: world.size, hosts: hosts, blasThreads: threads,
+                              folds: all, seconds: Date().timeIntervalSince(started))
             if let mean = summary.accuracy_mean, let std = summary.accuracy_std {
                 let spread = all.count > 1 ? String(format: " ± %.4f over %d runs", std, all.count) : ""
                 Log.info(String(format: "done in %.0f s: validation accuracy %.4f%@; summary in %@/summary.json",
@@ -88,6 +92,12 @@ public final class RunCoordinator {
             }
         }
         return .finished
+    }
+
+    /// This node's name as the kernel has it (no DNS lookup).
+    static var hostName: String {
+        var name = [CChar](repeating: 0, count: 256)
+        return gethostname(&name, name.count) == 0 ? String(cString: name) : "?"
     }
 
     /// Trains one fold on `communicator`; its summary, or nil when a stop signal ended it.

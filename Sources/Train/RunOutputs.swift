@@ -105,6 +105,9 @@ public final class RunOutputs {
     public struct Summary: Codable, Sendable {
         public var experiment_name: String
         public var ranks: Int
+        /// Per rank: its host and its BLAS threads (absent in runs written before they were recorded).
+        public var hosts: [String]?
+        public var blas_threads: [Int]?
         public var folds: [FoldSummary]
         public var accuracy_mean: Double?
         public var accuracy_std: Double?
@@ -115,11 +118,13 @@ public final class RunOutputs {
 
     /// Writes summary.json with the mean and (population) standard deviation over folds.
     @discardableResult
-    public func writeSummary(experiment: String, ranks: Int, folds: [FoldSummary], seconds: Double) throws -> Summary {
+    public func writeSummary(experiment: String, ranks: Int, hosts: [String]? = nil, blasThreads: [Int]? = nil,
+                             folds: [FoldSummary], seconds: Double) throws -> Summary {
         let meanStd = Self.meanAndStandardDeviation
         let accuracy = meanStd(folds.compactMap { $0.metrics?.accuracy })
         let auc = meanStd(folds.compactMap { $0.metrics?.macroROCAUC })
-        let summary = Summary(experiment_name: experiment, ranks: ranks, folds: folds, accuracy_mean: accuracy.0,
+        let summary = Summary(experiment_name: experiment, ranks: ranks, hosts: hosts, blas_threads: blasThreads, folds: folds,
+                              accuracy_mean: accuracy.0,
                               accuracy_std: accuracy.1, macro_roc_auc_mean: auc.0, macro_roc_auc_std: auc.1, seconds: seconds)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -186,3 +186,13 @@ func processIsGone(_ pid: pid_t) -> Bool {
     guard let stat = processStat(pid) else { return true }
     return stat.state == "Z" || stat.state == "X"
 }
+
+/// The tiny training the launcher tests share (options after `train --out RUN`): a width-4 ResNet-18 on
+/// 5% of FSDD (theo validating), 2 epochs of 12 steps, a checkpoint every two steps; `cacheDirectory`
+/// nil leaves the cache folder to the launcher.
+func tinyTrainingOptions(seed: Int, cacheDirectory: String?, _ extra: [String] = []) -> [String] {
+    ["--data", fsddRecordings, "--val-speakers", "theo"] + (cacheDirectory.map { ["--cache-dir", $0] } ?? [])
+        + ["architecture.backbone=resnet18", "architecture.width=4", "training.batch_size=8", "training.epochs=2",
+           "dataset.data_sample=0.05", "environment.seed=\(seed)", "training.checkpoint_every_steps=2"].flatMap { ["--set", $0] }
+        + extra
+}

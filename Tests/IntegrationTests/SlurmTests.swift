@@ -27,10 +27,7 @@ final class SlurmTests: XCTestCase {
 
     /// The tiny run every job trains (the options after RUN_DIR pass through the sbatch file to `train`).
     func trainOptions(_ extra: [String] = [], cacheDirectory: Bool = true) -> [String] {
-        ["--data", fsddRecordings, "--val-speakers", "theo"] + (cacheDirectory ? ["--cache-dir", root + "/cache"] : [])
-        + ["--set", "architecture.backbone=resnet18", "--set", "architecture.width=4", "--set", "training.batch_size=8",
-         "--set", "training.epochs=2", "--set", "dataset.data_sample=0.05", "--set", "environment.seed=11",
-         "--set", "training.checkpoint_every_steps=2"] + extra
+        tinyTrainingOptions(seed: 11, cacheDirectory: cacheDirectory ? root + "/cache" : nil, extra)
     }
 
     /// `sbatch` as the job user from `root` (the job log lands there): returns the job id.
