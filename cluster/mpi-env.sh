@@ -8,6 +8,9 @@ export OPENBLAS_NUM_THREADS=1
 export OMPI_MCA_orte_forward_job_control=1
 # Shared memory within a node, TCP between nodes unless a faster transport (UCX) is configured.
 export OMPI_MCA_btl=${OMPI_MCA_btl:-self,vader,tcp}
+# A node that does not answer ssh ends the launch in 10 s with ssh's line naming it, rather than after the
+# TCP timeout of minutes; BatchMode: a node that would ask for a password fails the same way.
+export OMPI_MCA_plm_rsh_args=${OMPI_MCA_plm_rsh_args:--o ConnectTimeout=10 -o BatchMode=yes}
 # DIGITS_DIST_NETWORK: the network the ranks talk over, an interface name (eth1, ib0) or a subnet
 # (10.1.0.0/16), for Open MPI's daemons and its TCP transport alike. Unset: Open MPI uses every
 # interface but loopback, which goes wrong on nodes with a management network or docker bridges.

@@ -101,21 +101,29 @@ final class MultiHostTests: XCTestCase {
     func testHostfileLauncherTrainsAcrossHosts() throws {
         let binaryFolder = URL(fileURLWithPath: try digitsDistBinary()).deletingLastPathComponent().path
         let path = binaryFolder + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
-        let launch = { (network: String) in
+        let launch = { (hostfile: String, network: String, run: String) in
             try runProcess([self.onHost, self.hosts[0], "env", "PATH=\(path)", "DIGITS_DIST_NETWORK=\(network)",
-                            repositoryRoot + "/cluster/mpirun-hostfile.sh", self.hostfile, repositoryRoot + "/configs/fsdd.yaml",
-                            self.root + "/runs/hostfile"] + tinyTrainingOptions(seed: 7, cacheDirectory: nil), timeout: 300)
+                            repositoryRoot + "/cluster/mpirun-hostfile.sh", hostfile, repositoryRoot + "/configs/fsdd.yaml",
+                            self.root + "/runs/" + run] + tinyTrainingOptions(seed: 7, cacheDirectory: nil), timeout: 120)
         }
-        let missing = try launch("10.99.0.0/24")
+        let missing = try launch(hostfile, "10.99.0.0/24", "hostfile")
         XCTAssertNotEqual(missing.status, 0, missing.summary)
         XCTAssertTrue(missing.stderr.hasPrefix("error: DIGITS_DIST_NETWORK=10.99.0.0/24: no such interface or subnet on ddhost1"),
                       missing.summary)
-        let run = try launch(network)
+        let run = try launch(hostfile, network, "hostfile")
         XCTAssertEqual(run.status, 0, run.summary)
         XCTAssertFalse(run.stderr.contains("Warning"), run.summary)
         XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/runs/.cache"), "the shared cache beside the run folder")
         let summary = try String(contentsOfFile: root + "/runs/hostfile/summary.json", encoding: .utf8)
         XCTAssertTrue(summary.contains("ddhost2"), summary)
+
+        // A host that does not answer: the launch ends promptly, failed, naming it.
+        let unreachable = root + "/unreachable-hosts"
+        try "\(hosts[0]) slots=1\n10.77.0.99 slots=1\n".write(toFile: unreachable, atomically: true, encoding: .utf8)
+        let failed = try launch(unreachable, network, "unreachable")
+        XCTAssertFalse(failed.timedOut, failed.summary)
+        XCTAssertNotEqual(failed.status, 0, failed.summary)
+        XCTAssertTrue(failed.stderr.contains("10.77.0.99"), failed.summary)
     }
 
     /// The digits-dist process running in host `name`'s network namespace (its rank: the rsh agent
