@@ -12,6 +12,7 @@ out=${ABLATION_OUT:-runs/ablation}
 mkdir -p "$out"
 rows=(
     "the defaults|"
+    "no normalisation (the seed's No)|audio.spectrogram_normalization=No"
     "no time shift|augmentation.time_shift_seconds=0"
     "no tempo|augmentation.tempo=0"
     "no vocal-tract warp|augmentation.vocal_tract=0"

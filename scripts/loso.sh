@@ -8,7 +8,8 @@
 #   scripts/loso.sh [SEEDS] [--set key=value ...]
 #   scripts/loso.sh "1 2 3"                                       # the defaults (configs/fsdd.yaml: 20 epochs)
 #   scripts/loso.sh "1 2 3" --set audio.short_clip_position=Start # one change against them
-#   scripts/loso.sh "1 2 3" --set training.epochs=10 --set augmentation.time_shift_seconds=0 \
+#   scripts/loso.sh "1 2 3" --set training.epochs=10 --set audio.spectrogram_normalization=No \
+#       --set augmentation.time_shift_seconds=0 \
 #       --set augmentation.tempo=0 --set augmentation.vocal_tract=0 --set augmentation.gain_db=0 \
 #       --set augmentation.noise_probability=0 --set augmentation.frequency_masks=0 \
 #       --set augmentation.time_masks=0                           # the plain seed recipe (the peer's)
