@@ -186,9 +186,11 @@ extension RunConfig {
         return plan
     }
 
-    /// `audio.short_clip_position` of a resolved config saved in a checkpoint. Every key is written there,
-    /// so one without it predates the key, from when short clips sat at the start of the crop.
-    var savedShortClipPosition: LogMelCrop.ShortClipPosition {
-        explicitKeys.contains("audio.short_clip_position") ? shortClipPosition : .start
+    /// The inference keys of a resolved config saved in a checkpoint. Every key is written there, so a key
+    /// missing predates it: short clips then sat at the start of the crop and features were not normalised.
+    var savedInferencePlan: InferencePlan {
+        var plan = inferencePlan(placing: explicitKeys.contains("audio.short_clip_position") ? shortClipPosition : .start)
+        if !explicitKeys.contains("audio.spectrogram_normalization") { plan.normalization = .no }
+        return plan
     }
 }

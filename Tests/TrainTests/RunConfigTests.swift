@@ -14,6 +14,17 @@ final class RunConfigTests: XCTestCase {
         return path
     }
 
+    /// A checkpoint's saved config lists every key; one written before a key existed means the behaviour
+    /// of that time: short clips at the start, features not normalised.
+    func testASavedConfigWithoutTheNewerKeysInfersAsBeforeThem() throws {
+        let old = try RunConfig.parse(yaml: "training:\n  epochs: 3\n", source: "old.ckpt").savedInferencePlan
+        XCTAssertEqual(old.normalization, .no)
+        XCTAssertEqual(old.shortClipPosition, .start)
+        let current = try RunConfig.parse(yaml: RunConfig().yaml, source: "new.ckpt").savedInferencePlan
+        XCTAssertEqual(current.normalization, .perClip)
+        XCTAssertEqual(current.shortClipPosition, .center)
+    }
+
     func testTheSeedConfigLoadsAsItIs() throws {
         let config = try RunConfig.load(path: repositoryRoot + "/configs/amnist.yaml")
         XCTAssertEqual(config.string("architecture.backbone"), "resnet50")
