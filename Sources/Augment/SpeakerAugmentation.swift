@@ -37,15 +37,9 @@ public struct SpeakerAugmentation: Sendable, Equatable {
         SplitMix64(seed: seed ^ 0x5350_4543_4155_4700 ^ (UInt64(epoch) << 44) ^ (UInt64(position) &* 0xA24B_AED4_963E_E407))
     }
 
-    /// Augments `crop` in place; `scratch` holds melBins·frames floats.
-    public func apply(_ crop: UnsafeMutablePointer<Float>, melBins: Int, frames: Int,
-                      scratch: UnsafeMutablePointer<Float>, rng: inout SplitMix64) {
-        applyVoiceAndChannel(crop, melBins: melBins, frames: frames, scratch: scratch, rng: &rng)
-        applyMasks(crop, melBins: melBins, frames: frames, rng: &rng)
-    }
-
-    /// The first part of `apply`: what a different speaker, level or room would change (tempo, vocal tract,
-    /// gain, noise); normalisation by the clip's statistics belongs after this and before the masks.
+    /// Augments `crop` in place with what a different speaker, level or room would change (tempo, vocal
+    /// tract, gain, noise); `scratch` holds melBins·frames floats. Normalisation by the clip's statistics
+    /// (`TrainingCrop`) comes after this and before `applyMasks`.
     public func applyVoiceAndChannel(_ crop: UnsafeMutablePointer<Float>, melBins: Int, frames: Int,
                                      scratch: UnsafeMutablePointer<Float>, rng: inout SplitMix64) {
         if tempo > 0 {
@@ -67,7 +61,7 @@ public struct SpeakerAugmentation: Sendable, Equatable {
         }
     }
 
-    /// The second part of `apply`: SpecAugment's masks, filled with the crop's mean.
+    /// SpecAugment's masks, filled with the crop's mean: the last change to a crop.
     public func applyMasks(_ crop: UnsafeMutablePointer<Float>, melBins: Int, frames: Int, rng: inout SplitMix64) {
         let count = melBins * frames
         guard (frequencyMasks > 0 && frequencyMaskBins > 0) || (timeMasks > 0 && timeMaskFrames > 0) else { return }

@@ -22,19 +22,17 @@ struct ConfigOptions: ParsableArguments {
     /// and MPI_Abort's banner. A rank that alone fails (a file missing on its node) says so with its rank.
     func load(agreedBy world: Communicator) throws -> RunConfig {
         let loaded = Result { try load() }
-        let failures = try world.allReduceSum(Int64(loaded.isFailure ? 1 : 0))
+        var failure: Error?
+        if case .failure(let error) = loaded { failure = error }
+        let failures = try world.allReduceSum(Int64(failure == nil ? 0 : 1))
         guard failures > 0 else { return try loaded.get() }
-        if case .failure(let error) = loaded, world.rank == 0 || failures < world.size { Log.error("\(error)") }
+        if let failure, world.rank == 0 || failures < world.size { Log.error("\(failure)") }
         throw FailedOnEveryRank()
     }
 }
 
 /// Every rank knows the command failed and its reason has been logged: no abort needed.
 struct FailedOnEveryRank: Error {}
-
-private extension Result {
-    var isFailure: Bool { if case .failure = self { true } else { false } }
-}
 
 /// Turns our one-line errors into a clean exit: the message on stderr, exit code 1.
 func failing<T>(_ body: () throws -> T) throws -> T {

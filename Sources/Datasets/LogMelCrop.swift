@@ -71,22 +71,19 @@ public enum SpectrogramNormalization: String, Sendable, CaseIterable {
                       clipFrames: Int, changed: LogMelCrop.CopiedFrames? = nil) {
         guard self != .no, clipFrames > 0 else { return }
         let whole = Moments(clip, rowLength: clipFrames, melBins: melBins, columns: 0..<clipFrames)
-        var meanShift = 0.0, spreadRatio = 1.0
-        var before: Moments?, after: Moments?
-        if let changed, changed.count > 0 {
-            before = Moments(clip, rowLength: clipFrames, melBins: melBins, columns: changed.startFrame..<(changed.startFrame + changed.count))
-            after = Moments(UnsafePointer(window), rowLength: frames, melBins: melBins, columns: changed.offset..<(changed.offset + changed.count))
-            meanShift = after!.mean - before!.mean
-            spreadRatio = after!.deviation / max(before!.deviation, 1e-3)
+        // The copied frames before (in the clip) and after (in the window) the augmentations changed them.
+        let moved = changed.flatMap { c in
+            c.count == 0 ? nil : (before: Moments(clip, rowLength: clipFrames, melBins: melBins, columns: c.startFrame..<(c.startFrame + c.count)),
+                                  after: Moments(UnsafePointer(window), rowLength: frames, melBins: melBins, columns: c.offset..<(c.offset + c.count)))
         }
+        let meanShift = moved.map { $0.after.mean - $0.before.mean } ?? 0
+        let spreadRatio = moved.map { $0.after.deviation / max($0.before.deviation, 1e-3) } ?? 1
         // A constant clip (all silence) keeps its scale rather than dividing by zero.
         let scale = Float(1 / max(whole.deviation * spreadRatio, 1e-3))
         for m in 0..<melBins {
             var center = Float(whole.mean + meanShift)
             if self == .perBand {
-                var band = whole.bandMean(m)
-                if let before, let after { band += after.bandMean(m) - before.bandMean(m) }
-                center = Float(band)
+                center = Float(whole.bandMean(m) + (moved.map { $0.after.bandMean(m) - $0.before.bandMean(m) } ?? 0))
             }
             let row = window + m * frames
             for t in 0..<frames { row[t] = (row[t] - center) * scale }

@@ -17,7 +17,8 @@ final class SpeakerAugmentationTests: XCTestCase {
         var crop = wordCrop()
         var scratch = [Float](repeating: 0, count: crop.count)
         var rng = SpeakerAugmentation.generator(seed: seed, epoch: epoch, position: position)
-        augmentation.apply(&crop, melBins: melBins, frames: frames, scratch: &scratch, rng: &rng)
+        augmentation.applyVoiceAndChannel(&crop, melBins: melBins, frames: frames, scratch: &scratch, rng: &rng)
+        augmentation.applyMasks(&crop, melBins: melBins, frames: frames, rng: &rng)
         return crop
     }
 
@@ -178,7 +179,8 @@ final class TrainingCropTests: XCTestCase {
                 rng = SpeakerAugmentation.generator(seed: 3, epoch: 0, position: 0)
                 withGain.make(clip: clip, clipFrames: clipFrames, silence: -80, start: start, rng: &rng,
                               scratch: &scratch, into: &out)
-                // Inside the copied frames: the clean values (float rounding of values near 60 dB, ~1e-5).
+                // Inside the copied frames: the clean values up to Float rounding: a few roundings of values
+                // |x| ≤ 80 dB (≈ 4·80·6e-8 = 2e-5) times the scale 1/std (std > 1 here) stay below 1e-4.
                 let copied = LogMelCrop.CopiedFrames(clipFrames: clipFrames, startFrame: start,
                                                      offset: clipFrames > frames ? 0 : (frames - clipFrames) / 2, frames: frames)
                 for m in 0..<melBins {

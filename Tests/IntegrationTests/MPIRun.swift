@@ -1,4 +1,6 @@
 import Foundation
+import Train
+import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -195,4 +197,17 @@ func tinyTrainingOptions(seed: Int, cacheDirectory: String?, _ extra: [String] =
         + ["architecture.backbone=resnet18", "architecture.width=4", "training.batch_size=8", "training.epochs=2",
            "dataset.data_sample=0.05", "environment.seed=\(seed)", "training.checkpoint_every_steps=2"].flatMap { ["--set", $0] }
         + extra
+}
+
+/// The weights a checkpoint holds.
+func parameters(_ path: String) throws -> [Float] {
+    try XCTUnwrap(Checkpoint.read(from: path).section("parameters"))
+}
+
+/// `mpirun -n 2 digits-dist train --out out OPTIONS` with both ranks on this host (shared memory), and its
+/// final weights: the reference the other launchers' runs are compared with bitwise.
+func oneHostWeights(out: String, _ options: [String]) throws -> [Float] {
+    let run = try mpirun(2, ["train", "--out", out] + options, timeout: 300)
+    guard run.status == 0 else { throw IntegrationTestError(description: "the one-host reference run failed: \(run.summary)") }
+    return try parameters(out + "/final.ckpt")
 }

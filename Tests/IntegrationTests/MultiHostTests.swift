@@ -43,15 +43,9 @@ final class MultiHostTests: XCTestCase {
         ["train", "--out", out] + tinyTrainingOptions(seed: 7, cacheDirectory: root + "/cache", extra)
     }
 
-    func parameters(_ path: String) throws -> [Float] {
-        try XCTUnwrap(Checkpoint.read(from: path).section("parameters"))
-    }
-
-    /// The same job with both ranks on this host (shared memory).
+    /// The same job with both ranks on this host.
     func oneHostWeights(_ extra: [String] = []) throws -> [Float] {
-        let run = try mpirun(2, trainArguments(out: root + "/one-host", extra), timeout: 300)
-        XCTAssertEqual(run.status, 0, run.summary)
-        return try parameters(root + "/one-host/final.ckpt")
+        try IntegrationTests.oneHostWeights(out: root + "/one-host", tinyTrainingOptions(seed: 7, cacheDirectory: root + "/cache", extra))
     }
 
     func testRanksRunOnTwoHostsAndPassTheCollectivesSelfTest() throws {

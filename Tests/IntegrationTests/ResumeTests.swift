@@ -26,10 +26,6 @@ final class ResumeTests: XCTestCase {
          "--set", "training.checkpoint_every_steps=2", "--set", "training.keep_checkpoints=3"] + extra
     }
 
-    func parameters(_ path: String) throws -> [Float] {
-        try XCTUnwrap(Checkpoint.read(from: path).section("parameters"))
-    }
-
     func stepFiles(_ out: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: out + "/checkpoints")) ?? [])
             .filter { $0.hasSuffix(".ckpt") }.sorted()

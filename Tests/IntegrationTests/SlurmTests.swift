@@ -78,17 +78,9 @@ final class SlurmTests: XCTestCase {
         (try? String(contentsOfFile: root + "/digits-dist-\(id).log", encoding: .utf8)) ?? "(no log)"
     }
 
-    func parameters(_ path: String) throws -> [Float] {
-        try XCTUnwrap(Checkpoint.read(from: path).section("parameters"))
-    }
-
     /// The same training under mpirun directly, for the bitwise comparisons.
     func mpirunReference(_ extra: [String] = []) throws -> [Float] {
-        let out = root + "/reference"
-        let run = try mpirun(2, ["train", "--config", repositoryRoot + "/configs/fsdd.yaml", "--out", out, "--threads", "1"]
-                                + trainOptions(extra), timeout: 300)
-        XCTAssertEqual(run.status, 0, run.summary)
-        return try parameters(out + "/final.ckpt")
+        try oneHostWeights(out: root + "/reference", ["--config", repositoryRoot + "/configs/fsdd.yaml", "--threads", "1"] + trainOptions(extra))
     }
 
     func testOneNodeJobTrainsWithPassedThroughOptionsAndMatchesMpirun() throws {

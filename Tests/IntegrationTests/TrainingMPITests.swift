@@ -21,10 +21,6 @@ final class TrainingMPITests: XCTestCase {
          "--set", "training.warmup_epochs=0"] + extra
     }
 
-    func parameters(_ path: String) throws -> [Float] {
-        try XCTUnwrap(Checkpoint.read(from: path).section("parameters"))
-    }
-
     /// The run's state: weights and AdamW's first moment (a running mean of the summed gradients).
     func state(_ path: String) throws -> (weights: [Float], moment: [Float]) {
         let checkpoint = try Checkpoint.read(from: path)
