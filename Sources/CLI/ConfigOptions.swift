@@ -26,7 +26,7 @@ struct ConfigOptions: ParsableArguments {
         if case .failure(let error) = loaded { failure = error }
         let failures = try world.allReduceSum(Int64(failure == nil ? 0 : 1))
         guard failures > 0 else { return try loaded.get() }
-        if let failure, world.rank == 0 || failures < world.size { Log.error("\(failure)") }
+        if let failure, world.rank == 0 || failures < world.size { Log.error(failure) }
         throw FailedOnEveryRank()
     }
 }
@@ -37,7 +37,7 @@ struct FailedOnEveryRank: Error {}
 /// Turns our one-line errors into a clean exit: the message on stderr, exit code 1.
 func failing<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let error as ExitCode { throw error } catch let error as CleanExit { throw error } catch {
-        Log.error("\(error)")
+        Log.error(error)
         throw ExitCode.failure
     }
 }
@@ -56,7 +56,7 @@ func onEveryRank(_ body: (Communicator) throws -> Int32) throws {
         try? Communicator.finalize()
         throw ExitCode.failure
     } catch {
-        Log.error("\(error)")
+        Log.error(error)
         if world.size > 1 { world.abort(code: 1) }
         try? Communicator.finalize()
         throw ExitCode.failure

@@ -88,7 +88,7 @@ struct PredictCommand: ParsableCommand {
                     let line = Line(file: file, digit: Self.argmax(probabilities), probabilities: probabilities, chunks: chunkList)
                     print(String(decoding: try encoder.encode(line), as: UTF8.self))
                 } catch {
-                    Log.error("\(error)")
+                    Log.error(error)
                     failures += 1
                 }
             }

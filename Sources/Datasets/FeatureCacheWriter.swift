@@ -58,9 +58,13 @@ public final class FeatureCacheWriter {
         fd = open(temporary, O_RDWR | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw DatasetError(path: temporary, problem: "cannot create (\(String(cString: strerror(errno))))") }
         // Reserve the blocks now: a full disk fails here with ENOSPC, not later as SIGBUS on a mapped write.
-        guard posix_fallocate(fd, 0, off_t(mappedBytes)) == 0,
-              let map = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), map != MAP_FAILED else {
-            let problem = "cannot size or map \(mappedBytes) bytes (\(String(cString: strerror(errno))))"
+        // posix_fallocate returns its error instead of setting errno.
+        let reserved = posix_fallocate(fd, 0, off_t(mappedBytes))
+        let map = reserved == 0 ? mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED
+        guard let map, map != MAP_FAILED else {
+            let problem = reserved != 0
+                ? "cannot reserve \(mappedBytes) bytes for the cache (\(String(cString: strerror(reserved))))"
+                : "cannot map \(mappedBytes) bytes (\(String(cString: strerror(errno))))"
             close(fd)
             unlink(temporary)
             throw DatasetError(path: temporary, problem: problem)

@@ -40,6 +40,32 @@ public enum Log {
         write(rank == 0 ? "digits-dist: error: " + message : "digits-dist[rank \(rank)]: error: " + message)
     }
 
+    /// `error` as one line: our errors say what they say; Foundation's file-system errors, which print as a
+    /// dump of their userInfo, become "PATH: REASON" in the system's words.
+    public static func error(_ error: any Error) {
+        self.error(oneLine(error))
+    }
+
+    static func oneLine(_ error: any Error) -> String {
+        let bridged = error as NSError
+        guard bridged.domain == NSCocoaErrorDomain,
+              let path = bridged.userInfo[NSFilePathErrorKey] as? String ?? (bridged.userInfo[NSURLErrorKey] as? URL)?.path
+        else { return "\(error)" }
+        guard let posix = (bridged.userInfo[NSUnderlyingErrorKey] as? any Error).map({ $0 as NSError }),
+              posix.domain == NSPOSIXErrorDomain else {
+            return "\(path): \(bridged.localizedDescription)"
+        }
+        var isFolder: ObjCBool = false
+        switch Int32(posix.code) {
+        case EEXIST where FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && !isFolder.boolValue:
+            return "\(path): is a file, where a folder is needed"
+        case ENOTDIR:
+            return "\(path): a part of this path is a file, where a folder is needed"
+        case let code:
+            return "\(path): \(String(cString: strerror(code)))"
+        }
+    }
+
     static func write(_ line: String) {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }

@@ -15,8 +15,7 @@ final class FSDDAccuracyTests: XCTestCase {
     func testHeldOutAccuracyOverTheFiveSpeakersBeatsThePlainRecipe() throws {
         let root = repositoryRoot, fsdd = fsddRecordings
         try XCTSkipUnless(FileManager.default.fileExists(atPath: fsdd), "shared FSDD data absent")
-        let out = FileManager.default.temporaryDirectory.path + "/digits-dist-fsdd-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: out) }
+        let out = try temporaryFolder("fsdd")
         let run = try mpirun(2, ["train", "--config", root + "/configs/fsdd.yaml", "--data", fsdd, "--out", out + "/run",
                                  "--cache-dir", out + "/cache", "--threads", "1"], timeout: 1800)
         XCTAssertEqual(run.status, 0, run.summary)

@@ -211,3 +211,13 @@ func oneHostWeights(out: String, _ options: [String]) throws -> [Float] {
     guard run.status == 0 else { throw IntegrationTestError(description: "the one-host reference run failed: \(run.summary)") }
     return try parameters(out + "/final.ckpt")
 }
+
+extension XCTestCase {
+    /// A fresh folder under the temporary directory, removed when the test ends (passed or not).
+    func temporaryFolder(_ kind: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.path + "/digits-dist-\(kind)-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+}

@@ -23,10 +23,7 @@ final class MultiHostTests: XCTestCase {
         hosts = environment["DIGITS_DIST_HOSTS", default: ""].split(separator: " ").map(String.init)
         onHost = environment["DIGITS_DIST_ON_HOST"]!
         network = environment["DIGITS_DIST_NETWORK"]!
-        root = FileManager.default.temporaryDirectory.path + "/digits-dist-hosts-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let folder = root
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: folder) }
+        root = try temporaryFolder("hosts")
     }
 
     /// `mpirun` on the first host over the hostfile: TCP only, on the hosts' network, no binding (every

@@ -14,10 +14,7 @@ final class ONNXExportTests: XCTestCase {
     var root = ""
 
     override func setUpWithError() throws {
-        root = FileManager.default.temporaryDirectory.path + "/digits-dist-onnx-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let folder = root
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: folder) }
+        root = try temporaryFolder("onnx")
     }
 
     func requireONNXRuntime() throws {

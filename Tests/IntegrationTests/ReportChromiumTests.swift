@@ -4,12 +4,7 @@ import XCTest
 /// `digits-dist report` end to end: the real binary writes report.html for a run folder, and headless
 /// Chromium (Debian's `chromium`, installed by scripts/test.sh) renders it and dumps the DOM it parsed.
 final class ReportChromiumTests: XCTestCase {
-    func scratch() throws -> String {
-        let path = FileManager.default.temporaryDirectory.path + "/digits-dist-report-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
+    func scratch() throws -> String { try temporaryFolder("report") }
 
     func chromium() throws -> String {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"

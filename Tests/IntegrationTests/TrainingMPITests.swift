@@ -6,12 +6,7 @@ import XCTest
 final class TrainingMPITests: XCTestCase {
     let fsdd = fsddRecordings
 
-    func scratch() throws -> String {
-        let path = FileManager.default.temporaryDirectory.path + "/digits-dist-train-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
+    func scratch() throws -> String { try temporaryFolder("train") }
 
     /// A tiny ResNet on a sliver of FSDD: two optimizer steps of a global batch of 8.
     func trainArguments(out: String, cache: String, threads: Int = 1, extra: [String] = []) -> [String] {
@@ -143,9 +138,7 @@ final class DistributedCacheTests: XCTestCase {
     func testThreeRanksBuildTheSameCacheAsOneProcessAndListTheSameSkips() throws {
         let fsdd = fsddRecordings
         try XCTSkipUnless(FileManager.default.fileExists(atPath: fsdd), "shared FSDD data absent")
-        let root = FileManager.default.temporaryDirectory.path + "/digits-dist-cache-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        let root = try temporaryFolder("cache")
         try Data("RIFF\u{0}\u{0}\u{0}\u{0}WAVEfmt garbage".utf8).write(to: URL(fileURLWithPath: root + "/9_zed_0.wav"))
         var rows = ["audio,label,speaker", "\(root)/9_zed_0.wav,9,zed", "\(root)/missing.wav,1,zed"]
         for speaker in ["george", "theo"] { for digit in 0..<10 { for i in 0..<30 { rows.append("\(fsdd)/\(digit)_\(speaker)_\(i).wav,\(digit),\(speaker)") } } }
@@ -171,9 +164,7 @@ final class FoldParallelTests: XCTestCase {
     func testTwoGroupsOfTwoRanksEqualTwoRanksTrainingTheFoldsInTurn() throws {
         let fsdd = fsddRecordings
         try XCTSkipUnless(FileManager.default.fileExists(atPath: fsdd), "shared FSDD data absent")
-        let root = FileManager.default.temporaryDirectory.path + "/digits-dist-folds-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        let root = try temporaryFolder("folds")
         func arguments(_ out: String) -> [String] {
             ["train", "--data", fsdd, "--out", out, "--cache-dir", root + "/cache", "--threads", "1",
              "--set", "architecture.backbone=resnet18", "--set", "architecture.width=4", "--set", "training.batch_size=8",
