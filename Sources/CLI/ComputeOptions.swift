@@ -41,6 +41,8 @@ struct ComputeOptions: ParsableArguments {
             ? try DistributedFeatureCache.open(dataset: dataset, settings: settings, directory: cacheDirectory, world: world, log: Log.info)
             : try FeatureCache.open(dataset: dataset, settings: settings, directory: cacheDirectory,
                                     threads: workers > 0 ? workers : ProcessInfo.processInfo.activeProcessorCount, log: Log.info)
+        for file in dataset.skipped.prefix(10) { Log.info("skipped \(file)") }
+        if dataset.skipped.count > 10 { Log.info("… and \(dataset.skipped.count - 10) more skipped files (`digits-dist data` lists all)") }
         let skipped = cache.skipped.sorted { $0.key < $1.key }
         for (i, reason) in skipped.prefix(10) { Log.info("skipped clip \(i): \(reason)") }
         if skipped.count > 10 { Log.info("… and \(skipped.count - 10) more skipped clips (`digits-dist cache --data … --list-skipped` lists all)") }

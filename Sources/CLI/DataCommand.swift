@@ -42,6 +42,11 @@ struct DataCommand: ParsableCommand {
                 print("skipped \(dataset.skipped.count) files:")
                 for file in dataset.skipped { print("  \(file)") }
             }
+            let unreadable = dataset.unreadableClips
+            if !unreadable.isEmpty {
+                print("\(unreadable.count) clips name no readable file (the cache build skips them):")
+                for file in unreadable { print("  \(file)") }
+            }
         }
     }
 }

@@ -62,6 +62,22 @@ public struct Dataset: Sendable {
         self.skipped = skipped
     }
 
+    /// What the dataset is called: its folder's name, or its CSV's without the extension.
+    public var name: String {
+        let last = (root as NSString).lastPathComponent
+        return layout == .csv ? (last as NSString).deletingPathExtension : last
+    }
+
+    /// Clips whose file is missing or is not a regular file: listed by `data` before the cache build
+    /// skips them.
+    public var unreadableClips: [SkippedFile] {
+        clips.compactMap { clip in
+            var info = stat()
+            guard stat(clip.path, &info) == 0 else { return SkippedFile(path: clip.path, reason: "no such file") }
+            return (info.st_mode & S_IFMT) == S_IFREG ? nil : SkippedFile(path: clip.path, reason: "not a regular file")
+        }
+    }
+
     /// Speakers in sorted order.
     public var speakers: [String] { Array(Set(clips.map(\.speaker))).sorted() }
 

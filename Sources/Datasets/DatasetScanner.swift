@@ -10,6 +10,9 @@ extension Dataset {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw DatasetError(path: path, problem: "no such file or folder")
         }
+        // However `path` is spelled (relative, absolute, through a link), the dataset is the same: its root
+        // and clip paths are the resolved ones, and so are its feature cache's name and key.
+        let path = resolved(path)
         if !isDirectory.boolValue {
             guard path.lowercased().hasSuffix(".csv") else {
                 throw DatasetError(path: path, problem: "not a folder or a .csv file")
@@ -84,7 +87,9 @@ extension Dataset {
         guard FileManager.default.fileExists(atPath: folder.isEmpty ? "." : folder, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw DatasetError(path: path, problem: "its audio folder \(folder) does not exist (set dataset.data_folder, or fetch the data)")
         }
-        var clips: [Clip] = []
+        folder = resolved(folder.isEmpty ? "." : folder)
+        var clips: [Clip] = [], skipped: [SkippedFile] = []
+        var firstLine: [String: (line: Int, label: Int)] = [:]  // by resolved audio path
         for (rowIndex, row) in table.rows.enumerated() {
             let line = rowIndex + 2
             guard row.count == table.header.count else {
@@ -98,11 +103,35 @@ extension Dataset {
             let file = (audio as NSString).lastPathComponent
             let speaker = speakerColumn.map { row[$0].trimmingCharacters(in: .whitespaces) }
                 ?? parseClipName(file)?.speaker ?? file
-            let clipPath = audio.hasPrefix("/") || folder.isEmpty ? audio : folder + "/" + audio
+            let clipPath = audio.hasPrefix("/") ? audio : folder + "/" + audio
+            let resolvedPath = resolved(clipPath)
+            if let first = firstLine[resolvedPath] {
+                guard first.label == label else {
+                    throw DatasetError(path: path, problem:
+                        "lines \(first.line) and \(line) list the same audio file \(audio) with labels \(first.label) and \(label)")
+                }
+                skipped.append(SkippedFile(path: clipPath, reason: "line \(line) repeats line \(first.line); used once"))
+                continue
+            }
+            firstLine[resolvedPath] = (line, label)
             clips.append(Clip(path: clipPath, label: label, speaker: speaker))
         }
         guard !clips.isEmpty else { throw DatasetError(path: path, problem: "has no rows") }
-        return Dataset(root: folder, layout: .csv, clips: clips)
+        // Rooted at the CSV itself: two CSVs in one folder are two datasets with two caches.
+        return Dataset(root: path, layout: .csv, clips: clips, skipped: skipped)
+    }
+
+    /// The absolute path with links and `.`/`..` resolved; for a missing file, its folder's resolved path
+    /// and its name (so two spellings of one missing file still compare equal).
+    static func resolved(_ path: String) -> String {
+        if let real = realpath(path, nil) {
+            defer { free(real) }
+            return String(cString: real)
+        }
+        let folder = (path as NSString).deletingLastPathComponent, name = (path as NSString).lastPathComponent
+        guard !folder.isEmpty, folder != path, let real = realpath(folder, nil) else { return (path as NSString).standardizingPath }
+        defer { free(real) }
+        return String(cString: real) + "/" + name
     }
 
     static func isAudioFile(_ name: String) -> Bool {

@@ -87,7 +87,7 @@ public final class FeatureCache {
 
     /// One cache file per dataset root, so a changed dataset replaces its old cache instead of piling up.
     static func fileName(for dataset: Dataset) -> String {
-        let name = (dataset.root as NSString).lastPathComponent.filter { $0.isLetter || $0.isNumber || $0 == "-" }
+        let name = dataset.name.filter { $0.isLetter || $0.isNumber || $0 == "-" }
         return "\(name.isEmpty ? "data" : name)-\(String(fnv1a(Array(dataset.root.utf8)), radix: 16)).ddcache"
     }
 

@@ -80,4 +80,51 @@ final class DatasetLayoutTests: XCTestCase {
         XCTAssertThrowsError(try Dataset.load(path: root + "/missing")) { XCTAssertTrue("\($0)".contains("no such file")) }
         XCTAssertThrowsError(try Dataset.load(path: root + "/notes.txt")) { XCTAssertTrue("\($0)".contains("not a folder or a .csv")) }
     }
+
+    /// `--data ds`, `--data /abs/ds` and a link to it are one dataset: same root, same clip paths, one cache.
+    func testHoweverThePathIsSpelledTheDatasetAndItsCacheAreTheSame() throws {
+        let root = try temporaryFolder(self)
+        for speaker in ["anna", "bob"] { for digit in 0..<3 { touch("\(root)/ds/\(digit)_\(speaker)_0.wav") } }
+        try FileManager.default.createSymbolicLink(atPath: root + "/link", withDestinationPath: root + "/ds")
+        let previous = FileManager.default.currentDirectoryPath
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(root))
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
+        let spellings = ["ds", "./ds/", root + "/ds", root + "/link", "link/../ds"]
+        let datasets = try spellings.map { try Dataset.load(path: $0) }
+        for (spelling, dataset) in zip(spellings, datasets) {
+            XCTAssertEqual(dataset.root, root + "/ds", spelling)
+            XCTAssertEqual(dataset.clips, datasets[0].clips, spelling)
+            XCTAssertEqual(FeatureCache.fileName(for: dataset), FeatureCache.fileName(for: datasets[0]), spelling)
+        }
+        XCTAssertTrue(datasets[0].clips.allSatisfy { $0.path.hasPrefix(root + "/ds/") })
+    }
+
+    /// train.csv and test.csv side by side: two datasets, each named, with a cache file of its own.
+    func testTwoCSVsInOneFolderAreTwoNamedDatasets() throws {
+        let root = try temporaryFolder(self)
+        try "audio,label\n1_a_0.wav,1\n".write(toFile: root + "/train.csv", atomically: true, encoding: .utf8)
+        try "audio,label\n2_b_0.wav,2\n".write(toFile: root + "/test.csv", atomically: true, encoding: .utf8)
+        let train = try Dataset.load(path: root + "/train.csv"), test = try Dataset.load(path: root + "/test.csv")
+        XCTAssertEqual([train.name, test.name], ["train", "test"])
+        XCTAssertTrue(FeatureCache.fileName(for: train).hasPrefix("train-"))
+        XCTAssertNotEqual(FeatureCache.fileName(for: train), FeatureCache.fileName(for: test))
+    }
+
+    /// A file listed twice: with two labels an error naming both lines; with one, used once and reported.
+    func testDuplicateCSVRowsAreRefusedOrUsedOnce() throws {
+        let root = try temporaryFolder(self)
+        try "audio,label\n3_a_0.wav,3\n4_a_0.wav,4\n./3_a_0.wav,7\n".write(toFile: root + "/c.csv", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try Dataset.load(path: root + "/c.csv")) {
+            XCTAssertEqual("\($0)", root + "/c.csv: lines 2 and 4 list the same audio file ./3_a_0.wav with labels 3 and 7")
+        }
+        touch(root + "/3_a_0.wav")
+        try "audio,label\n3_a_0.wav,3\n4_a_0.wav,4\n./3_a_0.wav,3\n".write(toFile: root + "/c.csv", atomically: true, encoding: .utf8)
+        let dataset = try Dataset.load(path: root + "/c.csv")
+        XCTAssertEqual(dataset.clips.map(\.path), [root + "/3_a_0.wav", root + "/4_a_0.wav"])
+        XCTAssertEqual(dataset.skipped, [SkippedFile(path: root + "/./3_a_0.wav", reason: "line 4 repeats line 2; used once")])
+        // 4_a_0.wav does not exist: listed before any cache build; a folder named as a clip is too.
+        XCTAssertEqual(dataset.unreadableClips, [SkippedFile(path: root + "/4_a_0.wav", reason: "no such file")])
+        try FileManager.default.createDirectory(atPath: root + "/4_a_0.wav", withIntermediateDirectories: true)
+        XCTAssertEqual(dataset.unreadableClips, [SkippedFile(path: root + "/4_a_0.wav", reason: "not a regular file")])
+    }
 }
