@@ -7,6 +7,8 @@ import NN
 /// - tempo: the time axis stretched by 1 + U(−tempo, tempo) (speed perturbation without the pitch change);
 /// - vocal-tract length: the mel axis warped by 1 + U(−vocalTract, vocalTract) around its lowest band, as
 ///   VTLP warps the frequency axis, so a voice sounds as from a shorter or longer vocal tract;
+/// - equalizer: each mel band moved by a smooth random curve of up to ± `equalizer` dB (the colouring of a
+///   different microphone, room or phone line: `equalizerCurve`);
 /// - gain: every value moved by U(−gain, gain) dB (a louder or quieter recording);
 /// - noise: with probability `noiseProbability`, noise added in power at a signal-to-noise ratio drawn
 ///   uniformly in `noiseSNR` dB, relative to the crop's mean power, each cell's noise power exponentially
@@ -18,6 +20,7 @@ import NN
 public struct SpeakerAugmentation: Sendable, Equatable {
     public var tempo = 0.0
     public var vocalTract = 0.0
+    public var equalizer = 0.0
     public var gain = 0.0
     public var noiseProbability = 0.0
     public var noiseSNR = 10.0...40.0
@@ -28,7 +31,7 @@ public struct SpeakerAugmentation: Sendable, Equatable {
 
     /// Whether no augmentation is on (the crop is left as it is).
     public var isIdentity: Bool {
-        tempo == 0 && vocalTract == 0 && gain == 0 && noiseProbability == 0
+        tempo == 0 && vocalTract == 0 && equalizer == 0 && gain == 0 && noiseProbability == 0
             && (frequencyMasks == 0 || frequencyMaskBins == 0) && (timeMasks == 0 || timeMaskFrames == 0)
     }
 
@@ -38,7 +41,7 @@ public struct SpeakerAugmentation: Sendable, Equatable {
     }
 
     /// Augments `crop` in place with what a different speaker, level or room would change (tempo, vocal
-    /// tract, gain, noise); `scratch` holds melBins·frames floats. Normalisation by the clip's statistics
+    /// tract, equalizer, gain, noise); `scratch` holds melBins·frames floats. Normalisation by the clip's statistics
     /// (`TrainingCrop`) comes after this and before `applyMasks`.
     public func applyVoiceAndChannel(_ crop: UnsafeMutablePointer<Float>, melBins: Int, frames: Int,
                                      scratch: UnsafeMutablePointer<Float>, rng: inout SplitMix64) {
@@ -51,6 +54,15 @@ public struct SpeakerAugmentation: Sendable, Equatable {
             Self.resample(crop, melBins: melBins, frames: frames, scratch: scratch, alongTime: false, factor: factor)
         }
         let count = melBins * frames
+        if equalizer > 0 {
+            var weights = SIMD3<Double>()
+            for k in 0..<weights.scalarCount { weights[k] = 2 * rng.nextUniformDouble() - 1 }
+            for m in 0..<melBins {
+                let lift = Float(equalizer * Self.equalizerCurve(weights, band: m, of: melBins))
+                let row = crop + m * frames
+                for t in 0..<frames { row[t] += lift }
+            }
+        }
         if gain > 0 {
             let shift = Float(gain * (2 * rng.nextUniformDouble() - 1))
             for i in 0..<count { crop[i] += shift }
@@ -76,6 +88,14 @@ public struct SpeakerAugmentation: Sendable, Equatable {
             let span = Self.span(maximum: timeMaskFrames, within: frames, &rng)
             for m in 0..<melBins { for t in span { crop[m * frames + t] = fill } }
         }
+    }
+
+    /// The equalizer's curve at `band`, in −1...1: cosines of 1, 2 and 3 half-periods across the mel axis (a
+    /// tilt, a bump and a ripple, as coarse as a microphone's or a phone line's response; finer detail is the
+    /// voice's own) weighted by `weights` (each in −1...1) and averaged, so ± `equalizer` dB bounds every band.
+    static func equalizerCurve(_ weights: SIMD3<Double>, band: Int, of melBins: Int) -> Double {
+        let x = Double.pi * (Double(band) + 0.5) / Double(melBins)
+        return (weights[0] * cos(x) + weights[1] * cos(2 * x) + weights[2] * cos(3 * x)) / 3
     }
 
     /// A random span of 0...maximum consecutive indices inside 0..<size.

@@ -22,14 +22,7 @@ struct BenchTrainCommand: ParsableCommand {
               mpirun -n 2 digits-dist bench train --threads 1 --batch 32
             """)
 
-    @Option(help: "resnet18, resnet34 or resnet50.")
-    var arch: String = "resnet18"
-
-    @Option(help: "Channels of the first stage (64 = standard ResNet).")
-    var width: Int = 16
-
-    @Option(help: "Batch per step (per rank under mpirun).")
-    var batch: Int = 32
+    @OptionGroup var model: BenchModelOptions
 
     @Option(help: "Timed steps (after warm-up).")
     var steps: Int = 20
@@ -39,8 +32,8 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Gradient all-reduce: overlapped (buckets during backward) or blocking (one all-reduce after it).")
     var allreduce: GradientBucketer.Mode = .overlapped
 
-    @Option(help: "Bucket size in MB for the overlapped all-reduce.")
-    var bucketMegabytes: Double = 4
+    @Option(help: "Bucket size in MB for the overlapped all-reduce (default: training's, about 8 buckets of the gradient).")
+    var bucketMegabytes: Double?
 
     @Flag(help: "Skip the sgemm peak measurement.")
     var noPeak = false
@@ -58,16 +51,17 @@ struct BenchTrainCommand: ParsableCommand {
 
     func run() throws {
         try onEveryRank { world in
-            let architecture = try Architecture(parsing: arch)
+            let architecture = try Architecture(parsing: model.arch)
             let threadCount = threading.blasThreads
             var bucketer: GradientBucketer?
-            let result = try TrainBenchmark.run(arch: architecture, width: width, batch: batch, threads: threadCount, steps: steps,
-                                                distribute: world.size == 1 ? nil : { model in
-                let buckets = try GradientBucketer(model: model, communicator: world,
-                                                   bucketBytes: Int(bucketMegabytes * 1_048_576), mode: allreduce)
+            let result = try TrainBenchmark.run(arch: architecture, width: model.width, batch: model.batch, threads: threadCount, steps: steps,
+                                                distribute: world.size == 1 ? nil : { network in
+                let bytes = bucketMegabytes.map { Int($0 * 1_048_576) }
+                    ?? GradientBucketer.automaticBucketBytes(count: network.parameterCount)
+                let buckets = try GradientBucketer(model: network, communicator: world, bucketBytes: bytes, mode: allreduce)
                 bucketer = buckets
                 var failure: Error?
-                model.gradientsReady = { range in
+                network.gradientsReady = { range in
                     do { try buckets.gradientsReady(from: range.lowerBound) } catch { failure = error }
                 }
                 return {
@@ -83,7 +77,7 @@ struct BenchTrainCommand: ParsableCommand {
             if world.size > 1 {
                 print(String(format: "%d ranks × %d threads, %@ all-reduce in %d buckets: %.1f ms/step, %.1f samples/s global",
                              world.size, threadCount, allreduce.rawValue, bucketer?.buckets.count ?? 0, slowest,
-                             Double(batch * world.size) / slowest * 1e3))
+                             Double(model.batch * world.size) / slowest * 1e3))
             }
             if !noPeak {
                 let peak = try TrainBenchmark.gemmPeak(threads: threadCount)
@@ -96,7 +90,7 @@ struct BenchTrainCommand: ParsableCommand {
                 var config = RunConfig()
                 try config.apply(overrides: settings)
                 let crop = try TrainingRecipe(config: config, seed: 1).crop
-                let milliseconds = crop.millisecondsPerBatch(batch)
+                let milliseconds = crop.millisecondsPerBatch(model.batch)
                 print(String(format: "training crops of one step (%@): %.2f ms, %.1f%% of the step",
                              settings.isEmpty ? "defaults" : settings.joined(separator: " "), milliseconds,
                              100 * milliseconds / result.millisecondsPerStep))
@@ -108,6 +102,18 @@ struct BenchTrainCommand: ParsableCommand {
 }
 
 extension GradientBucketer.Mode: ExpressibleByArgument {}
+
+/// The model and per-rank batch the benchmarks step (bench train, bench allreduce).
+struct BenchModelOptions: ParsableArguments {
+    @Option(help: "resnet18, resnet34 or resnet50.")
+    var arch: String = "resnet18"
+
+    @Option(help: "Channels of the first stage (64 = standard ResNet).")
+    var width: Int = 16
+
+    @Option(help: "Batch per step (per rank under mpirun).")
+    var batch: Int = 32
+}
 
 struct BenchGemmCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

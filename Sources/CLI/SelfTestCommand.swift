@@ -8,13 +8,12 @@ import Foundation
 ///
 ///     mpirun --allow-run-as-root --oversubscribe -n 4 digits-dist selftest collectives
 ///     mpirun --allow-run-as-root --oversubscribe -n 2 digits-dist selftest die --rank 1
-///     mpirun --allow-run-as-root --oversubscribe -n 2 digits-dist selftest allreduce-bench
 struct SelfTestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "selftest",
         abstract: "MPI self-tests; run under mpirun.",
         shouldDisplay: false,
-        subcommands: [Collectives.self, Die.self, AllReduceBench.self])
+        subcommands: [Collectives.self, Die.self])
 }
 
 extension SelfTestCommand {
@@ -68,27 +67,6 @@ extension SelfTestCommand {
                 try world.allReduceSum(&buffer)
                 buffer.withUnsafeMutableBufferPointer { $0.update(repeating: 1) }
             }
-            try Communicator.finalize()
-        }
-    }
-
-    /// Bucketed-overlapped vs one blocking all-reduce (see `AllReduceBenchmark`).
-    struct AllReduceBench: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "allreduce-bench", abstract: "Time bucketed-overlapped vs blocking gradient all-reduce.")
-
-        @Option(help: "Gradient floats.") var floats = 11_000_000
-        @Option(help: "Bucket size in bytes.") var bucketBytes = 4 << 20
-        @Option(help: "Parameter tensors the buffer is split into.") var tensors = 64
-        @Option(help: "Simulated backward time in milliseconds.") var backwardMs = 50.0
-        @Option(help: "Timed iterations.") var iterations = 10
-
-        func run() throws {
-            try Communicator.initialize()
-            let result = try AllReduceBenchmark.run(
-                communicator: Communicator.world, floatCount: floats, bucketBytes: bucketBytes, tensorCount: tensors,
-                simulatedBackwardSeconds: backwardMs / 1e3, iterations: iterations)
-            if Communicator.world.rank == 0 { print(result) }
             try Communicator.finalize()
         }
     }

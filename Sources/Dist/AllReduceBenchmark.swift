@@ -1,104 +1,99 @@
 import Foundation
 
-/// Measures the gradient all-reduce the way training uses it: bucketed and overlapped with a simulated
-/// backward pass, against backward followed by one blocking all-reduce. Every rank must call `run`.
+/// What the gradient all-reduce costs a real training step, per bucket size: the all-reduce alone, and the
+/// step with it against the same step without any communication. The difference is the all-reduce's
+/// exposed time; the rest of it was hidden behind backward. Every rank must call `run`.
 public enum AllReduceBenchmark {
+    public struct Row: Sendable {
+        /// nil: one blocking all-reduce of the whole buffer after backward.
+        public var bucketBytes: Int?
+        public var bucketCount: Int
+        /// Whether MPI was called between layers to advance the started buckets.
+        public var drivesProgress: Bool
+        /// The all-reduce with nothing beside it (buckets all started at once, then waited for).
+        public var allReduceMilliseconds: Double
+        /// A training step with the all-reduce.
+        public var stepMilliseconds: Double
+    }
+
     public struct Result: Sendable, CustomStringConvertible {
         public var ranks: Int
         public var floatCount: Int
-        public var bucketBytes: Int
-        public var bucketCount: Int
-        /// One blocking MPI_Allreduce over the whole buffer (plus the 1/ranks scaling).
-        public var blockingSeconds: Double
-        /// All buckets started at once, then waited for: the bucketed path's pure communication cost.
-        public var bucketedSeconds: Double
-        /// The simulated backward alone, for reference.
-        public var backwardSeconds: Double
-        /// Backward, then one blocking all-reduce.
-        public var blockingStepSeconds: Double
-        /// Backward with buckets starting as their tensors finish, then `finish`.
-        public var overlappedStepSeconds: Double
+        /// The same step without communication.
+        public var computeStepMilliseconds: Double
+        public var rows: [Row]
 
-        public var bytes: Int { floatCount * MemoryLayout<Float>.stride }
-        /// Payload bytes per second of one all-reduce (algorithm bandwidth), in GB/s.
-        public func algorithmBandwidth(seconds: Double) -> Double { Double(bytes) / seconds / 1e9 }
-        /// Bytes each rank moves in a ring all-reduce, 2(n-1)/n of the payload (NCCL's "bus bandwidth").
-        public func busBandwidth(seconds: Double) -> Double {
-            algorithmBandwidth(seconds: seconds) * 2 * Double(ranks - 1) / Double(max(ranks, 1))
-        }
+        public func exposedMilliseconds(_ row: Row) -> Double { max(0, row.stepMilliseconds - computeStepMilliseconds) }
+        public func hiddenMilliseconds(_ row: Row) -> Double { max(0, row.allReduceMilliseconds - exposedMilliseconds(row)) }
 
         public var description: String {
-            func line(_ name: String, _ seconds: Double) -> String {
-                String(format: "%@ %9.3f ms  %6.2f GB/s algbw  %6.2f GB/s busbw", name, seconds * 1e3,
-                       algorithmBandwidth(seconds: seconds), busBandwidth(seconds: seconds))
+            var lines = [String(format: "all-reduce of %d floats (%.2f MB) on %d ranks; a step without it: %.2f ms",
+                                floatCount, Double(floatCount * 4) / 1e6, ranks, computeStepMilliseconds),
+                         "  buckets of     MPI during backward  buckets  all-reduce ms   step ms   exposed ms   hidden ms   exposed share"]
+            for row in rows {
+                let size = row.bucketBytes.map { String(format: "%7.2f MB", Double($0) / 1_048_576) } ?? " blocking "
+                let progress = row.bucketBytes == nil ? "-" : row.drivesProgress ? "progress per layer" : "none until the end"
+                lines.append(String(format: "  %@  %@  %7d  %13.2f  %8.2f  %11.2f  %10.2f  %12.1f%%", size,
+                                    progress.padding(toLength: 19, withPad: " ", startingAt: 0), row.bucketCount,
+                                    row.allReduceMilliseconds, row.stepMilliseconds, exposedMilliseconds(row),
+                                    hiddenMilliseconds(row), 100 * exposedMilliseconds(row) / row.stepMilliseconds))
             }
-            let header = String(format: "all-reduce of %d floats (%.1f MB) on %d ranks, %d buckets of %d bytes",
-                                floatCount, Double(bytes) / 1e6, ranks, bucketCount, bucketBytes)
-            let steps = String(format: "step (backward %.3f ms + all-reduce): blocking %.3f ms, overlapped %.3f ms",
-                               backwardSeconds * 1e3, blockingStepSeconds * 1e3, overlappedStepSeconds * 1e3)
-            return [header, line("blocking  ", blockingSeconds), line("bucketed  ", bucketedSeconds), steps]
-                .joined(separator: "\n")
+            return lines.joined(separator: "\n")
         }
     }
 
     /// - Parameters:
-    ///   - floatCount: gradient buffer length, split into `tensorCount` equal tensors.
-    ///   - simulatedBackwardSeconds: busy time spread evenly over the tensors, standing in for backward.
-    /// - Returns: per-operation times, each the median over `iterations` (after one warm-up) of the slowest rank.
-    public static func run(communicator: Communicator, floatCount: Int, bucketBytes: Int = 4 << 20,
-                           tensorCount: Int = 64, simulatedBackwardSeconds: Double = 0.02,
-                           iterations: Int = 10) throws -> Result {
-        guard floatCount > 0, tensorCount > 0, iterations > 0 else {
-            throw DistError.invalidArgument(
-                "benchmark needs positive floatCount (\(floatCount)), tensorCount (\(tensorCount)), iterations (\(iterations))")
+    ///   - gradients: the `count` floats the step's backward writes, cut into tensors at `tensorOffsets`.
+    ///   - bucketSizes: bucket sizes in bytes to measure, besides the blocking all-reduce; each with MPI
+    ///     progress driven between layers and without it.
+    ///   - step: one training step whose backward hands each finished tensor to the bucketer
+    ///     (`gradientsReady(from:)`) and whose end calls `finish(scale:)`; nil means no communication.
+    /// - Returns: each time the median over `rounds` of the slowest rank's mean over `stepsPerRound`; the
+    ///   variants take turns within a round, so drift on a shared machine spreads over all of them.
+    public static func run(communicator: Communicator, gradients: UnsafeMutablePointer<Float>, count: Int,
+                           tensorOffsets: [Int], bucketSizes: [Int], rounds: Int = 5, stepsPerRound: Int = 5,
+                           step: (GradientBucketer?) throws -> Void) throws -> Result {
+        guard rounds > 0, stepsPerRound > 0 else {
+            throw DistError.invalidArgument("benchmark needs positive rounds (\(rounds)) and steps per round (\(stepsPerRound))")
         }
-        let gradients = UnsafeMutablePointer<Float>.allocate(capacity: floatCount)
-        defer { gradients.deallocate() }
-        gradients.initialize(repeating: 1, count: floatCount)
-        let tensorOffsets = (0..<tensorCount).map { $0 * floatCount / tensorCount }
-        let overlapped = try GradientBucketer(communicator: communicator, gradients: gradients, count: floatCount,
-                                              tensorOffsets: tensorOffsets, bucketBytes: bucketBytes, mode: .overlapped)
-        let blocking = try GradientBucketer(communicator: communicator, gradients: gradients, count: floatCount,
-                                            tensorOffsets: tensorOffsets, bucketBytes: bucketBytes, mode: .blocking)
+        let bucketers = try [GradientBucketer(communicator: communicator, gradients: gradients, count: count,
+                                              tensorOffsets: tensorOffsets, bucketBytes: Int.max, mode: .blocking)]
+            + bucketSizes.flatMap { size in
+                try [true, false].map { drivesProgress in
+                    let bucketer = try GradientBucketer(communicator: communicator, gradients: gradients, count: count,
+                                                        tensorOffsets: tensorOffsets, bucketBytes: size, mode: .overlapped)
+                    bucketer.drivesProgress = drivesProgress
+                    return bucketer
+                }
+            }
         let scale = 1 / Float(communicator.size)
-        let backwardPerTensor = simulatedBackwardSeconds / Double(tensorCount)
-
-        var seconds = [Double](repeating: 0, count: iterations)
-        /// Median over iterations of the slowest rank's seconds for `body`; the median shrugs off the
-        /// stalls other processes cause on a shared machine.
-        func time(_ body: () throws -> Void) throws -> Double {
-            try body()
-            for iteration in 0..<iterations {
-                try communicator.barrier()
-                let start = Communicator.wallTime()
-                try body()
-                seconds[iteration] = Communicator.wallTime() - start
-            }
-            try communicator.allReduceMax(&seconds)
-            return seconds.sorted()[iterations / 2]
-        }
-        /// Tensor k (from the last) is done at start + (k+1) * backwardPerTensor: deadlines, not durations,
-        /// so a preempted rank catches up instead of stretching the backward on a busy machine.
-        func backward(_ bucketer: GradientBucketer?) throws {
+        /// The slowest rank's mean milliseconds over `repeats` calls of `body`, after a barrier.
+        func milliseconds(repeats: Int, _ body: () throws -> Void) throws -> Double {
+            try communicator.barrier()
             let start = Communicator.wallTime()
-            for (k, offset) in tensorOffsets.reversed().enumerated() {
-                spin(until: start + Double(k + 1) * backwardPerTensor)
-                try bucketer?.gradientsReady(from: offset)
+            for _ in 0..<repeats { try body() }
+            return try communicator.allReduceMax((Communicator.wallTime() - start) * 1e3 / Double(repeats))
+        }
+        try step(nil)  // warm-up: first-touch of buffers, thread start
+        for bucketer in bucketers { try step(bucketer) }
+        var compute: [Double] = [], steps = [[Double]](repeating: [], count: bucketers.count)
+        var alone = [[Double]](repeating: [], count: bucketers.count)
+        for _ in 0..<rounds {
+            compute.append(try milliseconds(repeats: stepsPerRound) { try step(nil) })
+            for (index, bucketer) in bucketers.enumerated() {
+                steps[index].append(try milliseconds(repeats: stepsPerRound) { try step(bucketer) })
+                alone[index].append(try milliseconds(repeats: stepsPerRound) {
+                    try bucketer.gradientsReady(from: 0)
+                    try bucketer.finish(scale: scale)
+                })
             }
         }
-
-        return Result(
-            ranks: communicator.size, floatCount: floatCount, bucketBytes: bucketBytes,
-            bucketCount: overlapped.buckets.count,
-            blockingSeconds: try time { try blocking.finish(scale: scale) },
-            bucketedSeconds: try time { try overlapped.finish(scale: scale) },
-            backwardSeconds: try time { try backward(nil) },
-            blockingStepSeconds: try time { try backward(nil); try blocking.finish(scale: scale) },
-            overlappedStepSeconds: try time { try backward(overlapped); try overlapped.finish(scale: scale) })
-    }
-
-    /// Busy-waits, as compute would: sleeping would hand the core to the other rank and flatter the overlap.
-    private static func spin(until deadline: Double) {
-        while Communicator.wallTime() < deadline {}
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        let rows = bucketers.indices.map { index in
+            Row(bucketBytes: index == 0 ? nil : bucketSizes[(index - 1) / 2], bucketCount: bucketers[index].buckets.count,
+                drivesProgress: bucketers[index].drivesProgress, allReduceMilliseconds: median(alone[index]),
+                stepMilliseconds: median(steps[index]))
+        }
+        return Result(ranks: communicator.size, floatCount: count, computeStepMilliseconds: median(compute), rows: rows)
     }
 }

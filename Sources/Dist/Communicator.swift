@@ -210,6 +210,13 @@ public final class Communicator {
         }
     }
 
+    /// Every rank's host name (the kernel's, no DNS lookup), indexed by rank, on `root`; empty elsewhere.
+    public func hostNames(root: Int = 0) throws -> [String] {
+        var name = [CChar](repeating: 0, count: 256)
+        let local = gethostname(&name, name.count) == 0 ? String(cString: name) : "?"
+        return try gatherv(Array(local.utf8), root: root).map { String(decoding: $0, as: UTF8.self) }
+    }
+
     /// Every rank's array (lengths may differ, including zero), indexed by rank, on `root`; empty elsewhere.
     public func gatherv<T: MPIScalar>(_ values: [T], root: Int = 0) throws -> [[T]] {
         try checkRoot(root)

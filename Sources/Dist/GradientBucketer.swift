@@ -33,6 +33,10 @@ public final class GradientBucketer {
     private let requests: UnsafeMutablePointer<MPI_Request?>
     /// Buckets 0..<startedBucketCount have been started this step.
     private var startedBucketCount = 0
+    /// Whether each `gradientsReady` call also advances the started reductions. Off, they move only when
+    /// `finish` waits for them (over TCP, nearly all of their time is then exposed): `bench allreduce` shows
+    /// the difference.
+    public var drivesProgress = true
 
     /// - Parameters:
     ///   - gradients: `count` floats, reduced in place; must outlive the bucketer.
@@ -55,6 +59,14 @@ public final class GradientBucketer {
 
     deinit {
         requests.deallocate()
+    }
+
+    /// The bucket size training uses unless told otherwise: the gradient cut into about 8 buckets, each
+    /// 0.25–25 MB. Several buckets let the first ones travel while backward still computes the rest (one
+    /// bucket holding the whole gradient starts only when backward ends, and over a 1 Gbit/s link its whole
+    /// transfer is then exposed); 25 MB is PyTorch DDP's bucket cap.
+    public static func automaticBucketBytes(count: Int) -> Int {
+        min(25 << 20, max(256 << 10, count * MemoryLayout<Float>.stride / 8))
     }
 
     /// Cuts 0..<count into buckets walking the tensors from the last one, closing a bucket once it
@@ -115,7 +127,7 @@ public final class GradientBucketer {
                                                request: requests + startedBucketCount)
             startedBucketCount += 1
         }
-        try progress()
+        if drivesProgress { try progress() }
     }
 
     /// Lets Open MPI advance the started reductions (it progresses non-blocking collectives only inside MPI calls).

@@ -64,6 +64,7 @@ extension ConfigKey {
         .init("augmentation.time_shift_seconds", .double(0...600), .double(0.15), "a short clip moves by up to ± this inside its training crop"),
         .init("augmentation.tempo", .double(0...0.5), .double(0.1), "training crops stretched in time by 1 ± up to this (speed perturbation)"),
         .init("augmentation.vocal_tract", .double(0...0.5), .double(0.1), "mel axis warped by 1 ± up to this (vocal-tract-length perturbation)"),
+        .init("augmentation.equalizer_db", .double(0...40), .double(0), "mel bands moved by a smooth random curve of up to ± this many dB (microphone and line colouring)"),
         .init("augmentation.gain_db", .double(0...60), .double(6), "training crops made louder or quieter by up to ± this many dB"),
         .init("augmentation.noise_probability", .double(unit), .double(0.5), "share of training crops with added noise"),
         .init("augmentation.noise_min_snr_db", .double(-30...100), .double(10), "lowest signal-to-noise ratio of added noise (dB)"),
@@ -137,7 +138,8 @@ extension ConfigKey {
         .init("training.weight_decay", .double(0...10), .double(0), "AdamW's decoupled weight decay"),
         .init("training.checkpoint_every_steps", .int(0...Int.max), .int(200), "write a checkpoint every this many steps (0 = epoch ends only)"),
         .init("training.keep_checkpoints", .int(1...1000), .int(3), "how many recent checkpoints to keep"),
-        .init("training.bucket_megabytes", .double(0.001...4096), .double(4), "gradient all-reduce bucket size"),
+        .init("training.bucket_megabytes", .double(0...4096), .double(0),
+              "gradient all-reduce bucket size in MB; 0: the gradient in about 8 buckets of 0.25-25 MB, which overlap with backward"),
         .init("training.sync_batchnorm", .choice(["auto", "true", "false"]), .string("auto"),
               "synchronise BatchNorm statistics across ranks (auto: when the per-rank batch is below 16)"),
     ]

@@ -78,7 +78,7 @@ public final class RunCoordinator {
         guard !stopped else { return .stopped }
         // Where each rank ran and with how many BLAS threads: a job spread over hosts differently is told apart.
         let threads = try world.gather(Int64(BLAS.threads)).map(Int.init)
-        let hosts = try world.gatherv(Array(Self.hostName.utf8)).map { String(decoding: $0, as: UTF8.self) }
+        let hosts = try world.hostNames()
         if world.rank == 0 {
             let all = try gathered.flatMap { try JSONDecoder().decode([RunOutputs.FoldSummary].self, from: Data($0)) }
                 .sorted { ($0.fold ?? -1) < ($1.fold ?? -1) }
@@ -92,12 +92,6 @@ public final class RunCoordinator {
             }
         }
         return .finished
-    }
-
-    /// This node's name as the kernel has it (no DNS lookup).
-    static var hostName: String {
-        var name = [CChar](repeating: 0, count: 256)
-        return gethostname(&name, name.count) == 0 ? String(cString: name) : "?"
     }
 
     /// Trains one fold on `communicator`; its summary, or nil when a stop signal ended it.

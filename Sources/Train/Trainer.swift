@@ -62,7 +62,8 @@ public final class Trainer {
                            inputWidth: recipe.cropFrames, maxBatch: evaluationBatch, classes: 10,
                            dropout: Float(recipe.dropout), seed: recipe.seed)
         optimizer = try AdamW(parameterCount: model.parameterCount, weightDecay: recipe.weightDecay)
-        bucketer = try GradientBucketer(model: model, communicator: communicator, bucketBytes: recipe.bucketBytes,
+        bucketer = try GradientBucketer(model: model, communicator: communicator,
+                                        bucketBytes: recipe.bucketBytes ?? GradientBucketer.automaticBucketBytes(count: model.parameterCount),
                                         mode: recipe.bucketMode)
         input = .allocate(capacity: evaluationBatch * recipe.audio.melBins * recipe.cropFrames)
         dlogits = .allocate(capacity: evaluationBatch * 10)

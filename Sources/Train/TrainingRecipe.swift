@@ -25,7 +25,8 @@ public struct TrainingRecipe: Sendable {
     public var dropLastBatch: Bool
     public var crossEntropy: Bool
     public var evaluationEpochs: Int
-    public var bucketBytes: Int
+    /// nil: `GradientBucketer.automaticBucketBytes` for the model.
+    public var bucketBytes: Int?
     public var bucketMode: GradientBucketer.Mode = .overlapped
     public var syncBatchNormSetting: String
     /// `training.differential_learning_rate_layers` (model parts: backbone, head, conv1, bn1, layer1…4, fc)
@@ -73,7 +74,8 @@ public struct TrainingRecipe: Sendable {
         dropLastBatch = config.bool("training.drop_last_batch")
         crossEntropy = config.string("training.loss_function") == "CrossEntropy"
         evaluationEpochs = max(1, Int(config.double("training.evaluation_epochs").rounded()))
-        bucketBytes = max(4, Int(config.double("training.bucket_megabytes") * 1_048_576))
+        let bucketMegabytes = config.double("training.bucket_megabytes")
+        bucketBytes = bucketMegabytes > 0 ? max(4, Int(bucketMegabytes * 1_048_576)) : nil
         syncBatchNormSetting = config.string("training.sync_batchnorm")
         checkpointEverySteps = config.int("training.checkpoint_every_steps")
         keepCheckpoints = config.int("training.keep_checkpoints")
@@ -145,6 +147,7 @@ extension SpeakerAugmentation {
         self.init()
         tempo = config.double("augmentation.tempo")
         vocalTract = config.double("augmentation.vocal_tract")
+        equalizer = config.double("augmentation.equalizer_db")
         gain = config.double("augmentation.gain_db")
         noiseProbability = config.double("augmentation.noise_probability")
         let lowest = config.double("augmentation.noise_min_snr_db"), highest = config.double("augmentation.noise_max_snr_db")

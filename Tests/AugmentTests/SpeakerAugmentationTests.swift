@@ -26,6 +26,7 @@ final class SpeakerAugmentationTests: XCTestCase {
         var all = SpeakerAugmentation()
         all.tempo = 0.15
         all.vocalTract = 0.15
+        all.equalizer = 8
         all.gain = 6
         all.noiseProbability = 1
         all.frequencyMasks = 2
@@ -62,6 +63,27 @@ final class SpeakerAugmentationTests: XCTestCase {
             shifts.append(shift)
         }
         XCTAssertGreaterThan(shifts.max()! - shifts.min()!, 6, "draws cover the range")
+    }
+
+    func testEqualizerLiftsEachBandByOneAmountAlongTimeWithinItsBoundAndColoursTheBands() {
+        var equalizer = SpeakerAugmentation()
+        equalizer.equalizer = 8
+        var spreads: [Float] = []
+        for position in 0..<50 {
+            let out = augmented(equalizer, position: position)
+            var lifts: [Float] = []
+            for m in 0..<melBins {
+                let lift = out[m * frames] - wordCrop()[m * frames]
+                XCTAssertLessThanOrEqual(abs(lift), 8 + 1e-4)
+                for t in 0..<frames { XCTAssertEqual(out[m * frames + t] - wordCrop()[m * frames + t], lift, accuracy: 1e-4) }
+                lifts.append(lift)
+            }
+            spreads.append(lifts.max()! - lifts.min()!)
+        }
+        XCTAssertGreaterThan(spreads.max()!, 4, "some draws colour the bands by several dB")
+        XCTAssertGreaterThan(spreads.filter { $0 > 0.5 }.count, 45, "nearly every draw colours them")
+        // The curve reaches its bound only where every cosine is at ±1 with its weight's sign.
+        XCTAssertEqual(SpeakerAugmentation.equalizerCurve(SIMD3(1, 1, 1), band: 0, of: 100_000), 1, accuracy: 1e-3)
     }
 
     func testTempoAndVocalTractInterpolateWithinTheCropsRangeAndMoveTheWord() {

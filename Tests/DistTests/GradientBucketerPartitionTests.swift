@@ -18,6 +18,14 @@ final class GradientBucketerPartitionTests: XCTestCase {
                        [10..<40, 0..<10])
     }
 
+    /// Training's default: an eighth of the gradient, within 0.25–25 MB.
+    func testAutomaticBucketSizeCutsTheGradientInAboutEightWithinItsBounds() {
+        XCTAssertEqual(GradientBucketer.automaticBucketBytes(count: 701_818), 701_818 * 4 / 8)  // resnet18-w16: 0.33 MB
+        XCTAssertEqual(GradientBucketer.automaticBucketBytes(count: 44_710), 256 << 10)  // resnet18-w4: the floor
+        XCTAssertEqual(GradientBucketer.automaticBucketBytes(count: 23_500_000), 23_500_000 * 4 / 8)  // resnet50-w64: 11.75 MB
+        XCTAssertEqual(GradientBucketer.automaticBucketBytes(count: 500_000_000), 25 << 20)  // the cap
+    }
+
     func testOneByteBucketsGiveOneBucketPerTensorAndHugeBucketsOne() throws {
         XCTAssertEqual(try GradientBucketer.partition(count: 9, tensorOffsets: [0, 2, 5, 5, 8], bucketBytes: 1),
                        [8..<9, 5..<8, 2..<5, 0..<2], "the empty tensor at 5 must not make an empty bucket")

@@ -11,10 +11,7 @@ final class ResumeTests: XCTestCase {
 
     override func setUpWithError() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: fsdd), "shared FSDD data absent")
-        root = FileManager.default.temporaryDirectory.path + "/digits-dist-resume-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let folder = root
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: folder) }
+        root = try temporaryFolder("resume")
     }
 
     /// 6 epochs × 12 steps of a global batch of 8 (per-rank batches below 16: synchronised BatchNorm):
@@ -50,7 +47,7 @@ final class ResumeTests: XCTestCase {
     /// Every augmentation draws from (seed, epoch, position), so a resumed run augments the rest of its
     /// crops exactly as the uninterrupted one.
     func testKilledRankThenResumeGivesBitwiseTheSameWeightsWithEveryAugmentation() throws {
-        let augmentations = ["augmentation.time_shift_seconds=0.2", "augmentation.tempo=0.1", "augmentation.vocal_tract=0.1",
+        let augmentations = ["augmentation.time_shift_seconds=0.2", "augmentation.tempo=0.1", "augmentation.vocal_tract=0.1", "augmentation.equalizer_db=6",
                              "augmentation.gain_db=6", "augmentation.noise_probability=0.5", "augmentation.frequency_masks=2",
                              "augmentation.time_masks=2", "augmentation.mix_audio=Mixup", "training.label_smoothing=0.1"]
         let settings = augmentations.flatMap { ["--set", $0] }
