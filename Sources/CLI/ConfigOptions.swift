@@ -31,6 +31,17 @@ struct ConfigOptions: ParsableArguments {
     }
 }
 
+/// `--data` and `--val-speakers`: the clips a run trains and validates on (train, and data showing them).
+struct RunDataOptions: ParsableArguments {
+    @Option(help: "Dataset folder or CSV (default: the config's dataset.train_dataframe / data_folder).")
+    var data: String?
+
+    @Option(help: "Validate on these speakers (comma-separated) instead of the fold plan.")
+    var valSpeakers: String?
+
+    var validationSpeakers: [String]? { valSpeakers?.split(separator: ",").map(String.init) }
+}
+
 /// Every rank knows the command failed and its reason has been logged: no abort needed.
 struct FailedOnEveryRank: Error {}
 

@@ -46,7 +46,7 @@ struct PredictCommand: ParsableCommand {
             let paths = try TrainedModel.checkpoints(at: checkpoint)
             let checkpoints = try paths.map { try Checkpoint.read(from: $0) }
             let first = checkpoints[0]
-            let config = try RunConfig.parse(yaml: first.metadata.config, source: paths[0])
+            let config = try RunConfig.parseSaved(yaml: first.metadata.config, source: paths[0])
             let chunkSeconds = config.double("prediction.inference_chunk_seconds")
             let models = try zip(checkpoints, paths).map { try TrainedModel(checkpoint: $0, path: $1, chunkSeconds: chunkSeconds) }
             let classifiers = models.map { $0.classifier() }

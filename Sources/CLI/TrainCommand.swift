@@ -25,14 +25,10 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var configOptions: ConfigOptions
 
-    @Option(help: "Dataset folder or CSV (default: the config's dataset.train_dataframe / data_folder).")
-    var data: String?
+    @OptionGroup var dataOptions: RunDataOptions
 
     @Option(help: "Run folder (default: runs/<experiment_name>).")
     var out: String?
-
-    @Option(help: "Validate on these speakers (comma-separated) instead of the fold plan.")
-    var valSpeakers: String?
 
     @OptionGroup var compute: ComputeOptions
 
@@ -74,10 +70,10 @@ struct TrainCommand: ParsableCommand {
                 : world.size > 1 ? ", per-rank BatchNorm statistics" : ""))
         if let warning = LogMelExtractor.emptyFilterWarning(settings: recipe.audio) { Log.info(warning) }
 
-        let dataset = try config.loadDataset(path: data)
+        let dataset = try config.loadDataset(path: dataOptions.data)
         let cache = try compute.openCache(dataset: dataset, settings: recipe.audio, workers: config.int("environment.number_of_workers"), world: world)
         let runs = try RunPlanner.runs(dataset: dataset, usable: { cache.frames(ofClip: $0) > 0 }, config: config,
-                                       seed: UInt64(seed), validationSpeakers: valSpeakers?.split(separator: ",").map(String.init),
+                                       seed: UInt64(seed), validationSpeakers: dataOptions.validationSpeakers,
                                        log: Log.info)
         let coordinator = RunCoordinator(config: config, recipe: recipe, dataset: dataset, cache: cache, runs: runs,
                                          runDirectory: runDirectory, world: world)

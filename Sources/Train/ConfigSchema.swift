@@ -82,6 +82,8 @@ extension ConfigKey {
         .init("dataset.extra_training_data", .string, none,
               "a folder or CSV of extra clips (e.g. `digits-dist synth` voices) added to every run's training set and never validated on"),
         .init("dataset.folds", .list, .list(["0"]), "folds (validation splits) to run; 'all' runs every fold"),
+        .init("dataset.fold_seed", .int(0...Int(Int32.max)), .int(0),
+              "seed of the speaker folds: they depend on the dataset and this alone, so runs of any environment.seed share them"),
         .init("dataset.group_fold_column", .string, .string("speaker"), "what folds group by; digits-dist always groups by speaker when it knows it"),
         .init("dataset.label_columns", .list, .list(["label"]), "CSV column with the digit (the first one listed)"),
         .init("dataset.test_dataframe", .string, none, "test CSV", ignoredBecause: "test sets are scored with `digits-dist evaluate --data`"),

@@ -16,7 +16,8 @@ public struct FoldRun: Sendable {
 }
 
 /// Turns the config's dataset keys into runs: speaker-grouped folds (round(1 / validation_size) of
-/// them), the folds `dataset.folds` selects ('all' for every one), or one run on named speakers.
+/// them, assigned by `dataset.fold_seed`), the folds `dataset.folds` selects ('all' for every one), or one
+/// run on named speakers. `seed` (the training seed) draws only `dataset.data_sample`'s subsets.
 public enum RunPlanner {
     public static func runs(dataset: Dataset, usable: (Int) -> Bool, config: RunConfig, seed: UInt64,
                             validationSpeakers named: [String]?, log: (String) -> Void) throws -> [FoldRun] {
@@ -53,7 +54,7 @@ public enum RunPlanner {
             log("dataset.validation_size asks for \(foldCount) folds; the dataset has \(speakers) speakers, so \(speakers) folds")
             foldCount = speakers
         }
-        let plan = try SpeakerFolds(dataset: dataset, folds: max(2, foldCount), seed: seed)
+        let plan = try SpeakerFolds(dataset: dataset, folds: max(2, foldCount), seed: UInt64(config.int("dataset.fold_seed")))
         let selected = try selectedFolds(config.list("dataset.folds"), count: plan.count)
         return selected.map { fold in
             FoldRun(fold: fold, validationSpeakers: plan.speakers[fold],

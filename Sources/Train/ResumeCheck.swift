@@ -11,7 +11,7 @@ public enum ResumeCheck {
     ]
 
     public static func verify(checkpoint: Checkpoint, path: String, config: RunConfig, datasetKey: String) throws {
-        let saved = try RunConfig.parse(yaml: checkpoint.metadata.config, source: path)
+        let saved = try RunConfig.parseSaved(yaml: checkpoint.metadata.config, source: path)
         for spec in ConfigKey.all where spec.ignoredBecause == nil && !changeable.contains(spec.name)
             && !spec.name.hasPrefix("logging.") && !spec.name.hasPrefix("prediction.") {
             let before = saved.values[spec.name], now = config.values[spec.name]

@@ -46,6 +46,7 @@ public final class RunCoordinator {
         if world.rank == 0 {
             let outputs = try RunOutputs(directory: runDirectory, fresh: resume == nil)
             try config.yaml.write(toFile: runDirectory + "/config.yaml", atomically: true, encoding: .utf8)
+            try outputs.writeFoldPlan(runs, dataset: dataset, foldSeed: config.int("dataset.fold_seed"))
             for (run, start) in zip(runs, starts) {
                 switch start {
                 case .fresh: try outputs.forget(fold: run.fold, after: 0)

@@ -1,8 +1,9 @@
+import Datasets
 import Foundation
 
 /// The run folder's record, written by rank 0: `steps.jsonl` (loss and learning rate of every step),
 /// `metrics.jsonl` (one object per validation: epoch and fold), `summary.json` (every fold and the
-/// k-fold mean ± standard deviation).
+/// k-fold mean ± standard deviation), `folds.json` (what each run trains and validates on).
 public final class RunOutputs {
     public let directory: String
     private let steps: Int32
@@ -100,6 +101,28 @@ public final class RunOutputs {
             self.checkpoint = checkpoint
             self.metrics = metrics
         }
+    }
+
+    /// folds.json: what each run of the folder trains and validates on, written when it starts.
+    public struct FoldPlan: Codable, Sendable, Equatable {
+        public var fold: Int?
+        public var validation_speakers: [String]
+        public var training_speakers: [String]
+        public var validation_clips: Int
+        public var training_clips: Int
+    }
+
+    public func writeFoldPlan(_ runs: [FoldRun], dataset: Dataset, foldSeed: Int) throws {
+        struct File: Encodable { var fold_seed: Int; var folds: [FoldPlan] }
+        let folds = runs.map { run in
+            FoldPlan(fold: run.fold, validation_speakers: run.validationSpeakers,
+                     training_speakers: Array(Set(run.trainingClips.map { dataset.clips[$0].speaker })).sorted(),
+                     validation_clips: run.validationClips.count, training_clips: run.trainingClips.count)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(File(fold_seed: foldSeed, folds: folds))
+            .write(to: URL(fileURLWithPath: directory + "/folds.json"), options: .atomic)
     }
 
     public struct Summary: Codable, Sendable {

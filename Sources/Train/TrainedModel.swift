@@ -26,8 +26,7 @@ public struct TrainedModel {
         chunkFrames = chunkSeconds.map {
             LogMelExtractor.frameCount(sampleCount: Int(($0 * Double(m.audio.sampleRate)).rounded()), settings: m.audio)
         } ?? m.inputWidth
-        let saved = try RunConfig.parse(yaml: m.config, source: path)
-        inference = saved.savedInferencePlan
+        inference = try RunConfig.parseSaved(yaml: m.config, source: path).inferencePlan
         model = try ResNet(arch: Architecture(parsing: m.architecture), width: m.width, inputHeight: m.inputHeight,
                            inputWidth: chunkFrames, maxBatch: batch, classes: m.classes, dropout: Float(m.dropout), seed: 0)
         for (name, destination, count) in [("parameters", model.parameters, model.parameterCount),

@@ -189,11 +189,6 @@ extension RunConfig {
         return plan
     }
 
-    /// The inference keys of a resolved config saved in a checkpoint. Every key is written there, so a key
-    /// missing predates it: short clips then sat at the start of the crop and features were not normalised.
-    var savedInferencePlan: InferencePlan {
-        var plan = inferencePlan(placing: explicitKeys.contains("audio.short_clip_position") ? shortClipPosition : .start)
-        if !explicitKeys.contains("audio.spectrogram_normalization") { plan.normalization = .no }
-        return plan
-    }
+    /// The inference keys (of a saved config: `parseSaved`).
+    var inferencePlan: InferencePlan { inferencePlan(placing: shortClipPosition) }
 }

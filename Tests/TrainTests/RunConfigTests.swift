@@ -15,14 +15,18 @@ final class RunConfigTests: XCTestCase {
     }
 
     /// A checkpoint's saved config lists every key; one written before a key existed means the behaviour
-    /// of that time: short clips at the start, features not normalised.
-    func testASavedConfigWithoutTheNewerKeysInfersAsBeforeThem() throws {
-        let old = try RunConfig.parse(yaml: "training:\n  epochs: 3\n", source: "old.ckpt").savedInferencePlan
-        XCTAssertEqual(old.normalization, .no)
-        XCTAssertEqual(old.shortClipPosition, .start)
-        let current = try RunConfig.parse(yaml: RunConfig().yaml, source: "new.ckpt").savedInferencePlan
-        XCTAssertEqual(current.normalization, .perClip)
-        XCTAssertEqual(current.shortClipPosition, .center)
+    /// of that time: short clips at the start, features not normalised, folds by the training seed.
+    func testASavedConfigWithoutTheNewerKeysMeansTheBehaviourBeforeThem() throws {
+        let old = try RunConfig.parseSaved(yaml: "training:\n  epochs: 3\nenvironment:\n  seed: 7\n", source: "old.ckpt")
+        XCTAssertEqual(old.inferencePlan.normalization, .no)
+        XCTAssertEqual(old.inferencePlan.shortClipPosition, .start)
+        XCTAssertEqual(old.int("dataset.fold_seed"), 7)
+        var written = RunConfig()
+        written.set("environment.seed", to: .int(7))
+        let current = try RunConfig.parseSaved(yaml: written.yaml, source: "new.ckpt")
+        XCTAssertEqual(current.inferencePlan.normalization, .perClip)
+        XCTAssertEqual(current.inferencePlan.shortClipPosition, .center)
+        XCTAssertEqual(current.int("dataset.fold_seed"), 0)
     }
 
     func testTheSeedConfigLoadsAsItIs() throws {
@@ -119,6 +123,27 @@ final class TrainingKeysTests: XCTestCase {
         let both = try RunPlanner.runs(dataset: dataset, usable: { _ in true }, config: config, seed: 1, validationSpeakers: nil) { _ in }
         XCTAssertEqual(both.map { $0.trainingClips.count }, [40, 40])
         XCTAssertEqual(both.map { $0.validationClips }, plain.map { $0.validationClips })
+    }
+
+    /// Folds follow the dataset and dataset.fold_seed, never the training seed: runs of any seed compare
+    /// on the same speakers.
+    func testFoldsDependOnTheFoldSeedAloneNotOnTheTrainingSeed() throws {
+        var clips: [Clip] = []
+        for s in 0..<12 { for i in 0..<10 { clips.append(Clip(path: "\(s)/\(i)", label: i, speaker: "s\(s)")) } }
+        let dataset = Dataset(root: "mem", layout: .fsdd, clips: clips)
+        var config = RunConfig()
+        try config.apply(overrides: ["dataset.validation_size=0.25", "dataset.folds=[all]"])
+        func speakers(seed: UInt64) throws -> [[String]] {
+            try RunPlanner.runs(dataset: dataset, usable: { _ in true }, config: config, seed: seed, validationSpeakers: nil) { _ in }
+                .map(\.validationSpeakers)
+        }
+        let first = try speakers(seed: 1)
+        for seed: UInt64 in [2, 3, 99, 123_456] { XCTAssertEqual(try speakers(seed: seed), first, "training seed \(seed)") }
+        let others = try (1...5).map { foldSeed in
+            try config.apply(overrides: ["dataset.fold_seed=\(foldSeed)"])
+            return try speakers(seed: 1)
+        }
+        XCTAssertTrue(others.contains { $0 != first }, "another fold seed draws other folds")
     }
 
     func testCSVColumnsComeFromTheConfig() throws {
