@@ -35,7 +35,7 @@ struct DigitsDist: ParsableCommand {
               digits-dist report runs/demo
               mpirun -n 8 digits-dist train --config configs/amnist.yaml --resume
             """,
-        subcommands: [TrainCommand.self, EvaluateCommand.self, PredictCommand.self, ExportCommand.self, ReportCommand.self, CacheCommand.self,
+        subcommands: [TrainCommand.self, ConfigCommand.self, EvaluateCommand.self, PredictCommand.self, ExportCommand.self, ReportCommand.self, CacheCommand.self,
                       CheckpointCommand.self, DataCommand.self, SynthCommand.self, FeaturesCommand.self, BenchCommand.self,
                       SelfTestCommand.self])
 }
