@@ -75,8 +75,12 @@ struct TrainCommand: ParsableCommand {
         let runs = try RunPlanner.runs(dataset: dataset, usable: { cache.frames(ofClip: $0) > 0 }, config: config,
                                        seed: UInt64(seed), validationSpeakers: dataOptions.validationSpeakers,
                                        log: Log.info)
+        let testSet = try config.loadTestDataset().map { test in
+            RunCoordinator.TestSet(dataset: test, cache: try compute.openCache(dataset: test, settings: recipe.audio,
+                                                                                 workers: config.int("environment.number_of_workers"), world: world))
+        }
         let coordinator = RunCoordinator(config: config, recipe: recipe, dataset: dataset, cache: cache, runs: runs,
-                                         runDirectory: runDirectory, world: world)
+                                         runDirectory: runDirectory, world: world, testSet: testSet)
         return try coordinator.run(resume: resume.map { $0 == Self.resumeHere ? "" : $0 }, foldParallel: foldParallel)
     }
 

@@ -281,6 +281,17 @@ extension RunConfig {
         return dataset.addingTrainingOnly(try Dataset.load(path: extra))
     }
 
+    /// The test set of `dataset.test_dataframe` (audio paths relative to `dataset.data_folder_test`, else the
+    /// CSV's folder) or of `dataset.data_folder_test` alone; nil when neither is set.
+    public func loadTestDataset() throws -> Dataset? {
+        let folder = path("dataset.data_folder_test")
+        if let csv = path("dataset.test_dataframe") {
+            return try Dataset.load(path: csv, dataFolder: folder, audioColumn: string("dataset.audio_column"),
+                                    labelColumn: list("dataset.label_columns").first ?? "label")
+        }
+        return try folder.map { try Dataset.load(path: $0) }
+    }
+
     private func loadMainDataset(path: String?) throws -> Dataset {
         let folder = self.path("dataset.data_folder")
         let audio = string("dataset.audio_column"), label = list("dataset.label_columns").first ?? "label"

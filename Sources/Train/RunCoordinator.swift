@@ -18,9 +18,21 @@ public final class RunCoordinator {
     let runDirectory: String
     let world: Communicator
     let datasetKey: String
+    let testSet: TestSet?
+
+    /// A held-out test set (`dataset.test_dataframe` / `data_folder_test`) and its feature cache.
+    public struct TestSet {
+        public var dataset: Dataset
+        public var cache: FeatureCache
+        public init(dataset: Dataset, cache: FeatureCache) {
+            self.dataset = dataset
+            self.cache = cache
+        }
+    }
 
     public init(config: RunConfig, recipe: TrainingRecipe, dataset: Dataset, cache: FeatureCache, runs: [FoldRun],
-                runDirectory: String, world: Communicator) {
+                runDirectory: String, world: Communicator, testSet: TestSet? = nil) {
+        self.testSet = testSet
         self.config = config
         self.recipe = recipe
         self.dataset = dataset
@@ -106,7 +118,8 @@ public final class RunCoordinator {
             let final = try Checkpoint.read(from: path)
             try ResumeCheck.verify(checkpoint: final, path: path, config: config, datasetKey: datasetKey)
             Log.info("\(run.fold.map { "fold \($0)" } ?? "run") already finished (\(path))")
-            return .init(fold: run.fold, validation_speakers: run.validationSpeakers, checkpoint: path, metrics: final.metadata.metrics)
+            return .init(fold: run.fold, validation_speakers: run.validationSpeakers, checkpoint: path, metrics: final.metadata.metrics,
+                         test: try testScores(store, run: run, communicator: communicator))
         case .from(let path):
             let checkpoint = try Checkpoint.read(from: path)
             try ResumeCheck.verify(checkpoint: checkpoint, path: path, config: config, datasetKey: datasetKey)
@@ -119,7 +132,27 @@ public final class RunCoordinator {
         }
         if communicator.rank == 0 { try trainer.checkpoint().write(to: store.finalPath) }
         try communicator.barrier()
-        return .init(fold: run.fold, validation_speakers: run.validationSpeakers, checkpoint: store.finalPath, metrics: metrics)
+        return .init(fold: run.fold, validation_speakers: run.validationSpeakers, checkpoint: store.finalPath, metrics: metrics,
+                     test: try testScores(store, run: run, communicator: communicator))
+    }
+
+    /// The fold's final and best models scored on the test set, each rank of `communicator` its share of the
+    /// clips (nil without a test set; the best model's nil when the fold kept none).
+    func testScores(_ store: CheckpointStore, run: FoldRun, communicator: Communicator) throws -> RunOutputs.TestScores? {
+        guard let testSet else { return nil }
+        let clips = testSet.dataset.clips.indices.filter { testSet.cache.frames(ofClip: $0) > 0 }
+        func score(_ path: String) throws -> ClassificationMetrics? {
+            guard FileManager.default.fileExists(atPath: path) else { return nil }
+            let model = try TrainedModel(path: path)
+            return try Trainer.evaluate(clips: Array(clips), dataset: testSet.dataset, cache: testSet.cache,
+                                        classifiers: [model.classifier()], communicator: communicator)
+        }
+        let scores = RunOutputs.TestScores(final: try score(store.finalPath), best: try score(store.bestPath))
+        if let final = scores.final {
+            Log.info(String(format: "%@ test set: accuracy %.4f (final model)%@", run.fold.map { "fold \($0)" } ?? "run",
+                            final.accuracy, scores.best.map { String(format: ", %.4f (best model)", $0.accuracy) } ?? ""))
+        }
+        return scores
     }
 
     /// World rank 0 picks where a fold starts and tells the others, so all load the same file.

@@ -94,13 +94,23 @@ public final class RunOutputs {
         public var validation_speakers: [String]
         public var checkpoint: String
         public var metrics: ClassificationMetrics?
+        /// The test set's scores (runs with `dataset.test_dataframe` or `data_folder_test`).
+        public var test: TestScores?
 
-        public init(fold: Int?, validation_speakers: [String], checkpoint: String, metrics: ClassificationMetrics?) {
+        public init(fold: Int?, validation_speakers: [String], checkpoint: String, metrics: ClassificationMetrics?,
+                    test: TestScores? = nil) {
             self.fold = fold
             self.validation_speakers = validation_speakers
             self.checkpoint = checkpoint
             self.metrics = metrics
+            self.test = test
         }
+    }
+
+    /// A fold's final and best models on the test set.
+    public struct TestScores: Codable, Sendable {
+        public var final: ClassificationMetrics?
+        public var best: ClassificationMetrics?
     }
 
     /// folds.json: what each run of the folder trains and validates on, written when it starts.
@@ -136,6 +146,9 @@ public final class RunOutputs {
         public var accuracy_std: Double?
         public var macro_roc_auc_mean: Double?
         public var macro_roc_auc_std: Double?
+        /// The final models' test-set accuracy over folds (runs with a test set).
+        public var test_accuracy_mean: Double?
+        public var test_accuracy_std: Double?
         public var seconds: Double
     }
 
@@ -146,9 +159,11 @@ public final class RunOutputs {
         let meanStd = Self.meanAndStandardDeviation
         let accuracy = meanStd(folds.compactMap { $0.metrics?.accuracy })
         let auc = meanStd(folds.compactMap { $0.metrics?.macroROCAUC })
+        let test = meanStd(folds.compactMap { $0.test?.final?.accuracy })
         let summary = Summary(experiment_name: experiment, ranks: ranks, hosts: hosts, blas_threads: blasThreads, folds: folds,
                               accuracy_mean: accuracy.0,
-                              accuracy_std: accuracy.1, macro_roc_auc_mean: auc.0, macro_roc_auc_std: auc.1, seconds: seconds)
+                              accuracy_std: accuracy.1, macro_roc_auc_mean: auc.0, macro_roc_auc_std: auc.1,
+                              test_accuracy_mean: test.0, test_accuracy_std: test.1, seconds: seconds)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(summary).write(to: URL(fileURLWithPath: directory + "/summary.json"), options: .atomic)

@@ -251,17 +251,23 @@ public enum RunReport {
     }
 
     /// The k-fold table: one row per fold and the mean ± standard deviation over folds.
+    /// With a test set (`dataset.test_dataframe`), two more columns: its accuracy with each fold's final and
+    /// best models.
     static func foldTable(_ record: Record, folds: [Int?], accuracy: (Double?, Double?), auc: (Double?, Double?)) -> String {
         let e = SVGPlot.escape
+        let tests = record.summary?.folds.contains { $0.test != nil } ?? false
         var table = """
             <section class="card">
             <h2>K-fold results</h2>
             <table id="kfold-table">
             <thead><tr><th>Fold</th><th>Validation speakers</th><th class="num">Clips</th><th class="num">Epochs validated</th>\
-            <th class="num">Accuracy</th><th class="num">Macro ROC-AUC</th></tr></thead>
-            <tbody>
-
+            <th class="num">Accuracy</th><th class="num">Macro ROC-AUC</th>
             """
+        table += (tests ? "<th class=\"num\">Test accuracy (final)</th><th class=\"num\">Test accuracy (best)</th>" : "")
+            + "</tr></thead>\n<tbody>\n"
+        func testCells(_ scores: RunOutputs.TestScores?) -> String {
+            tests ? "<td class=\"num\">\(fixed(scores?.final?.accuracy))</td><td class=\"num\">\(fixed(scores?.best?.accuracy))</td>" : ""
+        }
         for fold in folds {
             let metrics = finalMetrics(record, fold: fold)
             let speakers = record.summary?.folds.first { $0.fold == fold }?.validation_speakers
@@ -269,10 +275,13 @@ public enum RunReport {
             let validations = record.epochs.filter { $0.fold == fold && $0.validation != nil }.count
             table += "<tr class=\"fold-row\"><td>\(name(fold))</td><td>\(e(speakers.joined(separator: ", ")))</td>"
                 + "<td class=\"num\">\(metrics.map { "\($0.clips)" } ?? "–")</td><td class=\"num\">\(validations)</td>"
-                + "<td class=\"num\">\(fixed(metrics?.accuracy))</td><td class=\"num\">\(fixed(metrics?.macroROCAUC))</td></tr>\n"
+                + "<td class=\"num\">\(fixed(metrics?.accuracy))</td><td class=\"num\">\(fixed(metrics?.macroROCAUC))</td>"
+                + testCells(record.summary?.folds.first { $0.fold == fold }?.test) + "</tr>\n"
         }
+        let testSpread = (record.summary?.test_accuracy_mean, folds.count > 1 ? record.summary?.test_accuracy_std : nil)
         table += "<tr class=\"mean-row\"><td>mean ± std</td><td></td><td></td><td></td>"
-            + "<td class=\"num\">\(meanStd(accuracy))</td><td class=\"num\">\(meanStd(auc))</td></tr>\n"
+            + "<td class=\"num\">\(meanStd(accuracy))</td><td class=\"num\">\(meanStd(auc))</td>"
+            + (tests ? "<td class=\"num\">\(meanStd(testSpread))</td><td></td>" : "") + "</tr>\n"
         return table + "</tbody>\n</table>\n</section>\n"
     }
 

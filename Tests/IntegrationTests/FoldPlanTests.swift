@@ -39,3 +39,49 @@ final class FoldPlanTests: XCTestCase {
         XCTAssertEqual(drawnSeeds.count, 2, "the two runs drew different training seeds: \(drawnSeeds)")
     }
 }
+
+/// The seed's test keys act: the test set is scored at the end of every fold with its final and best models,
+/// exactly as `evaluate` scores those checkpoints, into summary.json and the report.
+final class TestSetTests: XCTestCase {
+    func testTheTestSetIsScoredWithTheFinalAndBestModelsOfEachFold() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: fsddRecordings), "shared FSDD data absent")
+        let root = try temporaryFolder("testset")
+        let rows = ["audio,label,speaker"] + (0..<10).flatMap { digit in (40..<43).map { "\(digit)_jackson_\($0).wav,\(digit),jackson" } }
+        try rows.joined(separator: "\n").write(toFile: root + "/test.csv", atomically: true, encoding: .utf8)
+        // The same clips with absolute paths, for `evaluate` (which has no dataset.data_folder_test).
+        try rows.enumerated().map { $0.offset == 0 ? $0.element : fsddRecordings + "/" + $0.element }.joined(separator: "\n")
+            .write(toFile: root + "/absolute.csv", atomically: true, encoding: .utf8)
+        let run = try mpirun(2, ["train", "--out", root + "/run", "--threads", "1"]
+                             + tinyTrainingOptions(seed: 5, cacheDirectory: root + "/cache",
+                                                   ["--set", "dataset.test_dataframe=\(root)/test.csv",
+                                                    "--set", "dataset.data_folder_test=\(fsddRecordings)"]), timeout: 600)
+        XCTAssertEqual(run.status, 0, run.summary)
+        XCTAssertTrue(run.stderr.contains("run test set: accuracy "), run.stderr)
+        struct Summary: Decodable {
+            struct Fold: Decodable {
+                struct Test: Decodable { var final: Metrics?; var best: Metrics? }
+                struct Metrics: Decodable { var clips: Int; var accuracy: Double }
+                var test: Test?
+            }
+            var folds: [Fold]
+            var test_accuracy_mean: Double?
+        }
+        let summary = try JSONDecoder().decode(Summary.self, from: Data(contentsOf: URL(fileURLWithPath: root + "/run/summary.json")))
+        let test = try XCTUnwrap(summary.folds.first?.test)
+        let final = try XCTUnwrap(test.final), best = try XCTUnwrap(test.best)
+        XCTAssertEqual(final.clips, 30)
+        XCTAssertEqual(best.clips, 30)
+        XCTAssertEqual(summary.test_accuracy_mean, final.accuracy)
+        for (checkpoint, scored) in [("final.ckpt", final), ("best.ckpt", best)] {
+            let evaluated = try runProcess([try digitsDistBinary(), "evaluate", "--checkpoint", root + "/run/" + checkpoint,
+                                            "--data", root + "/absolute.csv", "--cache-dir", root + "/cache", "--threads", "1"], timeout: 300)
+            XCTAssertEqual(evaluated.status, 0, evaluated.summary)
+            XCTAssertTrue(evaluated.stdout.contains("\"accuracy\":\(scored.accuracy)"), "\(checkpoint): \(scored.accuracy)\n\(evaluated.stdout)")
+        }
+        let report = try runProcess([try digitsDistBinary(), "report", root + "/run"], timeout: 120)
+        XCTAssertEqual(report.status, 0, report.summary)
+        let page = try String(contentsOfFile: root + "/run/report.html", encoding: .utf8)
+        XCTAssertTrue(page.contains("Test accuracy (final)"))
+        XCTAssertTrue(page.contains(String(format: "%.4f", final.accuracy)))
+    }
+}
