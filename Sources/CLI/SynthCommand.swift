@@ -13,6 +13,7 @@ struct SynthCommand: ParsableCommand {
 
             Example:
               digits-dist synth --out demo-data --speakers 6 --per-digit 10
+              digits-dist synth --out accents --speakers 48 --per-digit 4 --voices en-us,fr-fr,de,es,it,hi
             """)
 
     @Option(help: "Folder to write (created if missing).")
@@ -27,10 +28,17 @@ struct SynthCommand: ParsableCommand {
     @Option(help: "Seed of voices and effects.")
     var seed: UInt64 = 0
 
+    @Option(help: ArgumentHelp(
+        "espeak-ng voices the speakers take in turn, comma-separated (default: its English ones). Another "
+            + "language's voice reads the English words by its own rules: an accent.", valueName: "v1,v2,…"))
+    var voices: String?
+
     func run() throws {
         try failing {
             let start = Date()
-            let count = try SyntheticDigits.generate(into: out, speakers: speakers, perDigit: perDigit, seed: seed)
+            let count = try SyntheticDigits.generate(into: out, speakers: speakers, perDigit: perDigit, seed: seed,
+                                                     voices: voices.map { $0.split(separator: ",").map(String.init) }
+                                                        ?? SyntheticDigits.englishVoices)
             Log.info(String(format: "wrote %d clips to %@ in %.1f s", count, out, Date().timeIntervalSince(start)))
         }
     }

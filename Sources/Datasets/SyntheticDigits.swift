@@ -6,8 +6,8 @@ import Foundation
 /// varies pitch, speed, level and leading/trailing silence around the speaker's own.
 public enum SyntheticDigits {
     static let words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-    static let voices = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
-                         "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
+    public static let englishVoices = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
+                                       "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
     static let variants = ["m1", "f1", "m2", "f2", "m3", "f3", "m4", "f4", "m5", "f5", "m6", "m7"]
 
     struct Speaker {
@@ -22,6 +22,7 @@ public enum SyntheticDigits {
     /// The same seed gives the same voices and effects.
     @discardableResult
     public static func generate(into directory: String, speakers: Int, perDigit: Int, seed: UInt64 = 0,
+                                voices names: [String] = englishVoices,
                                 threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> Int {
         guard (1...99).contains(speakers) else {
             throw DatasetError(path: directory, problem: "speakers must be 1-99 (got \(speakers))")
@@ -32,9 +33,12 @@ public enum SyntheticDigits {
         for tool in ["espeak-ng", "sox"] where findExecutable(tool) == nil {
             throw DatasetError(path: tool, problem: "not found on PATH: run scripts/setup.sh (apt-get install espeak-ng sox)")
         }
+        guard !names.isEmpty, names.allSatisfy({ !$0.isEmpty && !$0.contains("+") }) else {
+            throw DatasetError(path: "--voices", problem: "expected espeak-ng voice names such as en-us,fr-fr (got \(names.joined(separator: ",")))")
+        }
         var rng = SplitMix64(seed: seed)
         let voices = (0..<speakers).map { s in
-            Speaker(voice: Self.voices[s % Self.voices.count] + "+" + variants[(s * 5 + s / Self.voices.count) % variants.count],
+            Speaker(voice: names[s % names.count] + "+" + variants[(s * 5 + s / names.count) % variants.count],
                     pitch: 25 + rng.nextInt(below: 50), speed: 125 + rng.nextInt(below: 60),
                     highpass: 60 + rng.nextInt(below: 200), lowpass: 4500 + rng.nextInt(below: 5500))
         }
