@@ -57,6 +57,9 @@ struct DataCommand: ParsableCommand {
                 print("\(run.fold.map { "fold \($0)" } ?? "run"): \(run.validationClips.count) clips, speakers "
                     + "\(run.validationSpeakers.joined(separator: ",")); trains on \(run.trainingClips.count) clips")
                 print("  digits " + counts.map { String(format: "%5d", $0) }.joined())
+                if !run.testSpeakers.isEmpty {
+                    print("  tests on \(run.testClips.count) clips, speakers \(run.testSpeakers.joined(separator: ","))")
+                }
             }
             if config.double("dataset.data_sample") < 1 && trainingSeed < 0 {
                 print("note: dataset.data_sample draws its subsets with environment.seed, which is -1 (drawn by train): counts vary")

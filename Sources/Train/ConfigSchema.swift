@@ -93,7 +93,8 @@ extension ConfigKey {
         .init("dataset.unlabeled_dataframe", .string, none, "unlabelled CSV", ignoredBecause: "no semi-supervised training"),
         .init("dataset.validation_dataframe", .string, none, "separate validation CSV", ignoredBecause: "validation comes from the speaker folds"),
         .init("dataset.validation_size", .double(0.01...0.99), .double(0.2), "validation share: the number of folds is round(1 / validation_size)"),
-        .init("dataset.validation_strategy", .choice(["kfold"]), .string("kfold"), "speaker-grouped k-fold"),
+        .init("dataset.validation_strategy", .choice(["kfold", "AudioMNISTSplits"]), .string("kfold"),
+              "speaker-grouped k-fold, or AudioMNIST's 5 published splits (36 training, 12 validation, 12 test speakers each)"),
 
         .init("environment.gpus", .list, .list([]), "GPU ids", ignoredBecause: "digits-dist trains on CPU cores across MPI ranks"),
         .init("environment.mixed_precision_inference", .bool, .bool(false), "half precision",

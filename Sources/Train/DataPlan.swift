@@ -8,6 +8,9 @@ public struct FoldRun: Sendable {
     public var validationSpeakers: [String]
     public var trainingClips: [Int]
     public var validationClips: [Int]
+    /// Speakers held out for testing, scored with the fold's final and best models (AudioMNIST's splits).
+    public var testSpeakers: [String] = []
+    public var testClips: [Int] = []
 
     /// Where this run writes its checkpoints: the run folder itself, or `fold-K` inside it.
     public func directory(in runDirectory: String) -> String {
@@ -44,6 +47,10 @@ public enum RunPlanner {
                             trainingClips: sampled(indices.filter { trainsOnValidation || !validation.contains(dataset.clips[$0].speaker) }, "train", salt: 1),
                             validationClips: sampled(indices.filter { validation.contains(dataset.clips[$0].speaker) }, "validation", salt: 2))]
         }
+        if config.string("dataset.validation_strategy") == "AudioMNISTSplits" {
+            return try audioMNISTSplits(dataset: dataset, usable: usable, config: config, trainsOnValidation: trainsOnValidation,
+                                        sampled: sampled)
+        }
         let grouping = config.string("dataset.group_fold_column")
         if config.explicitKeys.contains("dataset.group_fold_column") && grouping != "speaker" {
             log("dataset.group_fold_column = \(grouping): folds group by speaker instead, so no speaker is on both sides of a split")
@@ -61,6 +68,38 @@ public enum RunPlanner {
                     trainingClips: sampled(trainsOnValidation ? Array(dataset.clips.indices) : plan.trainingIndices(excluding: fold),
                                            "train", salt: 1),
                     validationClips: sampled(plan.clipIndices[fold], "validation", salt: 2))
+        }
+    }
+
+    /// The published AudioMNIST splits as folds: fold k trains on split k's 36 speakers (and any training-only
+    /// speakers), validates on its 12 and tests on its other 12.
+    static func audioMNISTSplits(dataset: Dataset, usable: (Int) -> Bool, config: RunConfig, trainsOnValidation: Bool,
+                                 sampled: ([Int], String, UInt64) -> [Int]) throws -> [FoldRun] {
+        guard !config.namesTestSet else {
+            throw ConfigError("dataset.validation_strategy = AudioMNISTSplits tests each fold on its own 12 speakers: "
+                + "unset dataset.test_dataframe and dataset.data_folder_test")
+        }
+        let missing = Set(AudioMNISTSplits.splits[0].training + AudioMNISTSplits.splits[0].validation
+            + AudioMNISTSplits.splits[0].test).subtracting(dataset.speakers)
+        guard missing.isEmpty else {
+            throw ConfigError("dataset.validation_strategy = AudioMNISTSplits needs AudioMNIST's speakers 01-60; "
+                + "the dataset lacks \(missing.count) of them (\(missing.sorted().prefix(5).joined(separator: ", "))…)")
+        }
+        let indices = Array(dataset.clips.indices)
+        func clips(of speakers: [String]) -> [Int] {
+            let set = Set(speakers)
+            return indices.filter { set.contains(dataset.clips[$0].speaker) }
+        }
+        let selected = try selectedFolds(config.list("dataset.folds"), count: AudioMNISTSplits.splits.count)
+        return selected.map { fold in
+            let split = AudioMNISTSplits.splits[fold]
+            let training = split.training + dataset.trainingOnlySpeakers.sorted() + (trainsOnValidation ? split.validation : [])
+            var run = FoldRun(fold: fold, validationSpeakers: split.validation,
+                              trainingClips: sampled(clips(of: training), "train", 1),
+                              validationClips: sampled(clips(of: split.validation), "validation", 2))
+            run.testSpeakers = split.test
+            run.testClips = clips(of: split.test).filter(usable)
+            return run
         }
     }
 

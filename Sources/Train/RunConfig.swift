@@ -283,6 +283,8 @@ extension RunConfig {
 
     /// The test set of `dataset.test_dataframe` (audio paths relative to `dataset.data_folder_test`, else the
     /// CSV's folder) or of `dataset.data_folder_test` alone; nil when neither is set.
+    var namesTestSet: Bool { path("dataset.test_dataframe") != nil || path("dataset.data_folder_test") != nil }
+
     public func loadTestDataset() throws -> Dataset? {
         let folder = path("dataset.data_folder_test")
         if let csv = path("dataset.test_dataframe") {

@@ -136,15 +136,22 @@ public final class RunCoordinator {
                      test: try testScores(store, run: run, communicator: communicator))
     }
 
-    /// The fold's final and best models scored on the test set, each rank of `communicator` its share of the
-    /// clips (nil without a test set; the best model's nil when the fold kept none).
+    /// The fold's final and best models scored on its test speakers (AudioMNIST's splits) or the test set,
+    /// each rank of `communicator` its share of the clips (nil without either; the best model's nil when the
+    /// fold kept none).
     func testScores(_ store: CheckpointStore, run: FoldRun, communicator: Communicator) throws -> RunOutputs.TestScores? {
-        guard let testSet else { return nil }
-        let clips = testSet.dataset.clips.indices.filter { testSet.cache.frames(ofClip: $0) > 0 }
+        let test: TestSet, clips: [Int]
+        if !run.testClips.isEmpty {
+            (test, clips) = (TestSet(dataset: dataset, cache: cache), run.testClips)
+        } else if let testSet {
+            (test, clips) = (testSet, testSet.dataset.clips.indices.filter { testSet.cache.frames(ofClip: $0) > 0 })
+        } else {
+            return nil
+        }
         func score(_ path: String) throws -> ClassificationMetrics? {
             guard FileManager.default.fileExists(atPath: path) else { return nil }
             let model = try TrainedModel(path: path)
-            return try Trainer.evaluate(clips: Array(clips), dataset: testSet.dataset, cache: testSet.cache,
+            return try Trainer.evaluate(clips: clips, dataset: test.dataset, cache: test.cache,
                                         classifiers: [model.classifier()], communicator: communicator)
         }
         let scores = RunOutputs.TestScores(final: try score(store.finalPath), best: try score(store.bestPath))

@@ -120,6 +120,9 @@ public final class RunOutputs {
         public var training_speakers: [String]
         public var validation_clips: Int
         public var training_clips: Int
+        /// The fold's own test speakers (AudioMNIST's splits), absent otherwise.
+        public var test_speakers: [String]?
+        public var test_clips: Int?
     }
 
     public func writeFoldPlan(_ runs: [FoldRun], dataset: Dataset, foldSeed: Int) throws {
@@ -127,7 +130,9 @@ public final class RunOutputs {
         let folds = runs.map { run in
             FoldPlan(fold: run.fold, validation_speakers: run.validationSpeakers,
                      training_speakers: Array(Set(run.trainingClips.map { dataset.clips[$0].speaker })).sorted(),
-                     validation_clips: run.validationClips.count, training_clips: run.trainingClips.count)
+                     validation_clips: run.validationClips.count, training_clips: run.trainingClips.count,
+                     test_speakers: run.testSpeakers.isEmpty ? nil : run.testSpeakers,
+                     test_clips: run.testSpeakers.isEmpty ? nil : run.testClips.count)
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -146,6 +146,38 @@ final class TrainingKeysTests: XCTestCase {
         XCTAssertTrue(others.contains { $0 != first }, "another fold seed draws other folds")
     }
 
+    /// AudioMNIST's published splits: 36/12/12 speakers, each speaker validated once and tested once.
+    func testAudioMNISTSplitsAreThePublishedOnesAsFolds() throws {
+        let all = Set((1...60).map { $0 < 10 ? "0\($0)" : "\($0)" })
+        for split in AudioMNISTSplits.splits {
+            XCTAssertEqual([split.training.count, split.validation.count, split.test.count], [36, 12, 12])
+            XCTAssertEqual(Set(split.training + split.validation + split.test), all)
+        }
+        XCTAssertEqual(Set(AudioMNISTSplits.splits.flatMap(\.test)), all)
+        XCTAssertEqual(Set(AudioMNISTSplits.splits.flatMap(\.validation)), all)
+        // splits.py, "digit", split 0: validate {12, 47, 59, 15, 27, 41, 4, 11, 21, 31, 44, 50}, test {26, 52, 60, …}.
+        XCTAssertEqual(AudioMNISTSplits.splits[0].validation, ["04", "11", "12", "15", "21", "27", "31", "41", "44", "47", "50", "59"])
+        XCTAssertEqual(AudioMNISTSplits.splits[0].test, ["05", "13", "18", "22", "26", "32", "33", "42", "45", "51", "52", "60"])
+
+        var clips: [Clip] = []
+        for s in 1...60 { for digit in 0..<10 { clips.append(Clip(path: "\(s)/\(digit)", label: digit, speaker: s < 10 ? "0\(s)" : "\(s)")) } }
+        var config = RunConfig()
+        try config.apply(overrides: ["dataset.validation_strategy=AudioMNISTSplits", "dataset.folds=[all]"])
+        let runs = try RunPlanner.runs(dataset: Dataset(root: "mem", layout: .audioMNIST, clips: clips), usable: { _ in true },
+                                       config: config, seed: 1, validationSpeakers: nil) { _ in }
+        XCTAssertEqual(runs.map { [$0.trainingClips.count, $0.validationClips.count, $0.testClips.count] }, Array(repeating: [360, 120, 120], count: 5))
+        XCTAssertEqual(runs.map(\.testSpeakers), AudioMNISTSplits.splits.map(\.test))
+        XCTAssertThrowsError(try RunPlanner.runs(dataset: Dataset(root: "mem", layout: .audioMNIST, clips: Array(clips.dropLast(10))),
+                                                 usable: { _ in true }, config: config, seed: 1, validationSpeakers: nil) { _ in }) {
+            XCTAssertTrue("\($0)".contains("needs AudioMNIST's speakers 01-60; the dataset lacks 1 of them (60"), "\($0)")
+        }
+        try config.apply(overrides: ["dataset.test_dataframe=/elsewhere/test.csv"])
+        XCTAssertThrowsError(try RunPlanner.runs(dataset: Dataset(root: "mem", layout: .audioMNIST, clips: clips), usable: { _ in true },
+                                                 config: config, seed: 1, validationSpeakers: nil) { _ in }) {
+            XCTAssertTrue("\($0)".contains("unset dataset.test_dataframe"), "\($0)")
+        }
+    }
+
     func testCSVColumnsComeFromTheConfig() throws {
         let folder = FileManager.default.temporaryDirectory.path + "/columns-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
