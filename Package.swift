@@ -58,6 +58,8 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         // Pure Dist logic only (no MPI_Init: every test target shares one process); MPI runs in IntegrationTests.
         .testTarget(name: "DistTests", dependencies: ["Dist"], path: "Tests/DistTests"),
+        .testTarget(name: "FuzzTests", dependencies: ["Train", "Datasets", "Audio"], path: "Tests/FuzzTests",
+                    resources: [.copy("Corpus")]),
         .testTarget(name: "IntegrationTests", dependencies: ["Train", "Datasets", "Audio", "NN"], path: "Tests/IntegrationTests"),
     ],
     // Swift 5 mode: the kernels share raw buffers across threads by design (disjoint slices).

@@ -41,7 +41,24 @@ public struct DatasetError: Error, CustomStringConvertible {
         self.path = path
         self.problem = problem
     }
-    public var description: String { "\(path): \(problem)" }
+    public var description: String { "\(path): \(problem)".escapingControlCharacters }
+}
+
+extension String {
+    /// Control characters (line breaks, tabs, NUL …) written as escapes, so an error that quotes a file's
+    /// bytes stays one line.
+    public var escapingControlCharacters: String {
+        guard unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return self }
+        return unicodeScalars.map { scalar in
+            switch scalar {
+            case "\n": return "\\n"
+            case "\r": return "\\r"
+            case "\t": return "\\t"
+            case _ where scalar.properties.generalCategory == .control: return String(format: "\\u{%X}", scalar.value)
+            default: return String(scalar)
+            }
+        }.joined()
+    }
 }
 
 /// The clips of a dataset, in a deterministic order (sorted by path).

@@ -88,12 +88,15 @@ public struct Checkpoint {
                 throw CheckpointError(path: path, problem: "format version \(version), this digits-dist reads \(Self.version)")
             }
             let jsonBytes = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
-            let payloadBytes = Int(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self)))
+            let payload = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
             let crc = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 24, as: UInt32.self))
-            guard data.count == headerBytes + jsonBytes + payloadBytes else {
-                throw CheckpointError(path: path, problem:
-                    "truncated or padded: \(data.count) bytes, the header says \(headerBytes + jsonBytes + payloadBytes)")
+            // Compared in UInt64: a damaged size field may exceed what Int holds.
+            let declared = UInt64(headerBytes + jsonBytes).addingReportingOverflow(payload)
+            guard !declared.overflow, declared.partialValue == UInt64(data.count) else {
+                throw CheckpointError(path: path, problem: "truncated or padded: \(data.count) bytes, the header says "
+                    + (declared.overflow ? "more than 2^64" : "\(declared.partialValue)"))
             }
+            let payloadBytes = Int(payload)
             guard CRC32C.update(0, raw.baseAddress! + headerBytes, count: jsonBytes + payloadBytes) == crc else {
                 throw CheckpointError(path: path, problem: "checksum mismatch (the file is corrupted)")
             }
@@ -109,6 +112,9 @@ public struct Checkpoint {
             var offset = headerBytes + jsonBytes
             var sections: [(String, [Float])] = []
             for section in metadata.sections {
+                guard section.count >= 0, section.count <= (data.count - offset) / 4 else {
+                    throw CheckpointError(path: path, problem: "section \(section.name) of \(section.count) values does not fit the payload")
+                }
                 let values = [Float](unsafeUninitializedCapacity: section.count) { buffer, initialized in
                     UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + section.count * 4)]))
                     initialized = section.count
@@ -164,7 +170,7 @@ public struct CheckpointError: Error, CustomStringConvertible {
         self.path = path
         self.problem = problem
     }
-    public var description: String { "\(path): \(problem)" }
+    public var description: String { "\(path): \(problem)".escapingControlCharacters }
 }
 
 func errnoText() -> String { String(cString: strerror(errno)) }

@@ -25,7 +25,7 @@ public enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
 /// A one-line config error that names the key, the value and what is allowed.
 public struct ConfigError: Error, CustomStringConvertible {
     public let description: String
-    init(_ description: String) { self.description = description }
+    init(_ description: String) { self.description = description.escapingControlCharacters }
 }
 
 /// A run's configuration: the schema's defaults, then a YAML file, then `--set key=value` overrides.
