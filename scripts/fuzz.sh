@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Mutation fuzzing of the four parsers users feed (WAV, CSV, YAML config, checkpoint) for SECONDS in all,
-# a quarter each, starting from the committed corpus (Tests/FuzzTests/Corpus/<parser>/). A crash or a
+# Mutation fuzzing of the four parsers users feed (WAV, CSV, YAML config, checkpoint) for SECONDS each
+# (so 4 × SECONDS in all), starting from the committed corpus (Tests/FuzzTests/Corpus/<parser>/). A crash or a
 # refusal longer than one line fails; the crashing input is kept as fuzz-crash-<parser>.* in FUZZ_OUT
 # (default /tmp) to be fixed and then added to the corpus, which every test run replays.
 #   scripts/fuzz.sh [SECONDS] [SEED]        (default 600 s, seed from the clock)
@@ -10,7 +10,7 @@ seconds=${1:-600} seed=${2:-$(date +%s)}
 export FUZZ_OUT=${FUZZ_OUT:-/tmp}
 rm -f "$FUZZ_OUT"/fuzz-crash-*
 swift build --build-tests >/dev/null
-echo "fuzzing for $seconds s (seed $seed)"
+echo "fuzzing each parser for $seconds s (seed $seed)"
 log=$(mktemp)
 FUZZ_SECONDS=$seconds FUZZ_SEED=$seed swift test --skip-build --filter ParserFuzzTests.testMutatedInputsParseOrAreRefused >"$log" 2>&1 || true
 grep -E '^fuzz |error:|Fatal' "$log" || true
