@@ -2,12 +2,12 @@
 # Mutation fuzzing of the four parsers users feed (WAV, CSV, YAML config, checkpoint) for SECONDS each
 # (so 4 × SECONDS in all), starting from the committed corpus (Tests/FuzzTests/Corpus/<parser>/). A crash or a
 # refusal longer than one line fails; the crashing input is kept as fuzz-crash-<parser>.* in FUZZ_OUT
-# (default /tmp) to be fixed and then added to the corpus, which every test run replays.
+# (default a new folder in /tmp, printed) to be fixed and then added to the corpus, which every test run replays.
 #   scripts/fuzz.sh [SECONDS] [SEED]        (default 600 s, seed from the clock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600} seed=${2:-$(date +%s)}
-export FUZZ_OUT=${FUZZ_OUT:-/tmp}
+export FUZZ_OUT=${FUZZ_OUT:-$(mktemp -d /tmp/digits-dist-fuzz.XXXXXX)}
 rm -f "$FUZZ_OUT"/fuzz-crash-*
 swift build --build-tests >/dev/null
 echo "fuzzing each parser for $seconds s (seed $seed)"

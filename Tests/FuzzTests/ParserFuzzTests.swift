@@ -33,10 +33,20 @@ final class ParserFuzzTests: XCTestCase {
         return try names.map { Array(try Data(contentsOf: folder.appendingPathComponent($0))) }
     }
 
-    /// Where the input being parsed sits: after a crash it is the crashing input (scripts/fuzz.sh reports it).
+    /// Where the input being parsed sits: after a crash it is the crashing input (scripts/fuzz.sh names the
+    /// folder in FUZZ_OUT and reports it; otherwise a name of this process's own).
     func scratchPath(_ parser: Parser) -> String {
-        (ProcessInfo.processInfo.environment["FUZZ_OUT"] ?? FileManager.default.temporaryDirectory.path)
-            + "/fuzz-crash-\(parser.rawValue).\(parser.fileExtension)"
+        let folder = ProcessInfo.processInfo.environment["FUZZ_OUT"]
+            ?? FileManager.default.temporaryDirectory.path + "/digits-dist-fuzz-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        return folder + "/fuzz-crash-\(parser.rawValue).\(parser.fileExtension)"
+    }
+
+    /// No crash: the scratch input goes (and this process's own folder, once empty).
+    func passed(_ parser: Parser) {
+        let path = scratchPath(parser)
+        try? FileManager.default.removeItem(atPath: path)
+        rmdir((path as NSString).deletingLastPathComponent)
     }
 
     func run(_ parser: Parser, _ input: [UInt8]) throws {
@@ -52,7 +62,7 @@ final class ParserFuzzTests: XCTestCase {
             let inputs = try corpus(parser)
             XCTAssertFalse(inputs.isEmpty, "\(parser) corpus is empty")
             for input in inputs { try run(parser, input) }
-            try? FileManager.default.removeItem(atPath: scratchPath(parser))
+            passed(parser)
         }
     }
 
@@ -71,7 +81,7 @@ final class ParserFuzzTests: XCTestCase {
                 try run(parser, input)
                 count += 1
             }
-            try? FileManager.default.removeItem(atPath: scratchPath(parser))
+            passed(parser)
             if seconds > 0 { print("fuzz \(parser): \(count) inputs, no crash") }
         }
     }
