@@ -2,7 +2,8 @@ import Datasets
 import Foundation
 
 /// How one training crop is made from a clip's (melBins, clipFrames) log-mel: the window (a random one of
-/// a long clip; a short clip at `shortClipPosition`, moved by up to ± `timeShiftFrames`), the speaker
+/// a long clip; a short clip at `shortClipPosition`, moved by up to ± `timeShiftFrames`, its edges trimmed by
+/// up to `trimFrames`), the speaker
 /// augmentations (the normalisation by the clip's statistics, as inference normalises, after the voice and
 /// channel changes, moved by what they did to the crop, and before SpecAugment's masks).
 public struct TrainingCrop: Sendable {
@@ -12,6 +13,9 @@ public struct TrainingCrop: Sendable {
     public var timeShiftFrames: Int
     public var augmentation: SpeakerAugmentation
     public var normalization: SpectrogramNormalization
+    /// A clip that fits the crop loses up to this many frames of its start and, drawn apart, of its end (never
+    /// more than a quarter of it each), set to its silence level: the word as a tighter endpointer cuts it.
+    public var trimFrames = 0
 
     public init(melBins: Int, frames: Int, shortClipPosition: LogMelCrop.ShortClipPosition, timeShiftFrames: Int,
                 augmentation: SpeakerAugmentation, normalization: SpectrogramNormalization) {
@@ -34,7 +38,17 @@ public struct TrainingCrop: Sendable {
         }
         LogMelCrop.copy(from: clip, melBins: melBins, clipFrames: clipFrames, startFrame: start, offset: offset,
                         frames: frames, padding: silence, into: out)
-        guard !augmentation.isIdentity else {
+        let trimmed = trimFrames > 0 && clipFrames <= frames
+        if trimmed {
+            let limit = min(trimFrames, clipFrames / 4)
+            let head = rng.nextInt(below: limit + 1), tail = rng.nextInt(below: limit + 1)
+            for m in 0..<melBins {
+                let row = out + m * frames + offset
+                row.update(repeating: silence, count: head)
+                (row + clipFrames - tail).update(repeating: silence, count: tail)
+            }
+        }
+        guard !augmentation.isIdentity || trimmed else {
             normalization.apply(out, melBins: melBins, frames: frames, clip: clip, clipFrames: clipFrames)
             return
         }

@@ -62,6 +62,8 @@ extension ConfigKey {
         .init("augmentation.mix_probability", .double(unit), .double(1), "share of batches that are mixed"),
         .init("augmentation.mix_target", .choice(["Ratio"]), .string("Ratio"), "targets mixed in the same ratio as the audio"),
         .init("augmentation.time_shift_seconds", .double(0...600), .double(0.15), "a short clip moves by up to ± this inside its training crop"),
+        .init("augmentation.trim_seconds", .double(0...600), .double(0),
+              "a short clip loses up to this much of its start and of its end (a tighter endpointer's cut)"),
         .init("augmentation.tempo", .double(0...0.5), .double(0.1), "training crops stretched in time by 1 ± up to this (speed perturbation)"),
         .init("augmentation.vocal_tract", .double(0...0.5), .double(0.1), "mel axis warped by 1 ± up to this (vocal-tract-length perturbation)"),
         .init("augmentation.equalizer_db", .double(0...40), .double(0), "mel bands moved by a smooth random curve of up to ± this many dB (microphone and line colouring)"),

@@ -89,6 +89,7 @@ public struct TrainingRecipe: Sendable {
             melBins: audio.melBins, frames: cropFrames, shortClipPosition: config.shortClipPosition,
             timeShiftFrames: config.frames("augmentation.time_shift_seconds"),
             augmentation: try SpeakerAugmentation(config: config), normalization: config.normalization)
+        crop.trimFrames = config.frames("augmentation.trim_seconds")
         inference = config.inferencePlan(placing: config.shortClipPosition)
         labelSmoothing = Float(config.double("training.label_smoothing"))
         calculateTrainMetric = config.bool("training.calculate_train_metric")

@@ -179,6 +179,35 @@ final class TrainingCropTests: XCTestCase {
         XCTAssertEqual(offsets, [1, 2, 3], "centre 2, ± 1")
     }
 
+    /// Trimming silences at most `trimFrames` (and a quarter of the clip) at each end of a short clip, the
+    /// rest as it was; ends are drawn apart; a clip longer than the crop is never trimmed.
+    func testTrimSilencesOnlyTheClipsEdgesWithinItsBounds() {
+        let clip = (1...12).map(Float.init)  // one mel band, 12 frames in a crop of 16 (offset 2)
+        var crop = TrainingCrop(melBins: 1, frames: 16, shortClipPosition: .center, timeShiftFrames: 0,
+                                augmentation: SpeakerAugmentation(), normalization: .no)
+        crop.trimFrames = 5
+        var heads = Set<Int>(), tails = Set<Int>()
+        for position in 0..<200 {
+            var out = [Float](repeating: .nan, count: 16), scratch = out
+            var rng = SpeakerAugmentation.generator(seed: 2, epoch: 1, position: position)
+            crop.make(clip: clip, clipFrames: 12, silence: -9, start: 0, rng: &rng, scratch: &scratch, into: &out)
+            let word = Array(out[2..<14])
+            let head = word.prefix { $0 == -9 }.count, tail = word.reversed().prefix { $0 == -9 }.count
+            XCTAssertLessThanOrEqual(max(head, tail), 3, "a quarter of 12 frames")
+            XCTAssertEqual(Array(word[head..<(12 - tail)]), Array(clip[head..<(12 - tail)]))
+            XCTAssertEqual(Array(out[0..<2]) + Array(out[14...]), [-9, -9, -9, -9])
+            heads.insert(head)
+            tails.insert(tail)
+        }
+        XCTAssertEqual(heads, [0, 1, 2, 3])
+        XCTAssertEqual(tails, [0, 1, 2, 3])
+        let long = (1...20).map(Float.init)
+        var out = [Float](repeating: .nan, count: 16), scratch = out
+        var rng = SpeakerAugmentation.generator(seed: 2, epoch: 1, position: 0)
+        crop.make(clip: long, clipFrames: 20, silence: -9, start: 3, rng: &rng, scratch: &scratch, into: &out)
+        XCTAssertEqual(out, Array(long[3..<19]), "a window of a long clip keeps every frame")
+    }
+
     /// Gain moves every value of the crop by one amount: normalised by the clip's statistics moved by what
     /// the gain did, the crop is the clean crop normalised (inference sees no gain). Without that shift,
     /// PerBand/PerClip would leave the gain in the crop. Short clips (centred) and long clips (a window).

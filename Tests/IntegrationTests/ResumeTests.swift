@@ -47,7 +47,7 @@ final class ResumeTests: XCTestCase {
     /// Every augmentation draws from (seed, epoch, position), so a resumed run augments the rest of its
     /// crops exactly as the uninterrupted one.
     func testKilledRankThenResumeGivesBitwiseTheSameWeightsWithEveryAugmentation() throws {
-        let augmentations = ["augmentation.time_shift_seconds=0.2", "augmentation.tempo=0.1", "augmentation.vocal_tract=0.1", "augmentation.equalizer_db=6",
+        let augmentations = ["augmentation.time_shift_seconds=0.2", "augmentation.trim_seconds=0.05", "augmentation.tempo=0.1", "augmentation.vocal_tract=0.1", "augmentation.equalizer_db=6",
                              "augmentation.gain_db=6", "augmentation.noise_probability=0.5", "augmentation.frequency_masks=2",
                              "augmentation.time_masks=2", "augmentation.mix_audio=Mixup", "training.label_smoothing=0.1"]
         let settings = augmentations.flatMap { ["--set", $0] }
