@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Counts heap allocations of steady-state training steps: builds a tiny malloc-counting shim, preloads it
-# into the NN test binary (release build, as training runs) and runs NNTests' allocation test, which reads
-# the counters around its steps (the test skips itself when the shim is absent).
+# Counts heap allocations of steady-state training steps and of their training crops: builds a tiny
+# malloc-counting shim, preloads it into the test binary (release build, as training runs) and runs the
+# allocation tests (NNTests: the step; AugmentTests: crops with every augmentation), which read the counters
+# around their loops (they skip themselves when the shim is absent).
 #   scripts/count-step-allocations.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
