@@ -13,9 +13,12 @@ struct TrainCommand: ParsableCommand {
         discussion: """
             Every rank trains on its share of each global batch (training.batch_size is the global batch); \
             gradients are summed across ranks while backward runs. Validation uses speaker-grouped folds \
-            (round(1 / dataset.validation_size) of them; dataset.folds picks which run) or the speakers \
-            given with --val-speakers. Rank 0 writes RUN_DIR/config.yaml, steps.jsonl, metrics.jsonl, \
-            summary.json and the models: RUN_DIR/fold-K/final.ckpt (RUN_DIR/final.ckpt with --val-speakers).
+            (round(1 / dataset.validation_size) of them, drawn by dataset.fold_seed; dataset.folds picks which \
+            run; `digits-dist data --config` shows them), AudioMNIST's published splits \
+            (dataset.validation_strategy: AudioMNISTSplits) or the speakers given with --val-speakers; a test set \
+            (dataset.test_dataframe) is scored with each fold's final and best models. Rank 0 writes \
+            RUN_DIR/config.yaml, folds.json, steps.jsonl, metrics.jsonl, summary.json and the models: \
+            RUN_DIR/fold-K/final.ckpt (RUN_DIR/final.ckpt with --val-speakers).
 
             Examples:
               digits-dist train --config configs/demo.yaml --data demo-data --out runs/demo
