@@ -36,7 +36,7 @@ timed() {  # timed LABEL COMMAND...: the phase's wall time, then each process's 
     start=$(date +%s.%N)
     "$@" >"$work/$label.out" 2>"$work/$label.err" || { tail -5 "$work/$label.err"; exit 1; }
     printf '%-38s %7.1f s   peak RSS %s\n' "$label" "$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')" \
-        "$(grep -o 'peak-rss [0-9]*' "$work/$label.err" | awk '{printf "%s%.0f MB", sep, $2 / 1024; sep=", "}')"
+        "$(grep -ao 'peak-rss [0-9]*' "$work/$label.err" | awk '{printf "%s%.0f MB", sep, $2 / 1024; sep=", "}')"
 }
 rss=(/usr/bin/time -f 'peak-rss %M')
 common=(--data "$set_dir" --cache-dir "$work/cache" --set dataset.validation_size=0.2 --set dataset.folds=[0]
@@ -51,4 +51,4 @@ timed "train resnet50-w64, $steps steps, 2 ranks" mpirun --oversubscribe -n 2 "$
     --set dataset.data_sample=$sample --set dataset.data_sample_choice=[Train]
 timed "evaluate resnet18-w16 on every clip, 2 ranks" mpirun --oversubscribe -n 2 "${rss[@]}" "$bin" evaluate \
     --checkpoint "$work/r18" --data "$set_dir" --cache-dir "$work/cache" --threads 1
-grep -h 'done in\|samples/s' "$work"/*.err | grep -o 'step [0-9]*/[0-9]* .*samples/s' | tail -2 || true
+grep -ah 'done in\|samples/s' "$work"/*.err | grep -ao 'step [0-9]*/[0-9]* .*samples/s' | tail -2 || true
