@@ -52,11 +52,9 @@ struct DataCommand: ParsableCommand {
             print("dataset: \(dataset.root) (\(dataset.layout.rawValue)): \(dataset.clips.count) clips, \(dataset.speakers.count) speakers")
             print("digits:  " + dataset.labelCounts.map { String(format: "%5d", $0) }.joined())
             for run in runs {
-                var counts = [Int](repeating: 0, count: 10)
-                for i in run.validationClips { counts[dataset.clips[i].label] += 1 }
                 print("\(run.fold.map { "fold \($0)" } ?? "run"): \(run.validationClips.count) clips, speakers "
                     + "\(run.validationSpeakers.joined(separator: ",")); trains on \(run.trainingClips.count) clips")
-                print("  digits " + counts.map { String(format: "%5d", $0) }.joined())
+                print("  digits " + dataset.labelCounts(of: run.validationClips).map { String(format: "%5d", $0) }.joined())
                 if !run.testSpeakers.isEmpty {
                     print("  tests on \(run.testClips.count) clips, speakers \(run.testSpeakers.joined(separator: ","))")
                 }

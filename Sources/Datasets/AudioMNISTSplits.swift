@@ -11,11 +11,14 @@ public enum AudioMNISTSplits {
         /// The other 36 speakers.
         public var training: [String] {
             let held = Set(validation + test)
-            return (1...60).map(Self.name).filter { !held.contains($0) }
+            return speakers.filter { !held.contains($0) }
         }
-
-        static func name(_ speaker: Int) -> String { speaker < 10 ? "0\(speaker)" : "\(speaker)" }
     }
+
+    /// AudioMNIST's 60 speaker folders.
+    public static let speakers = (1...60).map(name)
+
+    static func name(_ speaker: Int) -> String { speaker < 10 ? "0\(speaker)" : "\(speaker)" }
 
     /// The five groups of 12 speakers; split k validates on group k and tests on group k + 1 (mod 5), as the
     /// published lists do.
@@ -28,6 +31,6 @@ public enum AudioMNISTSplits {
     ]
 
     public static let splits: [Split] = (0..<5).map { k in
-        Split(validation: groups[k].sorted().map(Split.name), test: groups[(k + 1) % 5].sorted().map(Split.name))
+        Split(validation: groups[k].sorted().map(name), test: groups[(k + 1) % 5].sorted().map(name))
     }
 }

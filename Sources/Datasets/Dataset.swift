@@ -111,6 +111,9 @@ public struct Dataset: Sendable {
     /// Clip counts per digit 0–9.
     public var labelCounts: [Int] { Self.labelCounts(of: clips.indices, in: clips) }
 
+    /// Clip counts per digit 0–9 of the clips at `indices`.
+    public func labelCounts(of indices: some Sequence<Int>) -> [Int] { Self.labelCounts(of: indices, in: clips) }
+
     static func labelCounts(of indices: some Sequence<Int>, in clips: [Clip]) -> [Int] {
         var counts = [Int](repeating: 0, count: 10)
         for i in indices { counts[clips[i].label] += 1 }

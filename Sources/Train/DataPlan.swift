@@ -79,8 +79,7 @@ public enum RunPlanner {
             throw ConfigError("dataset.validation_strategy = AudioMNISTSplits tests each fold on its own 12 speakers: "
                 + "unset dataset.test_dataframe and dataset.data_folder_test")
         }
-        let missing = Set(AudioMNISTSplits.splits[0].training + AudioMNISTSplits.splits[0].validation
-            + AudioMNISTSplits.splits[0].test).subtracting(dataset.speakers)
+        let missing = Set(AudioMNISTSplits.speakers).subtracting(dataset.speakers)
         guard missing.isEmpty else {
             throw ConfigError("dataset.validation_strategy = AudioMNISTSplits needs AudioMNIST's speakers 01-60; "
                 + "the dataset lacks \(missing.count) of them (\(missing.sorted().prefix(5).joined(separator: ", "))…)")

@@ -20,13 +20,16 @@ public final class RunCoordinator {
     let datasetKey: String
     let testSet: TestSet?
 
-    /// A held-out test set (`dataset.test_dataframe` / `data_folder_test`) and its feature cache.
+    /// Clips held out for testing and the cache holding their features: a test set (`dataset.test_dataframe`
+    /// / `data_folder_test`, every usable clip) or a fold's own test speakers (AudioMNIST's splits).
     public struct TestSet {
         public var dataset: Dataset
         public var cache: FeatureCache
-        public init(dataset: Dataset, cache: FeatureCache) {
+        public var clips: [Int]
+        public init(dataset: Dataset, cache: FeatureCache, clips: [Int]? = nil) {
             self.dataset = dataset
             self.cache = cache
+            self.clips = clips ?? dataset.clips.indices.filter { cache.frames(ofClip: $0) > 0 }
         }
     }
 
@@ -140,18 +143,13 @@ public final class RunCoordinator {
     /// each rank of `communicator` its share of the clips (nil without either; the best model's nil when the
     /// fold kept none).
     func testScores(_ store: CheckpointStore, run: FoldRun, communicator: Communicator) throws -> RunOutputs.TestScores? {
-        let test: TestSet, clips: [Int]
-        if !run.testClips.isEmpty {
-            (test, clips) = (TestSet(dataset: dataset, cache: cache), run.testClips)
-        } else if let testSet {
-            (test, clips) = (testSet, testSet.dataset.clips.indices.filter { testSet.cache.frames(ofClip: $0) > 0 })
-        } else {
+        guard let test = run.testClips.isEmpty ? testSet : TestSet(dataset: dataset, cache: cache, clips: run.testClips) else {
             return nil
         }
         func score(_ path: String) throws -> ClassificationMetrics? {
             guard FileManager.default.fileExists(atPath: path) else { return nil }
             let model = try TrainedModel(path: path)
-            return try Trainer.evaluate(clips: clips, dataset: test.dataset, cache: test.cache,
+            return try Trainer.evaluate(clips: test.clips, dataset: test.dataset, cache: test.cache,
                                         classifiers: [model.classifier()], communicator: communicator)
         }
         let scores = RunOutputs.TestScores(final: try score(store.finalPath), best: try score(store.bestPath))

@@ -134,10 +134,7 @@ public final class RunOutputs {
                      test_speakers: run.testSpeakers.isEmpty ? nil : run.testSpeakers,
                      test_clips: run.testSpeakers.isEmpty ? nil : run.testClips.count)
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(File(fold_seed: foldSeed, folds: folds))
-            .write(to: URL(fileURLWithPath: directory + "/folds.json"), options: .atomic)
+        try writeJSON(File(fold_seed: foldSeed, folds: folds), to: "folds.json")
     }
 
     public struct Summary: Codable, Sendable {
@@ -169,10 +166,15 @@ public final class RunOutputs {
                               accuracy_mean: accuracy.0,
                               accuracy_std: accuracy.1, macro_roc_auc_mean: auc.0, macro_roc_auc_std: auc.1,
                               test_accuracy_mean: test.0, test_accuracy_std: test.1, seconds: seconds)
+        try writeJSON(summary, to: "summary.json")
+        return summary
+    }
+
+    /// A whole-file record of the run folder (summary.json, folds.json), readable and written atomically.
+    private func writeJSON<T: Encodable>(_ value: T, to name: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(summary).write(to: URL(fileURLWithPath: directory + "/summary.json"), options: .atomic)
-        return summary
+        try encoder.encode(value).write(to: URL(fileURLWithPath: directory + "/" + name), options: .atomic)
     }
 
     /// Mean and population standard deviation over folds (nil, nil for none): summary.json's and the report's.

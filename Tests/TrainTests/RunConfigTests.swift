@@ -111,10 +111,13 @@ final class TrainingKeysTests: XCTestCase {
         }
     }
 
+    /// A dataset in memory: one clip of each digit per speaker.
+    func tenClips(each speakers: some Collection<String>) -> Dataset {
+        Dataset(root: "mem", layout: .fsdd, clips: speakers.flatMap { s in (0..<10).map { Clip(path: "\(s)/\($0)", label: $0, speaker: s) } })
+    }
+
     func testTrainValidationDataAddsTheValidationFoldToTraining() throws {
-        var clips: [Clip] = []
-        for s in 0..<4 { for i in 0..<10 { clips.append(Clip(path: "\(s)/\(i)", label: i, speaker: "s\(s)")) } }
-        let dataset = Dataset(root: "mem", layout: .fsdd, clips: clips)
+        let dataset = tenClips(each: (0..<4).map { "s\($0)" })
         var config = RunConfig()
         try config.apply(overrides: ["dataset.validation_size=0.5", "dataset.folds=[all]"])
         let plain = try RunPlanner.runs(dataset: dataset, usable: { _ in true }, config: config, seed: 1, validationSpeakers: nil) { _ in }
@@ -128,9 +131,7 @@ final class TrainingKeysTests: XCTestCase {
     /// Folds follow the dataset and dataset.fold_seed, never the training seed: runs of any seed compare
     /// on the same speakers.
     func testFoldsDependOnTheFoldSeedAloneNotOnTheTrainingSeed() throws {
-        var clips: [Clip] = []
-        for s in 0..<12 { for i in 0..<10 { clips.append(Clip(path: "\(s)/\(i)", label: i, speaker: "s\(s)")) } }
-        let dataset = Dataset(root: "mem", layout: .fsdd, clips: clips)
+        let dataset = tenClips(each: (0..<12).map { "s\($0)" })
         var config = RunConfig()
         try config.apply(overrides: ["dataset.validation_size=0.25", "dataset.folds=[all]"])
         func speakers(seed: UInt64) throws -> [[String]] {
@@ -148,7 +149,7 @@ final class TrainingKeysTests: XCTestCase {
 
     /// AudioMNIST's published splits: 36/12/12 speakers, each speaker validated once and tested once.
     func testAudioMNISTSplitsAreThePublishedOnesAsFolds() throws {
-        let all = Set((1...60).map { $0 < 10 ? "0\($0)" : "\($0)" })
+        let all = Set(AudioMNISTSplits.speakers)
         for split in AudioMNISTSplits.splits {
             XCTAssertEqual([split.training.count, split.validation.count, split.test.count], [36, 12, 12])
             XCTAssertEqual(Set(split.training + split.validation + split.test), all)
@@ -159,20 +160,19 @@ final class TrainingKeysTests: XCTestCase {
         XCTAssertEqual(AudioMNISTSplits.splits[0].validation, ["04", "11", "12", "15", "21", "27", "31", "41", "44", "47", "50", "59"])
         XCTAssertEqual(AudioMNISTSplits.splits[0].test, ["05", "13", "18", "22", "26", "32", "33", "42", "45", "51", "52", "60"])
 
-        var clips: [Clip] = []
-        for s in 1...60 { for digit in 0..<10 { clips.append(Clip(path: "\(s)/\(digit)", label: digit, speaker: s < 10 ? "0\(s)" : "\(s)")) } }
+        let all60 = tenClips(each: AudioMNISTSplits.speakers), all59 = tenClips(each: AudioMNISTSplits.speakers.dropLast())
         var config = RunConfig()
         try config.apply(overrides: ["dataset.validation_strategy=AudioMNISTSplits", "dataset.folds=[all]"])
-        let runs = try RunPlanner.runs(dataset: Dataset(root: "mem", layout: .audioMNIST, clips: clips), usable: { _ in true },
+        let runs = try RunPlanner.runs(dataset: all60, usable: { _ in true },
                                        config: config, seed: 1, validationSpeakers: nil) { _ in }
         XCTAssertEqual(runs.map { [$0.trainingClips.count, $0.validationClips.count, $0.testClips.count] }, Array(repeating: [360, 120, 120], count: 5))
         XCTAssertEqual(runs.map(\.testSpeakers), AudioMNISTSplits.splits.map(\.test))
-        XCTAssertThrowsError(try RunPlanner.runs(dataset: Dataset(root: "mem", layout: .audioMNIST, clips: Array(clips.dropLast(10))),
+        XCTAssertThrowsError(try RunPlanner.runs(dataset: all59,
                                                  usable: { _ in true }, config: config, seed: 1, validationSpeakers: nil) { _ in }) {
             XCTAssertTrue("\($0)".contains("needs AudioMNIST's speakers 01-60; the dataset lacks 1 of them (60"), "\($0)")
         }
         try config.apply(overrides: ["dataset.test_dataframe=/elsewhere/test.csv"])
-        XCTAssertThrowsError(try RunPlanner.runs(dataset: Dataset(root: "mem", layout: .audioMNIST, clips: clips), usable: { _ in true },
+        XCTAssertThrowsError(try RunPlanner.runs(dataset: all60, usable: { _ in true },
                                                  config: config, seed: 1, validationSpeakers: nil) { _ in }) {
             XCTAssertTrue("\($0)".contains("unset dataset.test_dataframe"), "\($0)")
         }
