@@ -27,14 +27,18 @@ let package = Package(
         .systemLibrary(name: "CSoxr", path: "Sources/CSoxr", pkgConfig: "soxr",
                        providers: [.apt(["libsoxr-dev"])]),
 
+        // CBF16: the bfloat16 GEMM kernel of mixed precision (AVX512_BF16 intrinsics, chosen at run time).
+        // Optimised in debug builds too: the tests train with it, and its throughput probe times it.
+        .target(name: "CBF16", path: "Sources/CBF16", cSettings: [.unsafeFlags(["-O2"])]),
+
         // Audio: decoding, resampling, log-mel features (librosa-equal).
         .target(name: "Audio", dependencies: ["CSndFile", "CFFTW", "CSoxr"], path: "Sources/Audio",
                 swiftSettings: optimized),
         // Datasets: layouts, speaker-grouped folds, memory-mapped feature cache, synthetic digits.
         .target(name: "Datasets", dependencies: ["Audio"], path: "Sources/Datasets",
                 swiftSettings: optimized),
-        // NN: layers (forward + backward), ResNet, losses, AdamW on OpenBLAS.
-        .target(name: "NN", dependencies: ["CBLAS"], path: "Sources/NN", swiftSettings: optimized),
+        // NN: layers (forward + backward), ResNet, losses, AdamW on OpenBLAS (and CBF16 in mixed precision).
+        .target(name: "NN", dependencies: ["CBLAS", "CBF16"], path: "Sources/NN", swiftSettings: optimized),
         // Augment: speaker-robust augmentations of training crops (SpecAugment, tempo, VTLP, gain, noise, mixup).
         .target(name: "Augment", dependencies: ["Datasets", "NN"], path: "Sources/Augment", swiftSettings: optimized),
         // Dist: the MPI communicator.
@@ -52,7 +56,7 @@ let package = Package(
         .testTarget(name: "AudioTests", dependencies: ["Audio"], path: "Tests/AudioTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Audio"], path: "Tests/DatasetsTests"),
-        .testTarget(name: "NNTests", dependencies: ["NN"], path: "Tests/NNTests"),
+        .testTarget(name: "NNTests", dependencies: ["NN", "CBF16"], path: "Tests/NNTests"),
         .testTarget(name: "AugmentTests", dependencies: ["Augment", "Datasets"], path: "Tests/AugmentTests"),
         .testTarget(name: "TrainTests", dependencies: ["Train", "NN", "Augment"], path: "Tests/TrainTests",
                     resources: [.copy("Fixtures")]),

@@ -98,6 +98,9 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--mkldnn", choices=["on", "off"], default="on",
                         help="oneDNN convolutions (PyTorch's default) or its native im2col + BLAS path")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: the step under torch.autocast('cpu', dtype=torch.bfloat16), as a config with "
+                             "mixed_precision_training: true runs in PyTorch")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -111,7 +114,9 @@ def main():
 
     def step():
         optimizer.zero_grad(set_to_none=False)
-        loss = F.binary_cross_entropy_with_logits(model(inputs), targets)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            logits = model(inputs)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), targets)
         loss.backward()
         optimizer.step()
 
@@ -121,7 +126,7 @@ def main():
     for _ in range(args.steps):
         step()
     seconds = (time.perf_counter() - start) / args.steps
-    print(f"pytorch {torch.__version__} (mkldnn {args.mkldnn}) {args.arch} width {args.width} batch {args.batch} "
+    print(f"pytorch {torch.__version__} (mkldnn {args.mkldnn}, {args.precision}) {args.arch} width {args.width} batch {args.batch} "
           f"threads {args.threads}: "
           f"{parameters} parameters, {seconds * 1e3:.1f} ms/step, {args.batch / seconds:.1f} samples/s")
 

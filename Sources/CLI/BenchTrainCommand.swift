@@ -29,6 +29,11 @@ struct BenchTrainCommand: ParsableCommand {
 
     @OptionGroup var threading: ThreadOptions
 
+    @Option(help: ArgumentHelp(
+        "fp32 or bf16 matrix products (default: what training with the default config and --set would use).",
+        valueName: "fp32|bf16"))
+    var precision: Precision?
+
     @Option(help: "Gradient all-reduce: overlapped (buckets during backward) or blocking (one all-reduce after it).")
     var allreduce: GradientBucketer.Mode = .overlapped
 
@@ -53,8 +58,14 @@ struct BenchTrainCommand: ParsableCommand {
         try onEveryRank { world in
             let architecture = try Architecture(parsing: model.arch)
             let threadCount = threading.blasThreads
+            var config = RunConfig()
+            try config.apply(overrides: settings)
+            let precision = try self.precision.map { try $0.requireAvailable() }
+                ?? Precision.choose(mixed: config.bool("environment.mixed_precision_training"),
+                                    override: ProcessInfo.processInfo.environment["DIGITS_DIST_BF16"]).precision
             var bucketer: GradientBucketer?
-            let result = try TrainBenchmark.run(arch: architecture, width: model.width, batch: model.batch, threads: threadCount, steps: steps,
+            let result = try TrainBenchmark.run(arch: architecture, width: model.width, batch: model.batch,
+                                                threads: threadCount, precision: precision, steps: steps,
                                                 distribute: world.size == 1 ? nil : { network in
                 let bytes = bucketMegabytes.map { Int($0 * 1_048_576) }
                     ?? GradientBucketer.automaticBucketBytes(count: network.parameterCount)
@@ -80,15 +91,13 @@ struct BenchTrainCommand: ParsableCommand {
                              Double(model.batch * world.size) / slowest * 1e3))
             }
             if !noPeak {
-                let peak = try TrainBenchmark.gemmPeak(threads: threadCount)
-                print(String(format: "sgemm peak %.1f GFLOP/s on %d threads: the step reaches %.0f%% of it "
+                let peak = try TrainBenchmark.gemmPeak(threads: threadCount, precision: precision)
+                print(String(format: "%@ GEMM peak %.1f GFLOP/s on %d threads: the step reaches %.0f%% of it "
                              + "(effective, Winograd convolutions counted at their direct cost; executed %.0f%%)",
-                             peak, threadCount, 100 * result.gflopsPerSecond / peak,
+                             precision.name, peak, threadCount, 100 * result.gflopsPerSecond / peak,
                              100 * result.executedGflopsPerSecond / peak))
             }
             if crops || !settings.isEmpty {
-                var config = RunConfig()
-                try config.apply(overrides: settings)
                 let crop = try TrainingRecipe(config: config, seed: 1).crop
                 let milliseconds = crop.millisecondsPerBatch(model.batch)
                 print(String(format: "training crops of one step (%@): %.2f ms, %.1f%% of the step",
@@ -102,6 +111,17 @@ struct BenchTrainCommand: ParsableCommand {
 }
 
 extension GradientBucketer.Mode: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
+
+extension Precision {
+    /// Itself, or a one-line error where this CPU cannot run it.
+    func requireAvailable() throws -> Precision {
+        guard self == .fp32 || Precision.bf16Available else {
+            throw ValidationError("--precision bf16: this CPU has no AVX512_BF16")
+        }
+        return self
+    }
+}
 
 /// The model and per-rank batch the benchmarks step (bench train, bench allreduce).
 struct BenchModelOptions: ParsableArguments {
@@ -117,7 +137,10 @@ struct BenchModelOptions: ParsableArguments {
 
 struct BenchGemmCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "gemm", abstract: "The sgemm peak (GFLOP/s of a square OpenBLAS sgemm) on the given threads.")
+        commandName: "gemm",
+        abstract: "The GEMM peak (GFLOP/s of a square product through the engine's grid) on the given threads.",
+        discussion: "In bf16 it also prints one core's arithmetic rate of bf16 dot products and Float32 FMAs, "
+            + "from which mixed precision decides whether bf16 pays on this CPU.")
 
     @Option(help: "OpenBLAS threads.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -125,10 +148,18 @@ struct BenchGemmCommand: ParsableCommand {
     @Option(help: "Matrix size n (2·n³ FLOP per call).")
     var size: Int = 2048
 
+    @Option(help: ArgumentHelp("Float32 (OpenBLAS sgemm) or bf16 operands with Float32 sums.", valueName: "fp32|bf16"))
+    var precision: Precision = .fp32
+
     func run() throws {
         try failing {
-            print(String(format: "sgemm %d×%d on %d threads: %.1f GFLOP/s", size, size, threads,
-                         try TrainBenchmark.gemmPeak(threads: threads, size: size)))
+            let precision = try self.precision.requireAvailable()
+            print(String(format: "%@ GEMM %d×%d on %d threads: %.1f GFLOP/s", precision.name, size, size, threads,
+                         try TrainBenchmark.gemmPeak(threads: threads, precision: precision, size: size)))
+            if let rates = Precision.probeArithmetic() {
+                print(String(format: "one core: bf16 dot products %.1f GFLOP/s, Float32 FMAs %.1f GFLOP/s (%.2f×)",
+                             rates.bf16 * 1e-9, rates.fp32 * 1e-9, rates.bf16 / rates.fp32))
+            }
         }
     }
 }

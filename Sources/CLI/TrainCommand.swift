@@ -63,7 +63,8 @@ struct TrainCommand: ParsableCommand {
             Log.info("environment.seed = -1: using seed \(seed) (saved in the run folder's config.yaml)")
         }
         config.set("environment.seed", to: .int(Int(seed)))
-        let recipe = try TrainingRecipe(config: config, seed: UInt64(seed), pretrainedPath: pretrained)
+        var recipe = try TrainingRecipe(config: config, seed: UInt64(seed), pretrainedPath: pretrained)
+        recipe.precision = try PrecisionPlan.agreed(config: config, world: world)
         let blasThreads = compute.blasThreads
         BLAS.setThreads(blasThreads)
         Log.info("\(world.size) rank\(world.size == 1 ? "" : "s") × \(blasThreads) BLAS thread\(blasThreads == 1 ? "" : "s") "

@@ -7,6 +7,7 @@ import Foundation
 public enum TrainBenchmark {
     public struct Result: Sendable, CustomStringConvertible {
         public let architecture: Architecture
+        public let precision: Precision
         public let width, batch, threads, steps, parameterCount: Int
         public let samplesPerSecond, millisecondsPerStep: Double
         /// Process CPU time per step over wall time: ≈ threads when the cores were ours, less when other
@@ -35,9 +36,10 @@ public enum TrainBenchmark {
         }
 
         public var description: String {
-            var lines = [String(format: "%@ width %d batch %d threads %d: %d parameters, %.1f ms/step, %.1f samples/s, "
+            var lines = [String(format: "%@ width %d batch %d threads %d %@: %d parameters, %.1f ms/step, %.1f samples/s, "
                                 + "%.2f GFLOP/step, %.1f GFLOP/s (%.1f executed), CPU %.2f cores",
-                                architecture.rawValue, width, batch, threads, parameterCount, millisecondsPerStep,
+                                architecture.rawValue, width, batch, threads, precision.name, parameterCount,
+                                millisecondsPerStep,
                                 samplesPerSecond, flopsPerStep * 1e-9, gflopsPerSecond, executedGflopsPerSecond,
                                 cpuUtilisation)]
             for (kind, milliseconds) in profile where milliseconds > 0 {
@@ -51,12 +53,13 @@ public enum TrainBenchmark {
 
     /// `distribute`, for data-parallel runs, gets the model once to install its backward hooks and returns
     /// what each step must do between backward and the optimizer (complete the gradient all-reduce).
-    public static func run(arch: Architecture, width: Int, batch: Int, threads: Int, steps: Int, warmupSteps: Int = 2,
+    public static func run(arch: Architecture, width: Int, batch: Int, threads: Int, precision: Precision = .fp32,
+                           steps: Int, warmupSteps: Int = 2,
                            inputHeight: Int = 128, inputWidth: Int = 44, seed: UInt64 = 0,
                            distribute: ((ResNet) throws -> () throws -> Void)? = nil) throws -> Result {
         try require(steps >= 1, "benchmark steps", steps, "must be at least 1")
         try require(warmupSteps >= 0, "warm-up steps", warmupSteps, "must be non-negative")
-        let loop = try TrainingStepLoop(arch: arch, width: width, batch: batch, threads: threads,
+        let loop = try TrainingStepLoop(arch: arch, width: width, batch: batch, threads: threads, precision: precision,
                                         inputHeight: inputHeight, inputWidth: inputWidth, seed: seed)
         let model = loop.model
         let completeGradients = try distribute?(model)
@@ -74,7 +77,7 @@ public enum TrainBenchmark {
             .sorted { $0.milliseconds > $1.milliseconds }
         let perStep = 1e3 / Double(steps)
         let convolutions = model.convolutionProfile.map { ($0.name, $0.forward * perStep, $0.backward * perStep) }
-        return Result(architecture: arch, width: width, batch: batch, threads: threads, steps: steps,
+        return Result(architecture: arch, precision: precision, width: width, batch: batch, threads: threads, steps: steps,
                       parameterCount: model.parameterCount, samplesPerSecond: Double(batch) / seconds,
                       millisecondsPerStep: seconds * 1e3, cpuUtilisation: cpuSeconds / seconds, flopsPerStep: flops,
                       gflopsPerSecond: flops / seconds * 1e-9, executedGflopsPerSecond: executedFlops / seconds * 1e-9,
@@ -88,8 +91,10 @@ public enum TrainBenchmark {
             + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6
     }
 
-    /// GFLOP/s of a square sgemm (2·n³ per call) on `threads` OpenBLAS threads: the ceiling for the above.
-    public static func gemmPeak(threads: Int, size: Int = 2048, repeats: Int = 5) throws -> Double {
+    /// GFLOP/s of a square GEMM (2·n³ per call) on `threads` threads, through the engine's grid of
+    /// single-threaded products as training runs them, in `precision`: the ceiling for the above.
+    public static func gemmPeak(threads: Int, precision: Precision = .fp32, size: Int = 2048,
+                                repeats: Int = 5) throws -> Double {
         try require(threads >= 1, "thread count", threads, "must be at least 1")
         try require(size >= 1 && repeats >= 1, "sgemm size/repeats", "\(size)/\(repeats)", "must be positive")
         BLAS.setThreads(threads)
@@ -99,13 +104,13 @@ public enum TrainBenchmark {
         var rng = Xoshiro256(seed: 1)
         for i in 0..<(3 * count) { a[i] = rng.nextUniform() }
         let b = a + count, c = a + 2 * count
-        gemm(transposeA: false, transposeB: false, m: size, n: size, k: size, a, lda: size, b, ldb: size, beta: 0,
-             c, ldc: size)  // warm-up: thread start, page faults
+        gemm(precision, transposeA: false, transposeB: false, m: size, n: size, k: size, a, lda: size, b, ldb: size,
+             beta: 0, c, ldc: size)  // warm-up: thread start, page faults
         var best = Double.infinity
         for _ in 0..<repeats {
             let start = DispatchTime.now().uptimeNanoseconds
-            gemm(transposeA: false, transposeB: false, m: size, n: size, k: size, a, lda: size, b, ldb: size, beta: 0,
-                 c, ldc: size)
+            gemm(precision, transposeA: false, transposeB: false, m: size, n: size, k: size, a, lda: size, b,
+                 ldb: size, beta: 0, c, ldc: size)
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
         }
         return 2 * Double(size) * Double(size) * Double(size) / best * 1e-9
@@ -121,12 +126,13 @@ public final class TrainingStepLoop {
     private let input, dlogits: UnsafeMutablePointer<Float>
     private let labels: [Int]
 
-    public init(arch: Architecture, width: Int, batch: Int, threads: Int, inputHeight: Int = 128, inputWidth: Int = 44,
-                seed: UInt64 = 0) throws {
+    public init(arch: Architecture, width: Int, batch: Int, threads: Int, precision: Precision = .fp32,
+                inputHeight: Int = 128, inputWidth: Int = 44, seed: UInt64 = 0) throws {
         try require(threads >= 1, "thread count", threads, "must be at least 1")
         BLAS.setThreads(threads)
         model = try ResNet(arch: arch, width: width, inputHeight: inputHeight, inputWidth: inputWidth, maxBatch: batch,
                            seed: seed)
+        model.precision = precision
         optimizer = try AdamW(parameterCount: model.parameterCount)
         self.batch = batch
         var rng = Xoshiro256(seed: seed &+ 1)

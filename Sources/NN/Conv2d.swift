@@ -350,7 +350,7 @@ final class Conv2d {
         }
         let columns = UnsafePointer(self.columns) ?? input
         context.timed(.gemm) {
-            gemm(transposeA: false, transposeB: false, m: outChannels, n: n, k: reduction,
+            gemm(context.precision, transposeA: false, transposeB: false, m: outChannels, n: n, k: reduction,
                  context.parameters + weight.offset, lda: reduction, columns, ldb: n, beta: 0, output, ldc: n)
         }
     }
@@ -398,7 +398,7 @@ final class Conv2d {
         let n = batch * outputHeight * outputWidth
         let columns = UnsafePointer(self.columns) ?? input
         context.timed(.gemm) {
-            gemm(transposeA: false, transposeB: true, m: outChannels, n: reduction, k: n,
+            gemm(context.precision, transposeA: false, transposeB: true, m: outChannels, n: reduction, k: n,
                  doutput, lda: n, columns, ldb: n, beta: 1, context.gradients + weight.offset, ldc: reduction)
         }
         if let dinput {
@@ -406,7 +406,7 @@ final class Conv2d {
             // A 1×1 stride-1 convolution's column gradient is the input gradient itself.
             let dcolumns = isPointwise ? dinput : context.workspace!
             context.timed(.gemm) {
-                gemm(transposeA: true, transposeB: false, m: reduction, n: n, k: outChannels,
+                gemm(context.precision, transposeA: true, transposeB: false, m: reduction, n: n, k: outChannels,
                      w, lda: reduction, doutput, ldb: n, beta: isPointwise && accumulate ? 1 : 0, dcolumns, ldc: n)
             }
             if !isPointwise {
@@ -425,7 +425,7 @@ final class Conv2d {
                            doutput: UnsafePointer<Float>? = nil, dinput: UnsafeMutablePointer<Float>? = nil,
                            accumulate: Bool = false) -> SampleJob {
         let tasks = min(WorkerPool.shared.threads, batch)
-        return SampleJob(geometry: geometry, batch: batch, tasks: tasks, outChannels: outChannels,
+        return SampleJob(precision: context.precision, geometry: geometry, batch: batch, tasks: tasks, outChannels: outChannels,
                          weight: context.parameters + weight.offset, dweight: context.gradients + weight.offset,
                          sampleDweights: context.sampleWeightGradients, input: UnsafeMutablePointer(mutating: input),
                          scratch: context.sampleScratch(threads: tasks),
@@ -437,6 +437,7 @@ final class Conv2d {
 /// One thin convolution's work, split into `tasks` runs of consecutive samples, one per compute thread; each
 /// task has its own scratch, and samples touch disjoint slices of every other buffer.
 private struct SampleJob {
+    let precision: Precision
     let geometry: ConvGeometry
     let batch, tasks, outChannels: Int
     let weight, dweight: UnsafeMutablePointer<Float>
@@ -478,7 +479,7 @@ private struct SampleJob {
         for b in samples(task) {
             let columns = self.columns(b, task: task)
             for start in stride(from: 0, to: plane, by: run) {
-                sgemm(transposeA: false, transposeB: false, m: outChannels, n: min(run, plane - start), k: reduction,
+                sgemm(precision, transposeA: false, transposeB: false, m: outChannels, n: min(run, plane - start), k: reduction,
                       weight, lda: reduction, columns + start, ldb: plane, beta: 0, output! + b * plane + start,
                       ldc: n)
             }
@@ -492,14 +493,14 @@ private struct SampleJob {
             let doutput = doutput! + b * plane, columns = self.columns(b, task: task)
             // Transposed, [Cin·k·k][Cout]: OpenBLAS runs this orientation of the thin product faster.
             for start in stride(from: 0, to: plane, by: run) {
-                sgemm(transposeA: false, transposeB: true, m: reduction, n: outChannels, k: min(run, plane - start),
+                sgemm(precision, transposeA: false, transposeB: true, m: reduction, n: outChannels, k: min(run, plane - start),
                       columns + start, lda: plane, doutput + start, ldb: n, beta: start == 0 ? 0 : 1,
                       sampleDweights + b * outChannels * reduction, ldc: outChannels)
             }
             guard let dinput else { continue }
             let dcolumns = scratch + task * scratchPerTask + reduction * plane
             for start in stride(from: 0, to: plane, by: run) {
-                sgemm(transposeA: true, transposeB: false, m: reduction, n: min(run, plane - start), k: outChannels,
+                sgemm(precision, transposeA: true, transposeB: false, m: reduction, n: min(run, plane - start), k: outChannels,
                       weight, lda: reduction, doutput + start, ldb: n, beta: 0, dcolumns + start, ldc: plane)
             }
             let inputPlane = geometry.height * geometry.width

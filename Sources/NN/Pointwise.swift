@@ -175,20 +175,20 @@ final class Linear {
     func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch: Int) {
         let b = context.parameters + bias.offset
         for row in 0..<batch { (output + row * outFeatures).update(from: b, count: outFeatures) }
-        gemm(transposeA: true, transposeB: true, m: batch, n: outFeatures, k: inFeatures,
+        gemm(context.precision, transposeA: true, transposeB: true, m: batch, n: outFeatures, k: inFeatures,
              input, lda: batch, context.parameters + weight.offset, ldb: inFeatures, beta: 1, output, ldc: outFeatures)
     }
 
     /// doutput [B][out] → dweight += doutputᵀ·xᵀ, dbias += Σ_b doutput, dinput [in][B] = W ᵀ·doutputᵀ
     func backward(input: UnsafePointer<Float>, doutput: UnsafePointer<Float>, dinput: UnsafeMutablePointer<Float>,
                   batch: Int) {
-        gemm(transposeA: true, transposeB: true, m: outFeatures, n: inFeatures, k: batch,
+        gemm(context.precision, transposeA: true, transposeB: true, m: outFeatures, n: inFeatures, k: batch,
              doutput, lda: outFeatures, input, ldb: batch, beta: 1, context.gradients + weight.offset, ldc: inFeatures)
         let dbias = context.gradients + bias.offset
         for row in 0..<batch {
             for o in 0..<outFeatures { dbias[o] += doutput[row * outFeatures + o] }
         }
-        gemm(transposeA: true, transposeB: true, m: inFeatures, n: batch, k: outFeatures,
+        gemm(context.precision, transposeA: true, transposeB: true, m: inFeatures, n: batch, k: outFeatures,
              context.parameters + weight.offset, lda: inFeatures, doutput, ldb: outFeatures, beta: 0, dinput, ldc: batch)
         context.gradientsReady?(weight.offset..<(bias.offset + outFeatures))
     }

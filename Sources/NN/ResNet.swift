@@ -249,6 +249,16 @@ public final class ResNet {
     /// Name, shape, offset and count of every tensor in `buffers`.
     public var bufferSlots: [TensorSlot] { context.bufferSlots }
 
+    /// The arithmetic of the convolutions and the linear layer, forward and backward (Float32 by default);
+    /// bf16 only where `Precision.bf16Available`. It may change between steps.
+    public var precision: Precision {
+        get { context.precision }
+        set {
+            precondition(newValue == .fp32 || Precision.bf16Available, "bf16 needs AVX512_BF16")
+            context.precision = newValue
+        }
+    }
+
     /// Called during backward as soon as a layer's parameter gradients are final, with that layer's range
     /// in `gradients`. Ranges come in strictly decreasing order and together tile the whole buffer, so a
     /// data-parallel trainer can start all-reducing the tail of the buffer while backward continues.

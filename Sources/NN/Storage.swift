@@ -1,3 +1,4 @@
+import CBF16
 import CBLAS
 import Foundation
 import Synchronization
@@ -64,6 +65,8 @@ final class NetworkContext {
     /// Called by backward each time a layer has finished its parameter gradients, with that layer's
     /// range in the gradient buffer. Ranges arrive in strictly decreasing order and tile the buffer.
     var gradientsReady: ((Range<Int>) -> Void)?
+    /// The arithmetic of every matrix product of the network.
+    var precision = Precision.fp32
     /// In-place sum over ranks of a BatchNorm reduction vector; nil means purely local statistics.
     var batchNormReduce: ((UnsafeMutablePointer<Double>, Int) -> Void)?
     /// Accumulated seconds per layer kind; nil (the default) costs nothing.
@@ -338,12 +341,12 @@ final class WorkerPool: @unchecked Sendable {
 /// on where the element falls in the call (its Haswell-family kernels accumulate the edge tiles differently),
 /// so splitting one product at thread-count-dependent places changes bits; a fixed grid makes every tile the
 /// same BLAS call whichever thread runs it, and the result the same for any `--threads`.
-func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+func gemm(_ precision: Precision, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
           alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
           beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
     let byRows = n < 128 && m >= 16
     let grid = GemmGrid(byRows ? m : n, minimumTile: byRows ? 8 : 64)
-    let job = GemmJob(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a,
+    let job = GemmJob(precision: precision, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a,
                       lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, grid: grid, byRows: byRows)
     parallelChunks(grid.tiles, job) { job, lower, upper in
         let j = job.load(as: GemmJob.self)
@@ -372,6 +375,7 @@ struct GemmGrid {
 }
 
 private struct GemmJob {
+    let precision: Precision
     let transposeA, transposeB: Bool
     let m, n, k: Int
     let alpha: Float
@@ -390,16 +394,20 @@ private struct GemmJob {
     func multiply(rows: Range<Int>, columns: Range<Int>) {
         let a = self.a + (transposeA ? rows.lowerBound : rows.lowerBound * lda)
         let b = self.b + (transposeB ? columns.lowerBound * ldb : columns.lowerBound)
-        sgemm(transposeA: transposeA, transposeB: transposeB, m: rows.count, n: columns.count, k: k, alpha: alpha,
+        sgemm(precision, transposeA: transposeA, transposeB: transposeB, m: rows.count, n: columns.count, k: k, alpha: alpha,
               a, lda: lda, b, ldb: ldb, beta: beta, c + rows.lowerBound * ldc + columns.lowerBound, ldc: ldc)
     }
 }
 
-/// `gemm` on the calling thread only (row-major cblas_sgemm).
+/// `gemm` on the calling thread only: row-major cblas_sgemm, or in bf16 the packed AVX512_BF16 kernel.
 @inline(__always)
-func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+func sgemm(_ precision: Precision, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
            alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
            beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
+    if precision == .bf16 {
+        bf16_gemm(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    }
     cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }

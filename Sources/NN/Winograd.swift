@@ -102,7 +102,7 @@ final class WinogradConvolution {
                          dweight: UnsafeMutablePointer<Float>? = nil) -> WinogradJob {
         let groups = (batch + groupSize - 1) / groupSize
         let tasks = min(WorkerPool.shared.threads, groups)
-        return WinogradJob(shape: shape, batch: batch, groups: groups, tasks: tasks, weight: weight,
+        return WinogradJob(precision: context.precision, shape: shape, batch: batch, groups: groups, tasks: tasks, weight: weight,
                            transformed: transformedWeights, pixelOffsets: pixelOffsets,
                            partials: context.sampleWeightGradients,
                            scratch: context.sampleScratch(threads: tasks), scratchPerTask: context.sampleScratchCount,
@@ -144,6 +144,7 @@ private struct WinogradShape {
 /// One convolution's work, split into `tasks` runs of consecutive sample groups, one per compute thread;
 /// each task has its own scratch, and groups touch disjoint slices of every other buffer.
 private struct WinogradJob {
+    let precision: Precision
     let shape: WinogradShape
     let batch, groups, tasks: Int
     let weight: UnsafePointer<Float>?  // [Cout][Cin][3][3]
@@ -212,7 +213,7 @@ private struct WinogradJob {
             transformInputs(samples, s)
             let ut = transformed + 16 * shape.weightPairs
             for xi in 0..<16 {
-                sgemm(transposeA: false, transposeB: false, m: n, n: cout, k: cin,
+                sgemm(precision, transposeA: false, transposeB: false, m: n, n: cout, k: cin,
                       s.v + xi * n * shape.inLanes, lda: shape.inLanes, ut + xi * shape.weightPairs, ldb: cout,
                       beta: 0, s.m + xi * n * shape.outLanes, ldc: shape.outLanes)
             }
@@ -249,13 +250,13 @@ private struct WinogradJob {
             }
             let partial = partials + group * 16 * shape.weightPairs
             for xi in 0..<16 {
-                sgemm(transposeA: true, transposeB: false, m: cout, n: cin, k: n,
+                sgemm(precision, transposeA: true, transposeB: false, m: cout, n: cin, k: n,
                       s.m + xi * n * shape.outLanes, lda: shape.outLanes, s.v + xi * n * shape.inLanes,
                       ldb: shape.inLanes, beta: 0, partial + xi * shape.weightPairs, ldc: cin)
             }
             guard let dinput else { continue }
             for xi in 0..<16 {
-                sgemm(transposeA: false, transposeB: false, m: n, n: cin, k: cout,
+                sgemm(precision, transposeA: false, transposeB: false, m: n, n: cin, k: cout,
                       s.m + xi * n * shape.outLanes, lda: shape.outLanes, transformed + xi * shape.weightPairs,
                       ldb: cin, beta: 0, s.dv + xi * n * shape.inLanes, ldc: shape.inLanes)
             }

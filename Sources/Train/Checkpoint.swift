@@ -157,6 +157,9 @@ public struct CheckpointMetadata: Codable, Sendable, Equatable {
     /// Hash of the dataset's file list and audio settings (the feature cache key).
     public var datasetKey: String
     public var ranks: Int
+    /// The arithmetic of the training steps ("fp32" or "bf16"); nil in checkpoints written before mixed
+    /// precision existed, which trained in Float32.
+    public var precision: String?
     /// The latest validation, and the best so far (by `prediction.metric`).
     public var metrics: ClassificationMetrics?
     public var bestMetrics: ClassificationMetrics?

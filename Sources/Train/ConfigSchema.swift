@@ -99,10 +99,10 @@ extension ConfigKey {
               "speaker-grouped k-fold, or AudioMNIST's 5 published splits (36 training, 12 validation, 12 test speakers each)"),
 
         .init("environment.gpus", .list, .list([]), "GPU ids", ignoredBecause: "digits-dist trains on CPU cores across MPI ranks"),
-        .init("environment.mixed_precision_inference", .bool, .bool(false), "half precision",
-              ignoredBecause: "all arithmetic is Float32 (exact resume and determinism)"),
-        .init("environment.mixed_precision_training", .bool, .bool(false), "half precision",
-              ignoredBecause: "all arithmetic is Float32 (exact resume and determinism)"),
+        .init("environment.mixed_precision_inference", .bool, .bool(false),
+              "bf16 matrix products (Float32 sums) in validation, test scores, evaluate and predict, where the CPU runs them faster than Float32"),
+        .init("environment.mixed_precision_training", .bool, .bool(false),
+              "bf16 matrix products (Float32 sums, master weights, BatchNorm, loss, AdamW) in training steps, where the CPU runs them faster than Float32; DIGITS_DIST_BF16=on|off forces"),
         .init("environment.number_of_workers", .int(0...1024), .int(0), "threads building the feature cache (0 = all cores)"),
         .init("environment.seed", .int(anyInt), .int(-1), "seed of weights, folds and data order; -1 picks one and logs it"),
 

@@ -1,4 +1,5 @@
 import Foundation
+import NN
 
 /// Whether a checkpoint may continue under the current config: keys that shape the model, the data,
 /// the optimisation or its randomness must be unchanged; keys about bookkeeping may change.
@@ -10,7 +11,9 @@ public enum ResumeCheck {
         "training.calculate_train_metric", "environment.number_of_workers", "dataset.folds",
     ]
 
-    public static func verify(checkpoint: Checkpoint, path: String, config: RunConfig, datasetKey: String) throws {
+    /// `precision`: what this run's training steps compute in, which must be what the checkpoint's did.
+    public static func verify(checkpoint: Checkpoint, path: String, config: RunConfig, datasetKey: String,
+                              precision: Precision) throws {
         let saved = try RunConfig.parseSaved(yaml: checkpoint.metadata.config, source: path)
         for spec in ConfigKey.all where spec.ignoredBecause == nil && !changeable.contains(spec.name)
             && !spec.name.hasPrefix("logging.") && !spec.name.hasPrefix("prediction.") {
@@ -19,6 +22,11 @@ public enum ResumeCheck {
                 throw ConfigError("cannot resume from \(path): \(spec.name) was \(before?.description ?? "unset"), "
                     + "is now \(now?.description ?? "unset") (start a new run folder, or set it back)")
             }
+        }
+        let trainedIn = PrecisionPlan.training(of: checkpoint.metadata)
+        guard trainedIn == precision else {
+            throw ConfigError("cannot resume from \(path): it trained in \(trainedIn.name), this run would train in "
+                + "\(precision.name) (see the log's training precision line; DIGITS_DIST_BF16=on or off chooses)")
         }
         guard checkpoint.metadata.datasetKey == datasetKey else {
             throw ConfigError("cannot resume from \(path): the dataset's files or audio settings changed since it was written")

@@ -100,7 +100,7 @@ public final class RunCoordinator {
                 .sorted { ($0.fold ?? -1) < ($1.fold ?? -1) }
             let summary = try RunOutputs(directory: runDirectory, fresh: false)
                 .writeSummary(experiment: config.string("experiment_name"), ranks: world.size, hosts: hosts, blasThreads: threads,
-                              folds: all, seconds: Date().timeIntervalSince(started))
+                              precision: recipe.precision, folds: all, seconds: Date().timeIntervalSince(started))
             if let mean = summary.accuracy_mean, let std = summary.accuracy_std {
                 let spread = all.count > 1 ? String(format: " ± %.4f over %d runs", std, all.count) : ""
                 Log.info(String(format: "done in %.0f s: validation accuracy %.4f%@; summary in %@/summary.json",
@@ -119,13 +119,15 @@ public final class RunCoordinator {
             break
         case .done(let path):
             let final = try Checkpoint.read(from: path)
-            try ResumeCheck.verify(checkpoint: final, path: path, config: config, datasetKey: datasetKey)
+            try ResumeCheck.verify(checkpoint: final, path: path, config: config, datasetKey: datasetKey,
+                                   precision: recipe.precision.training)
             Log.info("\(run.fold.map { "fold \($0)" } ?? "run") already finished (\(path))")
             return .init(fold: run.fold, validation_speakers: run.validationSpeakers, checkpoint: path, metrics: final.metadata.metrics,
                          test: try testScores(store, run: run, communicator: communicator))
         case .from(let path):
             let checkpoint = try Checkpoint.read(from: path)
-            try ResumeCheck.verify(checkpoint: checkpoint, path: path, config: config, datasetKey: datasetKey)
+            try ResumeCheck.verify(checkpoint: checkpoint, path: path, config: config, datasetKey: datasetKey,
+                                   precision: recipe.precision.training)
             resumeFrom = checkpoint
         }
         let trainer = try Trainer(recipe: recipe, run: run, dataset: dataset, cache: cache, communicator: communicator,
@@ -148,7 +150,7 @@ public final class RunCoordinator {
         }
         func score(_ path: String) throws -> ClassificationMetrics? {
             guard FileManager.default.fileExists(atPath: path) else { return nil }
-            let model = try TrainedModel(path: path)
+            let model = try TrainedModel(path: path, precision: recipe.precision.inference)
             return try Trainer.evaluate(clips: test.clips, dataset: test.dataset, cache: test.cache,
                                         classifiers: [model.classifier()], communicator: communicator)
         }

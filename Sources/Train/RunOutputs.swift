@@ -143,6 +143,9 @@ public final class RunOutputs {
         /// Per rank: its host and its BLAS threads (absent in runs written before they were recorded).
         public var hosts: [String]?
         public var blas_threads: [Int]?
+        /// The arithmetic of the matrix products: "training" and "inference", each "fp32" or "bf16"
+        /// (absent in runs written before mixed precision existed: Float32).
+        public var precision: [String: String]?
         public var folds: [FoldSummary]
         public var accuracy_mean: Double?
         public var accuracy_std: Double?
@@ -157,12 +160,15 @@ public final class RunOutputs {
     /// Writes summary.json with the mean and (population) standard deviation over folds.
     @discardableResult
     public func writeSummary(experiment: String, ranks: Int, hosts: [String]? = nil, blasThreads: [Int]? = nil,
-                             folds: [FoldSummary], seconds: Double) throws -> Summary {
+                             precision: PrecisionPlan = .float32, folds: [FoldSummary], seconds: Double) throws -> Summary {
         let meanStd = Self.meanAndStandardDeviation
         let accuracy = meanStd(folds.compactMap { $0.metrics?.accuracy })
         let auc = meanStd(folds.compactMap { $0.metrics?.macroROCAUC })
         let test = meanStd(folds.compactMap { $0.test?.final?.accuracy })
-        let summary = Summary(experiment_name: experiment, ranks: ranks, hosts: hosts, blas_threads: blasThreads, folds: folds,
+        let summary = Summary(experiment_name: experiment, ranks: ranks, hosts: hosts, blas_threads: blasThreads,
+                              precision: ["training": precision.training.rawValue,
+                                          "inference": precision.inference.rawValue],
+                              folds: folds,
                               accuracy_mean: accuracy.0,
                               accuracy_std: accuracy.1, macro_roc_auc_mean: auc.0, macro_roc_auc_std: auc.1,
                               test_accuracy_mean: test.0, test_accuracy_std: test.1, seconds: seconds)

@@ -13,22 +13,29 @@ public struct TrainedModel {
     /// How whole clips are classified: the run's inference keys.
     public let inference: InferencePlan
 
-    /// Loads `path`; `chunkSeconds` sets the inference chunk (default: the training crop).
-    public init(path: String, chunkSeconds: Double? = nil, batch: Int = 32) throws {
-        try self.init(checkpoint: Checkpoint.read(from: path), path: path, chunkSeconds: chunkSeconds, batch: batch)
+    /// Loads `path`; `chunkSeconds` sets the inference chunk (default: the training crop); `precision` the
+    /// arithmetic (default: the run's `environment.mixed_precision_inference` on this CPU).
+    public init(path: String, chunkSeconds: Double? = nil, batch: Int = 32, precision: Precision? = nil) throws {
+        try self.init(checkpoint: Checkpoint.read(from: path), path: path, chunkSeconds: chunkSeconds, batch: batch,
+                      precision: precision)
     }
 
     /// From a checkpoint already read (`path` names it in errors).
-    public init(checkpoint: Checkpoint, path: String, chunkSeconds: Double? = nil, batch: Int = 32) throws {
+    public init(checkpoint: Checkpoint, path: String, chunkSeconds: Double? = nil, batch: Int = 32,
+                precision: Precision? = nil) throws {
         let m = checkpoint.metadata
         self.path = path
         metadata = m
         chunkFrames = chunkSeconds.map {
             LogMelExtractor.frameCount(sampleCount: Int(($0 * Double(m.audio.sampleRate)).rounded()), settings: m.audio)
         } ?? m.inputWidth
-        inference = try RunConfig.parseSaved(yaml: m.config, source: path).inferencePlan
+        let saved = try RunConfig.parseSaved(yaml: m.config, source: path)
+        inference = saved.inferencePlan
         model = try ResNet(arch: Architecture(parsing: m.architecture), width: m.width, inputHeight: m.inputHeight,
                            inputWidth: chunkFrames, maxBatch: batch, classes: m.classes, dropout: Float(m.dropout), seed: 0)
+        model.precision = try precision ?? Precision.choose(
+            mixed: saved.bool("environment.mixed_precision_inference"),
+            override: ProcessInfo.processInfo.environment["DIGITS_DIST_BF16"]).precision
         for (name, destination, count) in [("parameters", model.parameters, model.parameterCount),
                                            ("buffers", model.buffers, model.bufferCount)] {
             guard let values = checkpoint.section(name), values.count == count else {

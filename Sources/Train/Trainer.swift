@@ -61,6 +61,7 @@ public final class Trainer {
         model = try ResNet(arch: recipe.architecture, width: recipe.width, inputHeight: recipe.audio.melBins,
                            inputWidth: recipe.cropFrames, maxBatch: evaluationBatch, classes: 10,
                            dropout: Float(recipe.dropout), seed: recipe.seed)
+        model.precision = recipe.precision.training
         optimizer = try AdamW(parameterCount: model.parameterCount, weightDecay: recipe.weightDecay)
         bucketer = try GradientBucketer(model: model, communicator: communicator,
                                         bucketBytes: recipe.bucketBytes ?? GradientBucketer.automaticBucketBytes(count: model.parameterCount),
@@ -340,7 +341,9 @@ public final class Trainer {
     /// Validates on `clips`, sharded over ranks (chunked as `ChunkedClassifier`); rank 0 gathers every
     /// clip's probabilities and returns the metrics, other ranks return nil.
     public func evaluate(clips: [Int]) throws -> ClassificationMetrics? {
-        try Self.evaluate(clips: clips, dataset: dataset, cache: cache, classifiers: [classifier], communicator: communicator)
+        model.precision = recipe.precision.inference
+        defer { model.precision = recipe.precision.training }
+        return try Self.evaluate(clips: clips, dataset: dataset, cache: cache, classifiers: [classifier], communicator: communicator)
     }
 
     /// Also serves `digits-dist evaluate`: several classifiers (a k-fold run's models) are averaged.
@@ -371,7 +374,8 @@ public final class Trainer {
             inputHeight: recipe.audio.melBins, inputWidth: recipe.cropFrames, audio: recipe.audio, config: configYAML,
             fold: run.fold, validationSpeakers: run.validationSpeakers, seed: recipe.seed, step: step,
             optimizerStep: optimizer.step, epochLossSum: epochLossSum, datasetKey: datasetKey,
-            ranks: communicator.size, metrics: lastMetrics, bestMetrics: bestMetrics)
+            ranks: communicator.size, precision: recipe.precision.training.rawValue, metrics: lastMetrics,
+            bestMetrics: bestMetrics)
         return Checkpoint(metadata: metadata, sections: [
             ("parameters", Array(UnsafeBufferPointer(start: model.parameters, count: model.parameterCount))),
             ("buffers", Array(UnsafeBufferPointer(start: model.buffers, count: model.bufferCount))),

@@ -51,6 +51,9 @@ public struct TrainingRecipe: Sendable {
     public var keepCheckpoints: Int
     /// `prediction.metric`: what makes one validation better than another (best.ckpt).
     public var selectByAccuracy: Bool
+    /// The arithmetic of training steps and of forward-only passes: set by the caller from the CPU
+    /// (`PrecisionPlan.agreed`), Float32 until then.
+    public var precision = PrecisionPlan.float32
 
     public init(config: RunConfig, seed: UInt64, pretrainedPath: String? = nil) throws {
         self.pretrainedPath = pretrainedPath

@@ -1,4 +1,5 @@
 import Foundation
+import NN
 import Train
 import XCTest
 
@@ -34,8 +35,8 @@ final class ResumeTests: XCTestCase {
         while stepFiles(out).count < count && Date() < deadline { usleep(20_000) }
     }
 
-    func uninterrupted(ranks: Int, _ extra: [String] = []) throws -> [Float] {
-        let run = try mpirun(ranks, arguments(out: root + "/full", extra), timeout: 300)
+    func uninterrupted(ranks: Int, _ extra: [String] = [], environment: [String: String] = [:]) throws -> [Float] {
+        let run = try mpirun(ranks, arguments(out: root + "/full", extra), timeout: 300, environment: environment)
         XCTAssertEqual(run.status, 0, run.summary)
         return try parameters(root + "/full/final.ckpt")
     }
@@ -67,10 +68,11 @@ final class ResumeTests: XCTestCase {
     /// Trains `extra` uninterrupted, then kills a rank of the same run after its second checkpoint and
     /// resumes it: the final weights must be bitwise equal. Returns them.
     @discardableResult
-    func assertKillAndResumeIsBitwiseExact(_ long: [String], file: StaticString = #filePath, line: UInt = #line) throws -> [Float] {
-        let expected = try uninterrupted(ranks: 2, long)
+    func assertKillAndResumeIsBitwiseExact(_ long: [String], environment: [String: String] = [:],
+                                           file: StaticString = #filePath, line: UInt = #line) throws -> [Float] {
+        let expected = try uninterrupted(ranks: 2, long, environment: environment)
         let out = root + "/killed"
-        let killed = try mpirun(2, arguments(out: out, long), timeout: 300) { mpirunPid in
+        let killed = try mpirun(2, arguments(out: out, long), timeout: 300, environment: environment) { mpirunPid in
             self.waitForCheckpoints(out, count: 2)
             let ranks = descendantProcesses(of: mpirunPid).filter {
                 (try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8))?.hasPrefix("digits-dist") ?? false
@@ -79,13 +81,54 @@ final class ResumeTests: XCTestCase {
         }
         XCTAssertNotEqual(killed.status, 0, killed.summary)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/final.ckpt"), "the kill came too late to test anything")
-        let resumed = try mpirun(2, arguments(out: out, long + ["--resume"]), timeout: 300)
+        let resumed = try mpirun(2, arguments(out: out, long + ["--resume"]), timeout: 300, environment: environment)
         XCTAssertEqual(resumed.status, 0, resumed.summary)
         XCTAssertTrue(resumed.stderr.contains("resuming at step"), resumed.stderr)
         XCTAssertEqual(try parameters(out + "/final.ckpt"), expected, "resumed weights must be bitwise equal")
         let losses = { (folder: String) in try String(contentsOfFile: folder + "/steps.jsonl", encoding: .utf8) }
         XCTAssertEqual(try losses(out), try losses(root + "/full"), "the step record reads as if the run never stopped")
         return expected
+    }
+
+    /// Mixed precision keeps the promise: bf16 (forced on, so it runs wherever the CPU has AVX512_BF16, even
+    /// where it would not pay) resumes bitwise, the run folder records it, and resuming it in Float32 is
+    /// refused in one line instead of continuing in another arithmetic.
+    func testBF16RunResumesBitwiseAndRefusesToContinueInFloat32() throws {
+        try XCTSkipUnless(Precision.bf16Available, "this CPU has no AVX512_BF16")
+        let mixed = ["--set", "training.epochs=30", "--set", "environment.mixed_precision_training=true"]
+        let expected = try assertKillAndResumeIsBitwiseExact(mixed, environment: ["DIGITS_DIST_BF16": "on"])
+        let summary = try String(contentsOfFile: root + "/full/summary.json", encoding: .utf8)
+        XCTAssertTrue(summary.contains("\"training\" : \"bf16\""), summary)
+        XCTAssertEqual(try Checkpoint.read(from: root + "/full/final.ckpt").metadata.precision, "bf16")
+
+        let full = root + "/full"
+        try FileManager.default.removeItem(atPath: full + "/final.ckpt")
+        let refused = try mpirun(2, arguments(out: full, mixed + ["--resume"]), timeout: 300,
+                                 environment: ["DIGITS_DIST_BF16": "off"])
+        XCTAssertNotEqual(refused.status, 0, refused.summary)
+        let line = try XCTUnwrap(refused.stderr.split(separator: "\n").first { $0.contains("cannot resume") }, refused.stderr)
+        XCTAssertTrue(line.contains("it trained in bf16, this run would train in Float32"), String(line))
+
+        // Control: the same run in Float32 ends elsewhere, so bf16 really acted.
+        let plain = try mpirun(2, arguments(out: root + "/plain", ["--set", "training.epochs=30"]), timeout: 300)
+        XCTAssertEqual(plain.status, 0, plain.summary)
+        XCTAssertNotEqual(try parameters(root + "/plain/final.ckpt"), expected)
+    }
+
+    /// A CPU without bf16 (DIGITS_DIST_BF16=off stands for one) trains a mixed-precision config in Float32,
+    /// saying why in one line, bit for bit as the same config without mixed precision.
+    func testMixedPrecisionFallsBackToFloat32BitwiseWithOneLineSayingWhy() throws {
+        let short = ["--set", "training.epochs=1"]
+        let fallback = try mpirun(2, arguments(out: root + "/fallback", short + ["--set", "environment.mixed_precision_training=true"]),
+                                  timeout: 300, environment: ["DIGITS_DIST_BF16": "off"])
+        XCTAssertEqual(fallback.status, 0, fallback.summary)
+        XCTAssertTrue(fallback.stderr.contains("training precision: Float32: mixed precision asked for, bf16 turned off by "
+                                               + "DIGITS_DIST_BF16=off"), fallback.stderr)
+        let summary = try String(contentsOfFile: root + "/fallback/summary.json", encoding: .utf8)
+        XCTAssertTrue(summary.contains("\"training\" : \"fp32\""), summary)
+        let plain = try mpirun(2, arguments(out: root + "/plain", short), timeout: 300)
+        XCTAssertEqual(plain.status, 0, plain.summary)
+        XCTAssertEqual(try parameters(root + "/fallback/final.ckpt"), try parameters(root + "/plain/final.ckpt"))
     }
 
     /// Float rounding differs between rank counts and grows with every step, so this resume continues for

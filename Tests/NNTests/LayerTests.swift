@@ -511,7 +511,7 @@ final class GemmTests: XCTestCase {
                     c.pointer.update(from: initial.pointer, count: m * n)
                     openblas_set_num_threads(computeThreads)
                     withComputeThreads {
-                        gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 0.5, a.pointer,
+                        gemm(.fp32, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 0.5, a.pointer,
                              lda: lda, b.pointer, ldb: ldb, beta: 1, c.pointer, ldc: n)
                     }
                     results.append(c.array)
