@@ -115,6 +115,53 @@ private struct AdamWJob {
     }
 }
 
+/// An exponential moving average of a flat buffer (the weights, the BatchNorm statistics), for evaluating
+/// the average instead of the last step's values: after optimizer step t (1, 2, …)
+///   average ← d·average + (1 − d)·current,   d = min(decay, (1 + t) / (10 + t)),
+/// the ramp (TensorFlow's ExponentialMovingAverage with num_updates) keeping the first steps from being
+/// pulled back to the initial weights. The average is a pure function of the steps' values, so a
+/// checkpoint holding it resumes exactly.
+public final class WeightAverage {
+    public let count: Int
+    public let decay: Double
+    /// The average, [count].
+    public let values: UnsafeMutablePointer<Float>
+
+    public init(count: Int, decay: Double) throws {
+        try require(count >= 1, "averaged value count", count, "must be at least 1")
+        try require(decay > 0 && decay < 1, "weight average decay", decay, "must be in (0, 1)")
+        self.count = count
+        self.decay = decay
+        values = .allocate(capacity: count)
+        values.initialize(repeating: 0, count: count)
+    }
+
+    deinit { values.deallocate() }
+
+    /// d of optimizer step `step` (counted from 1).
+    public func decay(atStep step: Int) -> Float { Float(min(decay, Double(1 + step) / Double(10 + step))) }
+
+    /// Starts the average at `current`.
+    public func reset(to current: UnsafePointer<Float>) { values.update(from: current, count: count) }
+
+    /// Folds `current`, the values after optimizer step `step`, into the average.
+    public func update(_ current: UnsafePointer<Float>, step: Int) {
+        let job = (values, current, decay(atStep: step))
+        withComputeThreads {
+            parallelChunks(count, minimumChunk: 1 << 16, job) { job, lower, upper in
+                let (average, current, d) = job.load(as: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Float).self)
+                for i in lower..<upper { average[i] = d * average[i] + (1 - d) * current[i] }
+            }
+        }
+    }
+
+    /// Exchanges the average with `current`: a model evaluates the average, and a second call gives it its
+    /// own values back.
+    public func swap(with current: UnsafeMutablePointer<Float>) {
+        for i in 0..<count { (values[i], current[i]) = (current[i], values[i]) }
+    }
+}
+
 /// torch.nn.utils.clip_grad_norm_ over one flat buffer: scales all gradients by
 /// min(1, maxNorm / (‖g‖₂ + 1e-6)) and returns the norm before clipping.
 public func clipGradientNorm(_ gradients: UnsafeMutablePointer<Float>, count: Int, maxNorm: Float) throws -> Float {

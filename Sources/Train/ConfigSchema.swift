@@ -128,6 +128,8 @@ extension ConfigKey {
         .init("training.differential_learning_rate", .double(0...10), .double(0.001), "learning rate of the layers named in differential_learning_rate_layers"),
         .init("training.differential_learning_rate_layers", .list, .list([]), "layers (e.g. backbone) trained at differential_learning_rate"),
         .init("training.drop_last_batch", .bool, .bool(true), "drop the last incomplete batch of an epoch"),
+        .init("training.ema_decay", .double(0...0.99999), .double(0),
+              "exponential moving average of the weights and BatchNorm statistics, validated, tested and saved for inference (0 = off; e.g. 0.99)"),
         .init("training.epochs", .int(positive), .int(5), "epochs per fold"),
         .init("training.evaluation_epochs", .double(0.01...1000), .double(1), "validate every this many epochs"),
         .init("training.grad_accumulation", .int(1...1024), .int(1), "batches whose gradients are summed before a step"),

@@ -36,8 +36,10 @@ public struct TrainedModel {
         model.precision = try precision ?? Precision.choose(
             mixed: saved.bool("environment.mixed_precision_inference"),
             override: ProcessInfo.processInfo.environment["DIGITS_DIST_BF16"]).precision
-        for (name, destination, count) in [("parameters", model.parameters, model.parameterCount),
-                                           ("buffers", model.buffers, model.bufferCount)] {
+        // A run with `training.ema_decay` saved its weights' moving average too: that is the model to use.
+        let averaged = checkpoint.section("ema.parameters") != nil
+        for (name, destination, count) in [(averaged ? "ema.parameters" : "parameters", model.parameters, model.parameterCount),
+                                           (averaged ? "ema.buffers" : "buffers", model.buffers, model.bufferCount)] {
             guard let values = checkpoint.section(name), values.count == count else {
                 throw CheckpointError(path: path, problem: "section \(name) does not fit a \(m.architecture) of width \(m.width)")
             }

@@ -16,6 +16,8 @@ public final class Trainer {
     let communicator: Communicator
     let model: ResNet
     let optimizer: AdamW
+    /// `training.ema_decay`'s averages of the parameters and of the BatchNorm statistics; nil when off.
+    let averages: (parameters: WeightAverage, buffers: WeightAverage)?
     let bucketer: GradientBucketer
     let outputs: RunOutputs?
     /// Largest share of a global batch any rank gets.
@@ -63,6 +65,10 @@ public final class Trainer {
                            dropout: Float(recipe.dropout), seed: recipe.seed)
         model.precision = recipe.precision.training
         optimizer = try AdamW(parameterCount: model.parameterCount, weightDecay: recipe.weightDecay)
+        averages = recipe.weightAverageDecay > 0
+            ? (try WeightAverage(count: model.parameterCount, decay: recipe.weightAverageDecay),
+               try WeightAverage(count: model.bufferCount, decay: recipe.weightAverageDecay))
+            : nil
         bucketer = try GradientBucketer(model: model, communicator: communicator,
                                         bucketBytes: recipe.bucketBytes ?? GradientBucketer.automaticBucketBytes(count: model.parameterCount),
                                         mode: recipe.bucketMode)
@@ -95,6 +101,8 @@ public final class Trainer {
         // carries pretrained weights read by rank 0).
         try communicator.broadcast(model.parameters, count: model.parameterCount)
         try communicator.broadcast(model.buffers, count: model.bufferCount)
+        averages?.parameters.reset(to: model.parameters)
+        averages?.buffers.reset(to: model.buffers)
         if communicator.size > 1 {
             model.gradientsReady = { [unowned self] range in
                 guard reducesDuringBackward else { return }
@@ -224,10 +232,14 @@ public final class Trainer {
 
     /// Loads weights, BatchNorm statistics, optimizer moments and the step from a checkpoint of this run.
     func restore(_ checkpoint: Checkpoint) throws {
-        let sections: [(String, UnsafeMutablePointer<Float>, Int)] = [
+        var sections: [(String, UnsafeMutablePointer<Float>, Int)] = [
             ("parameters", model.parameters, model.parameterCount), ("buffers", model.buffers, model.bufferCount),
             ("adam.m", optimizer.firstMoment, model.parameterCount), ("adam.v", optimizer.secondMoment, model.parameterCount),
         ]
+        if let averages {
+            sections += [("ema.parameters", averages.parameters.values, model.parameterCount),
+                         ("ema.buffers", averages.buffers.values, model.bufferCount)]
+        }
         for (name, destination, count) in sections {
             guard let values = checkpoint.section(name), values.count == count else {
                 throw TrainingError("checkpoint section \(name) is missing or has the wrong size for this model")
@@ -288,6 +300,10 @@ public final class Trainer {
             }
         }
         model.zeroGradients()
+        if let averages {
+            averages.parameters.update(model.parameters, step: optimizer.step)
+            averages.buffers.update(model.buffers, step: optimizer.step)
+        }
         return (weightedLoss, lossAndStop[1] > 0)
     }
 
@@ -340,10 +356,21 @@ public final class Trainer {
 
     /// Validates on `clips`, sharded over ranks (chunked as `ChunkedClassifier`); rank 0 gathers every
     /// clip's probabilities and returns the metrics, other ranks return nil.
+    /// With `training.ema_decay`, the averaged weights are what is validated.
     public func evaluate(clips: [Int]) throws -> ClassificationMetrics? {
         model.precision = recipe.precision.inference
-        defer { model.precision = recipe.precision.training }
+        swapAverages()
+        defer {
+            swapAverages()
+            model.precision = recipe.precision.training
+        }
         return try Self.evaluate(clips: clips, dataset: dataset, cache: cache, classifiers: [classifier], communicator: communicator)
+    }
+
+    /// Exchanges the model's weights and BatchNorm statistics with their averages (and back on a second call).
+    private func swapAverages() {
+        averages?.parameters.swap(with: model.parameters)
+        averages?.buffers.swap(with: model.buffers)
     }
 
     /// Also serves `digits-dist evaluate`: several classifiers (a k-fold run's models) are averaged.
@@ -376,12 +403,19 @@ public final class Trainer {
             optimizerStep: optimizer.step, epochLossSum: epochLossSum, datasetKey: datasetKey,
             ranks: communicator.size, precision: recipe.precision.training.rawValue, metrics: lastMetrics,
             bestMetrics: bestMetrics)
-        return Checkpoint(metadata: metadata, sections: [
-            ("parameters", Array(UnsafeBufferPointer(start: model.parameters, count: model.parameterCount))),
-            ("buffers", Array(UnsafeBufferPointer(start: model.buffers, count: model.bufferCount))),
-            ("adam.m", Array(UnsafeBufferPointer(start: optimizer.firstMoment, count: model.parameterCount))),
-            ("adam.v", Array(UnsafeBufferPointer(start: optimizer.secondMoment, count: model.parameterCount))),
-        ])
+        func section(_ name: String, _ values: UnsafePointer<Float>, _ count: Int) -> (String, [Float]) {
+            (name, Array(UnsafeBufferPointer(start: values, count: count)))
+        }
+        var sections = [
+            section("parameters", model.parameters, model.parameterCount), section("buffers", model.buffers, model.bufferCount),
+            section("adam.m", optimizer.firstMoment, model.parameterCount),
+            section("adam.v", optimizer.secondMoment, model.parameterCount),
+        ]
+        if let averages {  // what inference loads (`TrainedModel`)
+            sections += [section("ema.parameters", averages.parameters.values, model.parameterCount),
+                         section("ema.buffers", averages.buffers.values, model.bufferCount)]
+        }
+        return Checkpoint(metadata: metadata, sections: sections)
     }
 }
 

@@ -45,6 +45,8 @@ public struct TrainingRecipe: Sendable {
     public var inference: InferencePlan
     /// ε of `training.label_smoothing`.
     public var labelSmoothing: Float
+    /// `training.ema_decay`: the weights' moving average that validation and inference use (0 = none).
+    public var weightAverageDecay: Double
     /// torchvision weights to start from (`--pretrained FILE`).
     public var pretrainedPath: String?
     public var checkpointEverySteps: Int
@@ -95,6 +97,7 @@ public struct TrainingRecipe: Sendable {
         crop.trimFrames = config.frames("augmentation.trim_seconds")
         inference = config.inferencePlan(placing: config.shortClipPosition)
         labelSmoothing = Float(config.double("training.label_smoothing"))
+        weightAverageDecay = config.double("training.ema_decay")
         calculateTrainMetric = config.bool("training.calculate_train_metric")
         differentialLayers = config.list("training.differential_learning_rate_layers")
         differentialLearningRate = config.double("training.differential_learning_rate")

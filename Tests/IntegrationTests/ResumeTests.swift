@@ -46,13 +46,20 @@ final class ResumeTests: XCTestCase {
     }
 
     /// Every augmentation draws from (seed, epoch, position), so a resumed run augments the rest of its
-    /// crops exactly as the uninterrupted one.
+    /// crops exactly as the uninterrupted one (and the weights' moving average continues exactly).
     func testKilledRankThenResumeGivesBitwiseTheSameWeightsWithEveryAugmentation() throws {
         let augmentations = ["augmentation.time_shift_seconds=0.2", "augmentation.trim_seconds=0.05", "augmentation.tempo=0.1", "augmentation.vocal_tract=0.1", "augmentation.equalizer_db=6",
                              "augmentation.gain_db=6", "augmentation.noise_probability=0.5", "augmentation.frequency_masks=2",
-                             "augmentation.time_masks=2", "augmentation.mix_audio=Mixup", "training.label_smoothing=0.1"]
+                             "augmentation.time_masks=2", "augmentation.mix_audio=Mixup", "training.label_smoothing=0.1",
+                             "training.ema_decay=0.9"]
         let settings = augmentations.flatMap { ["--set", $0] }
         try assertKillAndResumeIsBitwiseExact(["--set", "training.epochs=30"] + settings)
+        // The weights' moving average is saved beside them, and it is the model inference loads.
+        let final = try Checkpoint.read(from: root + "/full/final.ckpt")
+        let averaged = try XCTUnwrap(final.section("ema.parameters"))
+        XCTAssertNotEqual(averaged, final.section("parameters"))
+        let model = try TrainedModel(path: root + "/full/final.ckpt").model
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: model.parameters, count: model.parameterCount)), averaged)
         // Control: the augmentations really act (one epoch with and without them).
         var weights: [[Float]] = []
         let off = ["augmentation.time_shift_seconds=0", "augmentation.tempo=0", "augmentation.vocal_tract=0", "augmentation.gain_db=0",

@@ -194,3 +194,34 @@ final class ParameterGroupTests: XCTestCase {
         XCTAssertThrowsError(try optimizer.update(parameters: &parameters, gradients: parameters, groups: [(0..<4, 1e-2)]))
     }
 }
+
+final class WeightAverageTests: XCTestCase {
+    /// Against the definition in a naive loop: the ramp min(decay, (1 + t)/(10 + t)) for the first steps,
+    /// then the decay; swapping twice gives both buffers back.
+    func testAverageFollowsTheRampedDecayAndSwapsBack() throws {
+        let count = 70_000  // past one parallel chunk (2¹⁶), so the threaded split is exercised
+        var rng = Xoshiro256(seed: 3)
+        let start = Buffer(random: count, rng: &rng)
+        let average = try WeightAverage(count: count, decay: 0.99)
+        average.reset(to: start.pointer)
+        var expected = start.array.map(Double.init)
+        for step in 1...30 {
+            let current = Buffer(random: count, rng: &rng)
+            average.update(current.pointer, step: step)
+            let d = Double(Float(min(0.99, Double(1 + step) / Double(10 + step))))
+            XCTAssertEqual(Double(average.decay(atStep: step)), d)
+            for i in 0..<count { expected[i] = d * expected[i] + (1 - d) * Double(current[i]) }
+        }
+        XCTAssertEqual(average.decay(atStep: 1000), 0.99)
+        // Float arithmetic of 30 updates, each within a few ε of the Double one.
+        for i in stride(from: 0, to: count, by: 997) {
+            XCTAssertEqual(Double(average.values[i]), expected[i], accuracy: 1e-5 * max(1, abs(expected[i])))
+        }
+        let weights = Buffer(random: count, rng: &rng), before = weights.array, averaged = Array(UnsafeBufferPointer(start: average.values, count: count))
+        average.swap(with: weights.pointer)
+        XCTAssertEqual(weights.array, averaged)
+        average.swap(with: weights.pointer)
+        XCTAssertEqual(weights.array, before)
+        XCTAssertThrowsError(try WeightAverage(count: 4, decay: 1))
+    }
+}
