@@ -232,15 +232,7 @@ public final class Trainer {
 
     /// Loads weights, BatchNorm statistics, optimizer moments and the step from a checkpoint of this run.
     func restore(_ checkpoint: Checkpoint) throws {
-        var sections: [(String, UnsafeMutablePointer<Float>, Int)] = [
-            ("parameters", model.parameters, model.parameterCount), ("buffers", model.buffers, model.bufferCount),
-            ("adam.m", optimizer.firstMoment, model.parameterCount), ("adam.v", optimizer.secondMoment, model.parameterCount),
-        ]
-        if let averages {
-            sections += [("ema.parameters", averages.parameters.values, model.parameterCount),
-                         ("ema.buffers", averages.buffers.values, model.bufferCount)]
-        }
-        for (name, destination, count) in sections {
+        for (name, destination, count) in stateSections {
             guard let values = checkpoint.section(name), values.count == count else {
                 throw TrainingError("checkpoint section \(name) is missing or has the wrong size for this model")
             }
@@ -403,19 +395,22 @@ public final class Trainer {
             optimizerStep: optimizer.step, epochLossSum: epochLossSum, datasetKey: datasetKey,
             ranks: communicator.size, precision: recipe.precision.training.rawValue, metrics: lastMetrics,
             bestMetrics: bestMetrics)
-        func section(_ name: String, _ values: UnsafePointer<Float>, _ count: Int) -> (String, [Float]) {
+        return Checkpoint(metadata: metadata, sections: stateSections.map { name, values, count in
             (name, Array(UnsafeBufferPointer(start: values, count: count)))
+        })
+    }
+
+    /// The buffers a checkpoint holds and a resume restores: weights, BatchNorm statistics, AdamW's moments
+    /// and, with `training.ema_decay`, the averages of the first two (which inference loads, `TrainedModel`).
+    var stateSections: [(name: String, values: UnsafeMutablePointer<Float>, count: Int)] {
+        var sections = [("parameters", model.parameters, model.parameterCount), ("buffers", model.buffers, model.bufferCount),
+                        ("adam.m", optimizer.firstMoment, model.parameterCount),
+                        ("adam.v", optimizer.secondMoment, model.parameterCount)]
+        if let averages {
+            sections += [("ema.parameters", averages.parameters.values, model.parameterCount),
+                         ("ema.buffers", averages.buffers.values, model.bufferCount)]
         }
-        var sections = [
-            section("parameters", model.parameters, model.parameterCount), section("buffers", model.buffers, model.bufferCount),
-            section("adam.m", optimizer.firstMoment, model.parameterCount),
-            section("adam.v", optimizer.secondMoment, model.parameterCount),
-        ]
-        if let averages {  // what inference loads (`TrainedModel`)
-            sections += [section("ema.parameters", averages.parameters.values, model.parameterCount),
-                         section("ema.buffers", averages.buffers.values, model.bufferCount)]
-        }
-        return Checkpoint(metadata: metadata, sections: sections)
+        return sections
     }
 }
 

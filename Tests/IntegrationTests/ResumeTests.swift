@@ -98,14 +98,16 @@ final class ResumeTests: XCTestCase {
     }
 
     /// Mixed precision keeps the promise: bf16 (forced on, so it runs wherever the CPU has AVX512_BF16, even
-    /// where it would not pay) resumes bitwise, the run folder records it, and resuming it in Float32 is
-    /// refused in one line instead of continuing in another arithmetic.
+    /// where it would not pay; validation in bf16 too) resumes bitwise, the run folder records it, and
+    /// resuming it in Float32 is refused in one line instead of continuing in another arithmetic.
     func testBF16RunResumesBitwiseAndRefusesToContinueInFloat32() throws {
         try XCTSkipUnless(Precision.bf16Available, "this CPU has no AVX512_BF16")
-        let mixed = ["--set", "training.epochs=30", "--set", "environment.mixed_precision_training=true"]
+        let mixed = ["--set", "training.epochs=30", "--set", "environment.mixed_precision_training=true",
+                     "--set", "environment.mixed_precision_inference=true"]
         let expected = try assertKillAndResumeIsBitwiseExact(mixed, environment: ["DIGITS_DIST_BF16": "on"])
         let summary = try String(contentsOfFile: root + "/full/summary.json", encoding: .utf8)
         XCTAssertTrue(summary.contains("\"training\" : \"bf16\""), summary)
+        XCTAssertTrue(summary.contains("\"inference\" : \"bf16\""), summary)
         XCTAssertEqual(try Checkpoint.read(from: root + "/full/final.ckpt").metadata.precision, "bf16")
 
         let full = root + "/full"
