@@ -99,16 +99,39 @@ BF16_TARGET static void pack(const float *x, long ld, int rows_contiguous, long 
     }
 }
 
+/// Rows [row0, row0 + rows) and steps [step0, step0 + steps) of a row-major X (op(X)[row][step] =
+/// x[row·ld + step]) as rows of step-pair words: packed[row][pair], rows up to a whole MR zero. The
+/// conversion then stores whole vectors; the micro-kernel broadcasts its words with the row stride.
+BF16_TARGET static void pack_rows(const float *x, long ld, long row0, long rows, long step0, long steps,
+                                  uint32_t *packed) {
+    long pairs = (steps + 1) / 2, padded = (rows + MR - 1) / MR * MR;
+    for (long row = 0; row < padded; row++) {
+        uint32_t *out = packed + row * pairs;
+        if (row >= rows) {
+            memset(out, 0, sizeof(uint32_t) * pairs);
+            continue;
+        }
+        const float *source = x + (row0 + row) * ld + step0;
+        for (long s = 0; s < steps; s += 32) {
+            __m512 low = _mm512_maskz_loadu_ps(first_lanes(steps - s), source + s);
+            __m512 high = _mm512_maskz_loadu_ps(first_lanes(steps - s - 16), source + s + 16);
+            _mm512_mask_storeu_epi32(out + s / 2, first_lanes((steps - s + 1) / 2),
+                                     (__m512i)_mm512_cvtne2ps_pbh(high, low));
+        }
+    }
+}
+
 /// acc[MR][NR] = Σ_pairs A-panel ⊗ B-panel, then C[rows][columns] = alpha·acc + (first ? beta·C : C).
-BF16_TARGET static void micro_kernel(long pairs, const uint32_t *a, const uint32_t *b, float *c, long ldc, int rows,
-                         int columns, float alpha, float beta, int first) {
+BF16_TARGET static void micro_kernel(long pairs, const uint32_t *a, long a_row_stride, long a_pair_stride,
+                                     const uint32_t *b, float *c, long ldc, int rows, int columns, float alpha,
+                                     float beta, int first) {
     __m512 acc[MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (long p = 0; p < pairs; p++) {
         __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + p * NR);
         __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + p * NR + 16);
         for (int r = 0; r < MR; r++) {
-            __m512bh ar = (__m512bh)_mm512_set1_epi32((int)a[p * MR + r]);
+            __m512bh ar = (__m512bh)_mm512_set1_epi32((int)a[p * a_pair_stride + r * a_row_stride]);
             acc[r][0] = _mm512_dpbf16_ps(acc[r][0], ar, b0);
             acc[r][1] = _mm512_dpbf16_ps(acc[r][1], ar, b1);
         }
@@ -150,10 +173,15 @@ void bf16_gemm(int transpose_a, int transpose_b, long m, long n, long k, float a
             pack(b, ldb, !transpose_b, n0, columns, k0, steps, NR, packed_b);
             for (long m0 = 0; m0 < m; m0 += MC) {
                 long rows = m - m0 < MC ? m - m0 : MC;
-                pack(a, lda, transpose_a, m0, rows, k0, steps, MR, packed_a);
+                // A transposed is packed in micro-panels (its rows are contiguous: interleaved vectors), else
+                // row by row (its steps are contiguous: converted vectors); either way micro-panel i
+                // starts at packed_a + i·pairs.
+                if (transpose_a) pack(a, lda, 1, m0, rows, k0, steps, MR, packed_a);
+                else pack_rows(a, lda, m0, rows, k0, steps, packed_a);
+                long row_stride = transpose_a ? 1 : pairs, pair_stride = transpose_a ? MR : 1;
                 for (long j = 0; j < columns; j += NR) {
                     for (long i = 0; i < rows; i += MR) {
-                        micro_kernel(pairs, packed_a + i * pairs, packed_b + j * pairs,
+                        micro_kernel(pairs, packed_a + i * pairs, row_stride, pair_stride, packed_b + j * pairs,
                                      c + (m0 + i) * ldc + n0 + j, ldc, rows - i < MR ? (int)(rows - i) : MR,
                                      columns - j < NR ? (int)(columns - j) : NR, alpha, beta, k0 == 0);
                     }
