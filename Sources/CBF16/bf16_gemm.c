@@ -3,12 +3,13 @@
 // GotoBLAS's loop order, single-threaded (the engine shares GEMM tiles out to its own threads):
 //   for each block of KC reduction steps:
 //     for each block of NC columns: pack op(B) into panels of NR columns, rounded to bf16, pairs interleaved
-//       for each block of MC rows: pack op(A) into micro-panels of MR rows, the same way
+//       for each block of MC rows: pack op(A), rounded to bf16, pairs in one word
 //         for each MR×NR tile: the micro-kernel, then C = alpha·acc + (beta·C on the first block, else C)
 // vdpbf16ps multiplies pairs of bf16 (reduction steps 2p and 2p + 1) and adds both products into a Float32
 // lane, so both packed operands keep a step pair in one 32-bit word: B as [pair][NR columns][2], A as
-// [pair][MR rows][2], whose word the kernel broadcasts. An odd reduction is padded with a zero step and
-// partial tiles with zero rows and columns, so one kernel serves every shape.
+// [pair][MR rows][2] (a transposed A) or [row][pair][2] (a row-major one: no transpose while packing),
+// whose words the kernel broadcasts. An odd reduction is padded with a zero step and partial tiles with
+// zero rows and columns, so one kernel serves every shape.
 #include "bf16_gemm.h"
 
 #include <immintrin.h>
@@ -56,8 +57,8 @@ BF16_TARGET static inline __m512i interleave_pairs(__m512 even, __m512 odd) {
     return _mm512_permutexvar_epi16(_mm512_loadu_si512(order), both);
 }
 
-/// Rows [row0, row0 + rows) and steps [step0, step0 + steps) of op(X) into micro-panels of `width` (8 or
-/// 32) rows: panel[pair][width] words of (step 2p, step 2p + 1), rows past `rows` and a step past `steps`
+/// Rows [row0, row0 + rows) and steps [step0, step0 + steps) of op(X) into micro-panels of `width` (MR for
+/// a transposed A, NR for B) rows: panel[pair][width] words of (step 2p, step 2p + 1), rows past `rows` and a step past `steps`
 /// zero. op(X)[row][step] is x[row·ld + step] (`rows_contiguous` 0) or x[step·ld + row] (1).
 BF16_TARGET static void pack(const float *x, long ld, int rows_contiguous, long row0, long rows, long step0,
                              long steps, int width, uint32_t *packed) {
