@@ -139,7 +139,7 @@ struct BenchGemmCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gemm",
         abstract: "The GEMM peak (GFLOP/s of a square product through the engine's grid) on the given threads.",
-        discussion: "In bf16 it also prints one core's arithmetic rate of bf16 dot products and Float32 FMAs, "
+        discussion: "Where the CPU has AVX512_BF16 it also prints one core's arithmetic rate of bf16 dot products and Float32 FMAs, "
             + "from which mixed precision decides whether bf16 pays on this CPU.")
 
     @Option(help: "OpenBLAS threads.")
