@@ -13,6 +13,7 @@
 #include "bf16_gemm.h"
 
 #include <immintrin.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -161,6 +162,10 @@ void bf16_gemm(int transpose_a, int transpose_b, long m, long n, long k, float a
     if (!packed_a) {
         packed_a = aligned_alloc(64, sizeof(uint32_t) * MC * (KC / 2));
         packed_b = aligned_alloc(64, sizeof(uint32_t) * NC * (KC / 2));
+        if (!packed_a || !packed_b) {
+            fputs("digits-dist: bf16 GEMM: cannot allocate its packing buffers\n", stderr);
+            abort();
+        }
     }
     if (k <= 0) {  // no products: C = beta·C
         for (long i = 0; i < m; i++)

@@ -156,7 +156,7 @@ struct BenchGemmCommand: ParsableCommand {
             let precision = try self.precision.requireAvailable()
             print(String(format: "%@ GEMM %d×%d on %d threads: %.1f GFLOP/s", precision.name, size, size, threads,
                          try TrainBenchmark.gemmPeak(threads: threads, precision: precision, size: size)))
-            if let rates = Precision.probeArithmetic() {
+            if let rates = Precision.arithmeticRates {
                 print(String(format: "one core: bf16 dot products %.1f GFLOP/s, Float32 FMAs %.1f GFLOP/s (%.2f×)",
                              rates.bf16 * 1e-9, rates.fp32 * 1e-9, rates.bf16 / rates.fp32))
             }

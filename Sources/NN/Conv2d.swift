@@ -479,7 +479,7 @@ private struct SampleJob {
         for b in samples(task) {
             let columns = self.columns(b, task: task)
             for start in stride(from: 0, to: plane, by: run) {
-                sgemm(precision, transposeA: false, transposeB: false, m: outChannels, n: min(run, plane - start), k: reduction,
+                gemmOnThisThread(precision, transposeA: false, transposeB: false, m: outChannels, n: min(run, plane - start), k: reduction,
                       weight, lda: reduction, columns + start, ldb: plane, beta: 0, output! + b * plane + start,
                       ldc: n)
             }
@@ -493,14 +493,14 @@ private struct SampleJob {
             let doutput = doutput! + b * plane, columns = self.columns(b, task: task)
             // Transposed, [Cin·k·k][Cout]: OpenBLAS runs this orientation of the thin product faster.
             for start in stride(from: 0, to: plane, by: run) {
-                sgemm(precision, transposeA: false, transposeB: true, m: reduction, n: outChannels, k: min(run, plane - start),
+                gemmOnThisThread(precision, transposeA: false, transposeB: true, m: reduction, n: outChannels, k: min(run, plane - start),
                       columns + start, lda: plane, doutput + start, ldb: n, beta: start == 0 ? 0 : 1,
                       sampleDweights + b * outChannels * reduction, ldc: outChannels)
             }
             guard let dinput else { continue }
             let dcolumns = scratch + task * scratchPerTask + reduction * plane
             for start in stride(from: 0, to: plane, by: run) {
-                sgemm(precision, transposeA: true, transposeB: false, m: reduction, n: min(run, plane - start), k: outChannels,
+                gemmOnThisThread(precision, transposeA: true, transposeB: false, m: reduction, n: min(run, plane - start), k: outChannels,
                       weight, lda: reduction, doutput + start, ldb: n, beta: 0, dcolumns + start, ldc: plane)
             }
             let inputPlane = geometry.height * geometry.width

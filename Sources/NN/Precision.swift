@@ -17,13 +17,14 @@ public enum Precision: String, Sendable, CaseIterable {
     /// This CPU (and its operating system) runs the bf16 kernel.
     public static let bf16Available = bf16_gemm_available() != 0
 
-    /// One core's FLOP/s of bf16 dot products and of Float32 FMAs (see `bf16_probe`); nil without AVX512_BF16.
-    public static func probeArithmetic() -> (bf16: Double, fp32: Double)? {
+    /// One core's FLOP/s of bf16 dot products and of Float32 FMAs (see `bf16_probe`), measured once per
+    /// process; nil without AVX512_BF16.
+    public static let arithmeticRates: (bf16: Double, fp32: Double)? = {
         guard bf16Available else { return nil }
         var bf16 = 0.0, fp32 = 0.0
         bf16_probe(&bf16, &fp32)
         return (bf16, fp32)
-    }
+    }()
 
     /// The precision a run asking for mixed precision (`mixed`) gets on this CPU, and why, in one line.
     /// `override` is DIGITS_DIST_BF16: "off" acts as a CPU without bf16 (so an AVX512_BF16 machine tests the
@@ -36,11 +37,11 @@ public enum Precision: String, Sendable, CaseIterable {
         case "off":
             return (.fp32, "Float32: mixed precision asked for, bf16 turned off by DIGITS_DIST_BF16=off")
         case "on", "auto":
-            guard bf16Available else {
+            guard let rates = arithmeticRates else {
                 return (.fp32, "Float32: mixed precision asked for, but this CPU has no AVX512_BF16")
             }
             if override == "on" { return (.bf16, "bf16 (forced by DIGITS_DIST_BF16=on)") }
-            let rates = probeArithmetic()!, ratio = rates.bf16 / rates.fp32
+            let ratio = rates.bf16 / rates.fp32
             let measured = String(format: "%.2f× its Float32 FMA rate (%.0f vs %.0f GFLOP/s per core)", ratio,
                                   rates.bf16 * 1e-9, rates.fp32 * 1e-9)
             if ratio > 1 { return (.bf16, "bf16: this CPU's bf16 dot products run at \(measured)") }

@@ -394,14 +394,14 @@ private struct GemmJob {
     func multiply(rows: Range<Int>, columns: Range<Int>) {
         let a = self.a + (transposeA ? rows.lowerBound : rows.lowerBound * lda)
         let b = self.b + (transposeB ? columns.lowerBound * ldb : columns.lowerBound)
-        sgemm(precision, transposeA: transposeA, transposeB: transposeB, m: rows.count, n: columns.count, k: k, alpha: alpha,
+        gemmOnThisThread(precision, transposeA: transposeA, transposeB: transposeB, m: rows.count, n: columns.count, k: k, alpha: alpha,
               a, lda: lda, b, ldb: ldb, beta: beta, c + rows.lowerBound * ldc + columns.lowerBound, ldc: ldc)
     }
 }
 
 /// `gemm` on the calling thread only: row-major cblas_sgemm, or in bf16 the packed AVX512_BF16 kernel.
 @inline(__always)
-func sgemm(_ precision: Precision, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+func gemmOnThisThread(_ precision: Precision, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
            alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
            beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
     if precision == .bf16 {

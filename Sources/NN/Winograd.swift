@@ -213,7 +213,7 @@ private struct WinogradJob {
             transformInputs(samples, s)
             let ut = transformed + 16 * shape.weightPairs
             for xi in 0..<16 {
-                sgemm(precision, transposeA: false, transposeB: false, m: n, n: cout, k: cin,
+                gemmOnThisThread(precision, transposeA: false, transposeB: false, m: n, n: cout, k: cin,
                       s.v + xi * n * shape.inLanes, lda: shape.inLanes, ut + xi * shape.weightPairs, ldb: cout,
                       beta: 0, s.m + xi * n * shape.outLanes, ldc: shape.outLanes)
             }
@@ -250,13 +250,13 @@ private struct WinogradJob {
             }
             let partial = partials + group * 16 * shape.weightPairs
             for xi in 0..<16 {
-                sgemm(precision, transposeA: true, transposeB: false, m: cout, n: cin, k: n,
+                gemmOnThisThread(precision, transposeA: true, transposeB: false, m: cout, n: cin, k: n,
                       s.m + xi * n * shape.outLanes, lda: shape.outLanes, s.v + xi * n * shape.inLanes,
                       ldb: shape.inLanes, beta: 0, partial + xi * shape.weightPairs, ldc: cin)
             }
             guard let dinput else { continue }
             for xi in 0..<16 {
-                sgemm(precision, transposeA: false, transposeB: false, m: n, n: cin, k: cout,
+                gemmOnThisThread(precision, transposeA: false, transposeB: false, m: n, n: cin, k: cout,
                       s.m + xi * n * shape.outLanes, lda: shape.outLanes, transformed + xi * shape.weightPairs,
                       ldb: cin, beta: 0, s.dv + xi * n * shape.inLanes, ldc: shape.inLanes)
             }

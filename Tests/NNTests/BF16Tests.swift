@@ -139,7 +139,7 @@ final class BF16Tests: XCTestCase {
         let forced = try Precision.choose(mixed: true, override: "on")
         XCTAssertEqual(forced.precision, Precision.bf16Available ? .bf16 : .fp32, forced.reason)
         let automatic = try Precision.choose(mixed: true, override: nil)
-        if let rates = Precision.probeArithmetic() {
+        if let rates = Precision.arithmeticRates {
             XCTAssertGreaterThan(rates.bf16, 0)
             XCTAssertGreaterThan(rates.fp32, 0)
             XCTAssertTrue(automatic.reason.contains("GFLOP/s per core"), automatic.reason)
