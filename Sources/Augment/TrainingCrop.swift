@@ -31,7 +31,7 @@ public struct TrainingCrop: Sendable {
     /// crop's generator (`SpeakerAugmentation.generator`), `scratch` holds melBins·frames floats.
     public func make(clip: UnsafePointer<Float>, clipFrames: Int, silence: Float, start: Int, rng: inout SplitMix64,
                      scratch: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
-        var offset = shortClipPosition.offset(clipFrames: clipFrames, frames: frames)
+        var offset = shortClipPosition.offset(clip: clip, melBins: melBins, clipFrames: clipFrames, frames: frames)
         if timeShiftFrames > 0 && clipFrames < frames {
             let shift = rng.nextInt(below: 2 * timeShiftFrames + 1) - timeShiftFrames
             offset = max(0, min(frames - clipFrames, offset + shift))

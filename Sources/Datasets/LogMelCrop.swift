@@ -1,3 +1,5 @@
+import Foundation
+
 /// Fixed-length windows of a clip's (melBins, clipFrames) log-mel: training crops and inference chunks.
 public enum LogMelCrop {
     /// Writes frames [startFrame, startFrame + frames − offset) of the clip at window frames [offset, frames)
@@ -35,13 +37,41 @@ public enum LogMelCrop {
         case start = "Start"
         /// In the middle, silence on both sides: where a word sits in a recording cut around it.
         case center = "Center"
+        /// With its energy centroid (frames weighted by their power) at the window's middle, as far as the
+        /// window allows: the word itself aligned, whatever silence the recording kept before and after it.
+        case energy = "Energy"
 
-        /// The window frame the clip's first frame lands on (0 for clips that fill the window).
-        public func offset(clipFrames: Int, frames: Int) -> Int {
+        /// The window frame the first frame of the (melBins, clipFrames) log-mel `clip` lands on (0 for clips
+        /// that fill the window).
+        public func offset(clip: UnsafePointer<Float>, melBins: Int, clipFrames: Int, frames: Int) -> Int {
+            let room = frames - clipFrames
+            guard room > 0 else { return 0 }
             switch self {
             case .start: return 0
-            case .center: return max(0, (frames - clipFrames) / 2)
+            case .center: return room / 2
+            case .energy:
+                let centroid = Self.energyCentroid(clip, melBins: melBins, clipFrames: clipFrames)
+                return max(0, min(room, Int((Double(frames) / 2 - centroid).rounded(.down))))
             }
+        }
+
+        /// The power-weighted mean time of a log-mel dB clip, in frames from its start (frame t spans
+        /// [t, t + 1)); the middle for a clip without power.
+        static func energyCentroid(_ clip: UnsafePointer<Float>, melBins: Int, clipFrames: Int) -> Double {
+            var loudest = -Float.infinity
+            for i in 0..<(melBins * clipFrames) { loudest = max(loudest, clip[i]) }
+            guard loudest.isFinite else { return Double(clipFrames) / 2 }
+            // Powers relative to the loudest value (no overflow whatever the recording's level), as
+            // exp(dB · ln 10 / 10): a cheaper 10^(dB / 10).
+            let nepersPerDecibel: Float = 0.230_258_51
+            var total = 0.0, moment = 0.0
+            for t in 0..<clipFrames {
+                var power: Float = 0
+                for m in 0..<melBins { power += exp((clip[m * clipFrames + t] - loudest) * nepersPerDecibel) }
+                total += Double(power)
+                moment += Double(power) * (Double(t) + 0.5)
+            }
+            return total > 0 ? moment / total : Double(clipFrames) / 2
         }
     }
 

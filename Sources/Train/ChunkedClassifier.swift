@@ -84,7 +84,8 @@ public final class ChunkedClassifier {
             for (slot, row) in group.enumerated() {
                 let features = clip(row.clip), window = input + slot * plane, variant = variants[row.variant]
                 var start = row.start
-                var offset = plan.shortClipPosition.offset(clipFrames: features.frames, frames: cropFrames)
+                var offset = plan.shortClipPosition.offset(clip: features.values, melBins: melBins, clipFrames: features.frames,
+                                                          frames: cropFrames)
                 if features.frames < cropFrames {
                     offset = max(0, min(cropFrames - features.frames, offset + variant.shift))
                 } else {

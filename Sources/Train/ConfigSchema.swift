@@ -53,8 +53,8 @@ extension ConfigKey {
         .init("audio.spectrogram_normalization", .choice(["No", "PerClip", "PerBand"]), .string("PerClip"),
               "No (the seed's): log-mel dB as librosa's power_to_db; PerClip (default): minus the clip's mean, over its std (unseen speakers +4 points); PerBand: minus each mel band's mean over the clip, over the clip's std"),
         .init("audio.training_chunk_seconds", .double(0.05...600), .double(1), "length of the random training crops (zero-padded when shorter)"),
-        .init("audio.short_clip_position", .choice(["Center", "Start"]), .string("Center"),
-              "where a clip shorter than the crop sits in it, in training and inference (the rest is its silence level)"),
+        .init("audio.short_clip_position", .choice(["Center", "Start", "Energy"]), .string("Center"),
+              "where a clip shorter than the crop sits in it, in training and inference (the rest is its silence level): Center, Start, or Energy (its energy centroid at the crop's middle)"),
 
         .init("augmentation.mix_audio", .choice(["Disabled", "Mixup"]), .string("Disabled"), "mixup of training clips"),
         .init("augmentation.mix_concentration", .double(0.001...1000), .double(1), "Beta(α, α) of the mixing ratio"),

@@ -5,15 +5,39 @@ final class ShortClipPositionTests: XCTestCase {
     func testCentredClipsHaveSilenceOnBothSidesAndLongOnesFillTheWindow() {
         let clip: [Float] = [1, 2, 3, 4, 5, 6]  // 2 mel bins × 3 frames
         var window = [Float](repeating: .nan, count: 2 * 7)
-        let offset = LogMelCrop.ShortClipPosition.center.offset(clipFrames: 3, frames: 7)
+        let offset = LogMelCrop.ShortClipPosition.center.offset(clip: clip, melBins: 2, clipFrames: 3, frames: 7)
         XCTAssertEqual(offset, 2)
         LogMelCrop.copy(from: clip, melBins: 2, clipFrames: 3, startFrame: 0, offset: offset, frames: 7, padding: -9, into: &window)
         XCTAssertEqual(window, [-9, -9, 1, 2, 3, -9, -9, -9, -9, 4, 5, 6, -9, -9])
-        XCTAssertEqual(LogMelCrop.ShortClipPosition.start.offset(clipFrames: 3, frames: 7), 0)
-        XCTAssertEqual(LogMelCrop.ShortClipPosition.center.offset(clipFrames: 9, frames: 7), 0)
+        XCTAssertEqual(LogMelCrop.ShortClipPosition.start.offset(clip: clip, melBins: 2, clipFrames: 3, frames: 7), 0)
+        XCTAssertEqual(LogMelCrop.ShortClipPosition.center.offset(clip: [Float](repeating: 0, count: 18), melBins: 2,
+                                                                  clipFrames: 9, frames: 7), 0)
         // An offset past the window clips the clip, never writes outside the window.
         LogMelCrop.copy(from: clip, melBins: 2, clipFrames: 3, startFrame: 1, offset: 6, frames: 7, padding: 0, into: &window)
         XCTAssertEqual(window, [0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 5])
+    }
+
+    func testEnergyPlacesTheLoudestPartOfTheClipAtTheMiddleOfTheWindow() {
+        // 2 mel bins × 6 frames of silence (−80 dB) with the word in frame 4: its centroid is frame 4's middle
+        // (4.5; the silence weighs 10⁻⁸ of it), so it lands on frame 1 + 4 = 5, whose span [5, 6) ends at the
+        // middle of a 12-frame window (a centred clip would put it on frame 3 + 4 = 7).
+        var clip = [Float](repeating: -80, count: 12)
+        clip[4] = 0
+        clip[6 + 4] = -3
+        let energy = LogMelCrop.ShortClipPosition.energy
+        XCTAssertEqual(energy.offset(clip: clip, melBins: 2, clipFrames: 6, frames: 12), 1)
+        XCTAssertEqual(LogMelCrop.ShortClipPosition.center.offset(clip: clip, melBins: 2, clipFrames: 6, frames: 12), 3)
+        // The word at the clip's very start would need the clip to begin past the room the window has.
+        var early = [Float](repeating: -80, count: 12)
+        early[0] = 0
+        XCTAssertEqual(energy.offset(clip: early, melBins: 2, clipFrames: 6, frames: 8), 2)
+        // Even power over the clip, or none at all: the centred place.
+        for flat in [[Float](repeating: -20, count: 12), [Float](repeating: -.infinity, count: 12)] {
+            XCTAssertEqual(energy.offset(clip: flat, melBins: 2, clipFrames: 6, frames: 11),
+                           LogMelCrop.ShortClipPosition.center.offset(clip: flat, melBins: 2, clipFrames: 6, frames: 11))
+        }
+        // A clip that fills the window starts at the window's start.
+        XCTAssertEqual(energy.offset(clip: clip, melBins: 2, clipFrames: 6, frames: 6), 0)
     }
 }
 

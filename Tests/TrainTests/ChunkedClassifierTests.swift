@@ -96,4 +96,34 @@ final class ChunkedClassifierTests: XCTestCase {
         }
         for k in 0..<10 { XCTAssertEqual(augmented[k], mean[k], accuracy: 1e-5) }
     }
+
+    /// Every `audio.short_clip_position`: inference classifies a short clip placed exactly where training
+    /// (no augmentation) puts it, so a model meets at inference the placement it learnt.
+    func testInferencePlacesAShortClipAsTrainingDoes() throws {
+        let melBins = 16, frames = 16, clipFrames = 7
+        let model = try ResNet(arch: .resnet18, width: 4, inputHeight: melBins, inputWidth: frames, maxBatch: 1, seed: 3)
+        var rng = Xoshiro256(seed: 5)
+        // A word whose loud part is late in the clip, so the three positions differ.
+        let clip = (0..<(melBins * clipFrames)).map { i in Float((i % clipFrames) >= 5 ? -5 : -50) + Float(rng.nextGaussian()) }
+        var offsets = Set<Int>()
+        for position in LogMelCrop.ShortClipPosition.allCases {
+            var crop = [Float](repeating: .nan, count: melBins * frames), scratch = crop
+            var cropRng = SpeakerAugmentation.generator(seed: 1, epoch: 0, position: 0)
+            TrainingCrop(melBins: melBins, frames: frames, shortClipPosition: position, timeShiftFrames: 0,
+                         augmentation: SpeakerAugmentation(), normalization: .perClip)
+                .make(clip: clip, clipFrames: clipFrames, silence: -60, start: 0, rng: &cropRng, scratch: &scratch, into: &crop)
+            offsets.insert(position.offset(clip: clip, melBins: melBins, clipFrames: clipFrames, frames: frames))
+            var expected = [Float](repeating: 0, count: 10)
+            ChunkedClassifier.softmax(try model.forward(input: crop, batch: 1, training: false), into: &expected)
+            var plan = InferencePlan()
+            plan.shortClipPosition = position
+            plan.normalization = .perClip
+            let classifier = ChunkedClassifier(model: model, melBins: melBins, cropFrames: frames, batch: 1, plan: plan)
+            let classified = try clip.withUnsafeBufferPointer { values in
+                try classifier.classify(count: 1, clip: { _ in (values.baseAddress!, clipFrames, -60) })
+            }
+            for k in 0..<10 { XCTAssertEqual(classified[k], expected[k], accuracy: 1e-6, "\(position)") }
+        }
+        XCTAssertEqual(offsets, [0, 4, 2], "Start, Center, Energy (the loud frames 5 and 6 centred)")
+    }
 }
