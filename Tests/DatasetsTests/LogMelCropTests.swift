@@ -1,4 +1,5 @@
-import Datasets
+import Foundation
+@testable import Datasets
 import XCTest
 
 final class ShortClipPositionTests: XCTestCase {
@@ -38,6 +39,17 @@ final class ShortClipPositionTests: XCTestCase {
         }
         // A clip that fills the window starts at the window's start.
         XCTAssertEqual(energy.offset(clip: clip, melBins: 2, clipFrames: 6, frames: 6), 0)
+    }
+    func testTheCentroidsPowerOfTwoIsWithinItsBoundOfLibm() {
+        var worst = 0.0
+        for i in 0...126_000 {
+            let y = -Float(i) / 1000
+            let exact = Foundation.exp2(Double(y))
+            worst = max(worst, abs(Double(LogMelCrop.exp2OfNonPositive(y)) - exact) / exact)
+        }
+        XCTAssertLessThan(worst, 2e-7)
+        XCTAssertEqual(LogMelCrop.exp2OfNonPositive(0), 1, accuracy: 1e-7)
+        XCTAssertEqual(LogMelCrop.exp2OfNonPositive(-.infinity), 0, accuracy: 1e-37)
     }
 }
 
