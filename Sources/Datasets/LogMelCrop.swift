@@ -79,7 +79,7 @@ public enum LogMelCrop {
         }
     }
 
-    /// 2^y for −126 ≤ y ≤ 0 within 2·10⁻⁷ relative (2⁻¹²⁶ below): the exponent's bits times a degree-5
+    /// 2^y for −126 ≤ y ≤ 0 within 3.5·10⁻⁷ relative (2⁻¹²⁶ below): the exponent's bits times a degree-5
     /// polynomial for the fraction (least-squares fit), a loop the compiler vectorises where a libm call per
     /// value made the energy centroid cost three times the rest of a training crop.
     @inline(__always)
