@@ -79,13 +79,17 @@ public final class ChunkedClassifier {
         var rowWeights = [Double](repeating: 1, count: batch)
         var probabilities = [Float](repeating: 0, count: classes)
         let plane = melBins * cropFrames
+        var placed = (clip: -1, offset: 0)
         for first in stride(from: 0, to: rows.count, by: batch) {
             let group = rows[first..<min(rows.count, first + batch)]
             for (slot, row) in group.enumerated() {
                 let features = clip(row.clip), window = input + slot * plane, variant = variants[row.variant]
                 var start = row.start
-                var offset = plan.shortClipPosition.offset(clip: features.values, melBins: melBins, clipFrames: features.frames,
-                                                          frames: cropFrames)
+                if placed.clip != row.clip {  // a clip's rows are consecutive: placed once, not per chunk and variant
+                    placed = (row.clip, plan.shortClipPosition.offset(clip: features.values, melBins: melBins,
+                                                                      clipFrames: features.frames, frames: cropFrames))
+                }
+                var offset = placed.offset
                 if features.frames < cropFrames {
                     offset = max(0, min(cropFrames - features.frames, offset + variant.shift))
                 } else {

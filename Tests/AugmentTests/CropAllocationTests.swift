@@ -4,7 +4,8 @@ import Foundation
 import XCTest
 
 /// The training crops of a step allocate nothing either: counted, as the step is, by the malloc shim that
-/// scripts/count-step-allocations.sh preloads (without it this test skips). Every augmentation is on.
+/// scripts/count-step-allocations.sh preloads (without it this test skips). Every augmentation is on, and every
+/// short-clip placement takes its turn (Energy's centroid included).
 final class CropAllocationTests: XCTestCase {
     func testMakingAugmentedNormalisedCropsDoesNotAllocate() throws {
         guard let symbol = dlsym(nil, "nn_allocation_count") else {
@@ -23,6 +24,8 @@ final class CropAllocationTests: XCTestCase {
         defer { [clip, scratch, out].forEach { $0.deallocate() } }
         for i in 0..<(64 * long) { clip[i] = -70 + Float(i % 53) }
         func crops(epoch: Int) {
+            let placements = LogMelCrop.ShortClipPosition.allCases
+            crop.shortClipPosition = placements[epoch % placements.count]
             for position in 0..<32 {
                 var rng = SpeakerAugmentation.generator(seed: 1, epoch: epoch, position: position)
                 let frames = position % 2 == 0 ? short : long

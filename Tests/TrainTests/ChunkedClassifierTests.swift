@@ -122,6 +122,7 @@ final class ChunkedClassifierTests: XCTestCase {
             let classified = try clip.withUnsafeBufferPointer { values in
                 try classifier.classify(count: 1, clip: { _ in (values.baseAddress!, clipFrames, -60) })
             }
+            // Within a few ulps, not bitwise: the classifier sums weight·p and divides by the weight.
             for k in 0..<10 { XCTAssertEqual(classified[k], expected[k], accuracy: 1e-6, "\(position)") }
         }
         XCTAssertEqual(offsets, [0, 4, 2], "Start, Center, Energy (the loud frames 5 and 6 centred)")
