@@ -49,7 +49,7 @@ let package = Package(
                 path: "Sources/Train", swiftSettings: optimized),
         // CLI: the `digits-dist` command.
         .executableTarget(name: "CLI",
-                          dependencies: ["Train", "Datasets", "Audio", "NN", "Dist",
+                          dependencies: ["Train", "Augment", "Datasets", "Audio", "NN", "Dist",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/CLI", swiftSettings: optimized),
 
@@ -57,7 +57,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Audio"], path: "Tests/DatasetsTests"),
         .testTarget(name: "NNTests", dependencies: ["NN", "CBF16"], path: "Tests/NNTests"),
-        .testTarget(name: "AugmentTests", dependencies: ["Augment", "Datasets"], path: "Tests/AugmentTests"),
+        .testTarget(name: "AugmentTests", dependencies: ["Augment", "Datasets", "Audio"], path: "Tests/AugmentTests"),
         .testTarget(name: "TrainTests", dependencies: ["Train", "NN", "Augment"], path: "Tests/TrainTests",
                     resources: [.copy("Fixtures")]),
         // Pure Dist logic only (no MPI_Init: every test target shares one process); MPI runs in IntegrationTests.

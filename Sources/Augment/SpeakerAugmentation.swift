@@ -11,8 +11,9 @@ import NN
 ///   different microphone, room or phone line: `equalizerCurve`);
 /// - gain: every value moved by U(−gain, gain) dB (a louder or quieter recording);
 /// - noise: with probability `noiseProbability`, noise added in power at a signal-to-noise ratio drawn
-///   uniformly in `noiseSNR` dB, relative to the crop's mean power, each cell's noise power exponentially
-///   distributed around its level as a periodogram of white noise is;
+///   uniformly in `noiseSNR` dB, relative to the crop's mean power: a window of one of `recordedNoise`'s
+///   recordings when it is set, else white noise, each cell's power exponentially distributed around its
+///   level as a periodogram's is;
 /// - SpecAugment (Park et al., 2019): `frequencyMasks` bands of up to `frequencyMaskBins` mel bins and
 ///   `timeMasks` spans of up to `timeMaskFrames` frames set to the crop's mean.
 /// Every draw comes from a generator keyed by (seed, epoch, position), so any rank count and any resume
@@ -26,6 +27,8 @@ public struct SpeakerAugmentation: Sendable, Equatable {
     public var noiseSNR = 10.0...40.0
     public var frequencyMasks = 0, frequencyMaskBins = 0
     public var timeMasks = 0, timeMaskFrames = 0
+    /// Noise recordings that take the place of generated noise (`augmentation.noise_folder`).
+    public var recordedNoise: RecordedNoise?
 
     public init() {}
 
@@ -41,7 +44,7 @@ public struct SpeakerAugmentation: Sendable, Equatable {
     }
 
     /// Augments `crop` in place with what a different speaker, level or room would change (tempo, vocal
-    /// tract, equalizer, gain, noise); `scratch` holds melBins·frames floats. Normalisation by the clip's statistics
+    /// tract, equalizer, gain, noise); `scratch` holds 2·melBins·frames floats. Normalisation by the clip's statistics
     /// (`TrainingCrop`) comes after this and before `applyMasks`.
     public func applyVoiceAndChannel(_ crop: UnsafeMutablePointer<Float>, melBins: Int, frames: Int,
                                      scratch: UnsafeMutablePointer<Float>, rng: inout SplitMix64) {
@@ -69,7 +72,12 @@ public struct SpeakerAugmentation: Sendable, Equatable {
         }
         if noiseProbability > 0, rng.nextUniformDouble() < noiseProbability {
             let snr = noiseSNR.lowerBound + (noiseSNR.upperBound - noiseSNR.lowerBound) * rng.nextUniformDouble()
-            Self.addNoise(crop, count: count, snrDecibels: snr, scratch: scratch, rng: &rng)
+            var recording: UnsafeMutablePointer<Float>?
+            if let recordedNoise {
+                recording = scratch + count
+                recordedNoise.unitPowerWindow(melBins: melBins, frames: frames, rng: &rng, into: recording!)
+            }
+            Self.addNoise(crop, count: count, snrDecibels: snr, scratch: scratch, recording: recording, rng: &rng)
         }
     }
 
@@ -127,12 +135,14 @@ public struct SpeakerAugmentation: Sendable, Equatable {
         }
     }
 
-    /// x ← 10·log10(10^(x/10) + n) with n = P̄·10^(−snr/10)·E, P̄ the crop's mean power and E ~ Exp(1) per
-    /// cell. In Float with natural exponentials (10^(x/10) = e^(x·ln10/10)), each cell's power computed once
-    /// (kept in `scratch`) and E drawn from a table of its quantiles: two transcendental calls a cell, the
-    /// cost that matters on the rank's step (see `bench train --crops`).
+    /// x ← 10·log10(10^(x/10) + n) with n = P̄·10^(−snr/10)·u, P̄ the crop's mean power and u the cell's
+    /// noise power at a mean of 1: `recording`'s (count floats) when given, else E ~ Exp(1). In Float with
+    /// natural exponentials (10^(x/10) = e^(x·ln10/10)), each cell's power computed once (kept in
+    /// `scratch`) and E drawn from a table of its quantiles: two transcendental calls a cell, the cost that
+    /// matters on the rank's step (see `bench train --crops`).
     static func addNoise(_ crop: UnsafeMutablePointer<Float>, count: Int, snrDecibels: Double,
-                         scratch: UnsafeMutablePointer<Float>, rng: inout SplitMix64) {
+                         scratch: UnsafeMutablePointer<Float>, recording: UnsafePointer<Float>? = nil,
+                         rng: inout SplitMix64) {
         let toPower = Float(M_LN10 / 10)
         var power = 0.0
         for i in 0..<count {
@@ -140,6 +150,10 @@ public struct SpeakerAugmentation: Sendable, Equatable {
             power += Double(scratch[i])
         }
         let level = Float(power / Double(count) * pow(10, -snrDecibels / 10))
+        if let recording {
+            for i in 0..<count { crop[i] = log(scratch[i] + level * recording[i]) / toPower }
+            return
+        }
         var bits: UInt64 = 0, left = 0
         exponentialQuantiles.withUnsafeBufferPointer { quantiles in
             for i in 0..<count {

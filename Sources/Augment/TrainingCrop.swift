@@ -28,7 +28,7 @@ public struct TrainingCrop: Sendable {
     }
 
     /// Writes the crop starting at clip frame `start` into `out` (melBins·frames floats); `rng` is the
-    /// crop's generator (`SpeakerAugmentation.generator`), `scratch` holds melBins·frames floats.
+    /// crop's generator (`SpeakerAugmentation.generator`), `scratch` holds 2·melBins·frames floats.
     public func make(clip: UnsafePointer<Float>, clipFrames: Int, silence: Float, start: Int, rng: inout SplitMix64,
                      scratch: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
         var offset = shortClipPosition.offset(clip: clip, melBins: melBins, clipFrames: clipFrames, frames: frames)
@@ -63,7 +63,7 @@ public struct TrainingCrop: Sendable {
     public func millisecondsPerBatch(_ batch: Int, repeats: Int = 21) -> Double {
         let clipFrames = frames * 3 / 5
         let clip = UnsafeMutablePointer<Float>.allocate(capacity: melBins * clipFrames)
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: melBins * frames)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * melBins * frames)
         let out = UnsafeMutablePointer<Float>.allocate(capacity: melBins * frames)
         defer { [clip, scratch, out].forEach { $0.deallocate() } }
         var values = SplitMix64(seed: 1)

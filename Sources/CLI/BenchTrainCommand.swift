@@ -1,4 +1,6 @@
 import ArgumentParser
+import Augment
+import Datasets
 import Dist
 import Foundation
 import NN
@@ -98,7 +100,12 @@ struct BenchTrainCommand: ParsableCommand {
                              100 * result.executedGflopsPerSecond / peak))
             }
             if crops || !settings.isEmpty {
-                let crop = try TrainingRecipe(config: config, seed: 1).crop
+                var crop = try TrainingRecipe(config: config, seed: 1).crop
+                if let folder = config.path("augmentation.noise_folder") {
+                    crop.augmentation.recordedNoise = try RecordedNoise(cache: FeatureCache.open(
+                        dataset: Dataset.loadRecordings(folder: folder), settings: config.audioSettings,
+                        directory: ComputeOptions.defaultCacheDirectory, log: Log.info))
+                }
                 let milliseconds = crop.millisecondsPerBatch(model.batch)
                 print(String(format: "training crops of one step (%@): %.2f ms, %.1f%% of the step",
                              settings.isEmpty ? "defaults" : settings.joined(separator: " "), milliseconds,

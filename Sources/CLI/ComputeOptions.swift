@@ -29,8 +29,10 @@ struct ComputeOptions: ParsableArguments {
 
     var blasThreads: Int { threading.blasThreads }
 
-    var cacheDirectory: String {
-        cacheDir ?? ProcessInfo.processInfo.environment["DIGITS_DIST_CACHE"]
+    var cacheDirectory: String { cacheDir ?? Self.defaultCacheDirectory }
+
+    static var defaultCacheDirectory: String {
+        ProcessInfo.processInfo.environment["DIGITS_DIST_CACHE"]
             ?? FileManager.default.homeDirectoryForCurrentUser.path + "/.cache/digits-dist"
     }
 

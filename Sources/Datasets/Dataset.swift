@@ -24,6 +24,9 @@ public enum DatasetLayout: String, Sendable {
     case fsdd = "FSDD"
     /// A CSV with columns `audio,label[,speaker]`, audio paths relative to a data folder.
     case csv = "CSV"
+    /// Every audio file under a folder, at any depth, unlabelled: noise recordings
+    /// (`augmentation.noise_folder`), each clip's label 0 and speaker its folder.
+    case recordings = "Recordings"
 }
 
 /// A file the scan or the feature cache passed over, with the reason; listed at the end of a run.

@@ -31,6 +31,24 @@ extension Dataset {
             "no dataset found (expected AudioMNIST NN/{digit}_NN_{i}.wav, FSDD {digit}_{speaker}_{i}.wav, or a CSV)")
     }
 
+    /// Every .wav and .flac file under `folder`, at any depth (a noise collection such as MUSAN's
+    /// `noise/` keeps its sources in subfolders): unlabelled clips, each clip's speaker its subfolder.
+    public static func loadRecordings(folder: String) throws -> Dataset {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) else {
+            throw DatasetError(path: folder, problem: "no such folder")
+        }
+        guard isDirectory.boolValue else { throw DatasetError(path: folder, problem: "not a folder") }
+        let root = resolved(folder)
+        let files = FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String }.filter(isAudioFile) ?? []
+        guard !files.isEmpty else { throw DatasetError(path: root, problem: "holds no .wav or .flac files") }
+        let clips = files.map { file in
+            let subfolder = (file as NSString).deletingLastPathComponent
+            return Clip(path: root + "/" + file, label: 0, speaker: subfolder.isEmpty ? "." : subfolder)
+        }
+        return Dataset(root: root, layout: .recordings, clips: clips)
+    }
+
     /// AudioMNIST when the folder holds two-digit speaker folders, FSDD when it holds matching WAVs;
     /// nil when it holds neither.
     static func scanFolder(_ root: String) throws -> Dataset? {

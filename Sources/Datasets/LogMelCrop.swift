@@ -61,14 +61,12 @@ public enum LogMelCrop {
             var loudest = -Float.infinity
             for i in 0..<(melBins * clipFrames) { loudest = max(loudest, clip[i]) }
             guard loudest.isFinite else { return Double(clipFrames) / 2 }
-            // Powers relative to the loudest value (no overflow whatever the recording's level).
-            let octavesPerDecibel: Float = 0.332_192_81  // 10^(dB / 10) = 2^(dB · log2(10) / 10)
             var total = 0.0, moment = 0.0
             for m in 0..<melBins {
                 let row = clip + m * clipFrames
                 var rowTotal: Float = 0, rowMoment: Float = 0
                 for t in 0..<clipFrames {
-                    let power = LogMelCrop.exp2OfNonPositive((row[t] - loudest) * octavesPerDecibel)
+                    let power = LogMelCrop.relativePower(decibels: row[t], peak: loudest)
                     rowTotal += power
                     rowMoment += power * (Float(t) + 0.5)
                 }
@@ -79,11 +77,18 @@ public enum LogMelCrop {
         }
     }
 
+    /// 10^((decibels − peak) / 10) for decibels ≤ peak: a power relative to the peak's (no overflow whatever
+    /// the recording's level), as 2^((decibels − peak) · log2(10) / 10) by `exp2OfNonPositive`.
+    @inlinable @inline(__always)
+    public static func relativePower(decibels: Float, peak: Float) -> Float {
+        exp2OfNonPositive((decibels - peak) * 0.332_192_81)
+    }
+
     /// 2^y for −126 ≤ y ≤ 0 within 3.5·10⁻⁷ relative (2⁻¹²⁶ below): the exponent's bits times a degree-5
     /// polynomial for the fraction (least-squares fit), a loop the compiler vectorises where a libm call per
     /// value made the energy centroid cost three times the rest of a training crop.
-    @inline(__always)
-    static func exp2OfNonPositive(_ y: Float) -> Float {
+    @inlinable @inline(__always)
+    public static func exp2OfNonPositive(_ y: Float) -> Float {
         let clamped = max(y, -126), whole = clamped.rounded(.down), f = clamped - whole
         var p: Float = 1.876_234_3e-3
         p = p * f + 8.992_594_7e-3

@@ -71,6 +71,8 @@ extension ConfigKey {
         .init("augmentation.noise_probability", .double(unit), .double(0.5), "share of training crops with added noise"),
         .init("augmentation.noise_min_snr_db", .double(-30...100), .double(10), "lowest signal-to-noise ratio of added noise (dB)"),
         .init("augmentation.noise_max_snr_db", .double(-30...100), .double(40), "highest signal-to-noise ratio of added noise (dB)"),
+        .init("augmentation.noise_folder", .string, none,
+              "a folder of noise recordings (.wav/.flac at any depth: a room, a street, babble; relative to the config file) added as the noise instead of generated white noise"),
         .init("augmentation.frequency_masks", .int(0...16), .int(2), "SpecAugment: mel bands masked per training crop"),
         .init("augmentation.frequency_mask_bins", .int(0...1024), .int(16), "SpecAugment: widest masked band (mel bins)"),
         .init("augmentation.time_masks", .int(0...16), .int(2), "SpecAugment: time spans masked per training crop"),

@@ -27,7 +27,7 @@ public final class Trainer {
     let dlogits: UnsafeMutablePointer<Float> // [maxBatch][classes]
     let targets: UnsafeMutablePointer<Float>  // [maxBatch][classes]: one-hot, or blended by mixup
     let partnerCrop: UnsafeMutablePointer<Float>  // [melBins][cropFrames] scratch for mixup
-    let augmentationScratch: UnsafeMutablePointer<Float>  // [melBins][cropFrames]
+    let augmentationScratch: UnsafeMutablePointer<Float>  // [2][melBins][cropFrames]
     let classifier: ChunkedClassifier
     /// Contiguous runs of parameters and whether they train at the differential learning rate; the
     /// learning rates are rewritten in place every step (no allocation).
@@ -76,7 +76,7 @@ public final class Trainer {
         dlogits = .allocate(capacity: evaluationBatch * 10)
         targets = .allocate(capacity: evaluationBatch * 10)
         partnerCrop = .allocate(capacity: recipe.audio.melBins * recipe.cropFrames)
-        augmentationScratch = .allocate(capacity: recipe.audio.melBins * recipe.cropFrames)
+        augmentationScratch = .allocate(capacity: 2 * recipe.audio.melBins * recipe.cropFrames)
         lossAndStop = .allocate(capacity: 2)
         classifier = ChunkedClassifier(model: model, melBins: recipe.audio.melBins, cropFrames: recipe.cropFrames,
                                        batch: evaluationBatch, plan: recipe.inference)

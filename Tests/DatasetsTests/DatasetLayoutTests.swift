@@ -81,6 +81,25 @@ final class DatasetLayoutTests: XCTestCase {
         XCTAssertThrowsError(try Dataset.load(path: root + "/notes.txt")) { XCTAssertTrue("\($0)".contains("not a folder or a .csv")) }
     }
 
+    /// `augmentation.noise_folder`: every .wav and .flac at any depth, whatever its name, unlabelled.
+    func testNoiseRecordingsAreEveryAudioFileUnderTheFolder() throws {
+        let root = try temporaryFolder(self)
+        for file in ["noise/street/traffic.wav", "noise/fan.FLAC", "noise/babble/cafe/b-1.wav", "noise/readme.txt"] { touch(root + "/" + file) }
+        let recordings = try Dataset.loadRecordings(folder: root + "/noise/")
+        XCTAssertEqual(recordings.layout, .recordings)
+        XCTAssertEqual(recordings.clips.map(\.path), ["babble/cafe/b-1.wav", "fan.FLAC", "street/traffic.wav"].map { root + "/noise/" + $0 })
+        XCTAssertEqual(recordings.clips.map(\.speaker), ["babble/cafe", ".", "street"])
+        XCTAssertEqual(Set(recordings.clips.map(\.label)), [0])
+        for (path, problem) in [("/missing", "no such folder"), ("/noise/readme.txt", "not a folder"), ("/noise/street/x", "no such folder")] {
+            XCTAssertThrowsError(try Dataset.loadRecordings(folder: root + path)) { XCTAssertEqual("\($0)", root + path + ": " + problem) }
+        }
+        try FileManager.default.createDirectory(atPath: root + "/empty/sub", withIntermediateDirectories: true)
+        touch(root + "/empty/sub/notes.txt")
+        XCTAssertThrowsError(try Dataset.loadRecordings(folder: root + "/empty")) {
+            XCTAssertEqual("\($0)", root + "/empty: holds no .wav or .flac files")
+        }
+    }
+
     /// `--data ds`, `--data /abs/ds` and a link to it are one dataset: same root, same clip paths, one cache.
     func testHoweverThePathIsSpelledTheDatasetAndItsCacheAreTheSame() throws {
         let root = try temporaryFolder(self)

@@ -1,3 +1,5 @@
+import Audio
+import Datasets
 import Foundation
 import NN
 import Train
@@ -48,7 +50,15 @@ final class ResumeTests: XCTestCase {
     /// Every augmentation draws from (seed, epoch, position), so a resumed run augments the rest of its
     /// crops exactly as the uninterrupted one (and the weights' moving average continues exactly).
     func testKilledRankThenResumeGivesBitwiseTheSameWeightsWithEveryAugmentation() throws {
-        let augmentations = ["augmentation.time_shift_seconds=0.2", "augmentation.trim_seconds=0.05", "augmentation.tempo=0.1", "augmentation.vocal_tract=0.1", "augmentation.equalizer_db=6",
+        // Recorded noise (augmentation.noise_folder): a hum shorter than a crop and a longer hiss, real WAVs.
+        let noise = root + "/noise"
+        try FileManager.default.createDirectory(atPath: noise + "/room", withIntermediateDirectories: true)
+        try AudioFile.writeWAV(path: noise + "/room/hum.wav", samples: (0..<4_000).map { Float(0.2 * sin(Double($0) * 0.047)) },
+                               sampleRate: 16_000)
+        var hiss = SplitMix64(seed: 3)
+        try AudioFile.writeWAV(path: noise + "/hiss.wav", samples: (0..<32_000).map { _ in 0.1 * hiss.nextFloat() - 0.05 },
+                               sampleRate: 16_000)
+        let augmentations = ["augmentation.noise_folder=" + noise,"augmentation.time_shift_seconds=0.2", "augmentation.trim_seconds=0.05", "augmentation.tempo=0.1", "augmentation.vocal_tract=0.1", "augmentation.equalizer_db=6",
                              "augmentation.gain_db=6", "augmentation.noise_probability=0.5", "augmentation.frequency_masks=2",
                              "augmentation.time_masks=2", "augmentation.mix_audio=Mixup", "training.label_smoothing=0.1",
                              "training.ema_decay=0.9"]
