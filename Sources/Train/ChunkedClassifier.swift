@@ -123,7 +123,7 @@ public final class ChunkedClassifier {
         var loudest = -Float.infinity
         for i in 0..<count { loudest = max(loudest, window[i]) }
         var sum = 0.0
-        for i in 0..<count { sum += pow(10, Double(window[i] - loudest) / 10) }
+        for i in 0..<count { sum += Double(LogMelCrop.relativePower(decibels: window[i], peak: loudest)) }
         return sum / Double(count) * pow(10, Double(loudest) / 10)
     }
 
