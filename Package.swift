@@ -47,9 +47,13 @@ let package = Package(
         .target(name: "Train",
                 dependencies: ["Audio", "Augment", "Datasets", "NN", "Dist", .product(name: "Yams", package: "Yams")],
                 path: "Sources/Train", swiftSettings: optimized),
+        // Report: the HTML report of a run folder (plots drawn as SVG).
+        .target(name: "Report", dependencies: ["Train"], path: "Sources/Report", swiftSettings: optimized),
+        // Export: a trained model as ONNX.
+        .target(name: "Export", dependencies: ["Train", "NN"], path: "Sources/Export", swiftSettings: optimized),
         // CLI: the `digits-dist` command.
         .executableTarget(name: "CLI",
-                          dependencies: ["Train", "Augment", "Datasets", "Audio", "NN", "Dist",
+                          dependencies: ["Report", "Export", "Train", "Augment", "Datasets", "Audio", "NN", "Dist",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/CLI", swiftSettings: optimized),
 
@@ -60,11 +64,13 @@ let package = Package(
         .testTarget(name: "AugmentTests", dependencies: ["Augment", "Datasets", "Audio"], path: "Tests/AugmentTests"),
         .testTarget(name: "TrainTests", dependencies: ["Train", "NN", "Augment"], path: "Tests/TrainTests",
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Train"], path: "Tests/ReportTests"),
+        .testTarget(name: "ExportTests", dependencies: ["Export"], path: "Tests/ExportTests"),
         // Pure Dist logic only (no MPI_Init: every test target shares one process); MPI runs in IntegrationTests.
         .testTarget(name: "DistTests", dependencies: ["Dist"], path: "Tests/DistTests"),
         .testTarget(name: "FuzzTests", dependencies: ["Train", "Datasets", "Audio"], path: "Tests/FuzzTests",
                     resources: [.copy("Corpus")]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Train", "Datasets", "Audio", "NN"], path: "Tests/IntegrationTests"),
+        .testTarget(name: "IntegrationTests", dependencies: ["Train", "Export", "Datasets", "Audio", "NN"], path: "Tests/IntegrationTests"),
     ],
     // Swift 5 mode: the kernels share raw buffers across threads by design (disjoint slices).
     swiftLanguageModes: [.v5]

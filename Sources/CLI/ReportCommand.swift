@@ -1,4 +1,5 @@
 import ArgumentParser
+import Report
 import Train
 
 struct ReportCommand: ParsableCommand {

@@ -52,12 +52,12 @@ public final class RunOutputs {
         }
     }
 
-    struct StepRecord: Codable {
-        var fold: Int?
-        var epoch: Int
-        var step: Int
-        var loss: Float
-        var learning_rate: Float
+    public struct StepRecord: Codable {
+        public var fold: Int?
+        public var epoch: Int
+        public var step: Int
+        public var loss: Float
+        public var learning_rate: Float
     }
 
     public struct EpochRecord: Codable {
@@ -184,7 +184,7 @@ public final class RunOutputs {
     }
 
     /// Mean and population standard deviation over folds (nil, nil for none): summary.json's and the report's.
-    static func meanAndStandardDeviation(_ values: [Double]) -> (Double?, Double?) {
+    public static func meanAndStandardDeviation(_ values: [Double]) -> (Double?, Double?) {
         guard !values.isEmpty else { return (nil, nil) }
         let mean = values.reduce(0, +) / Double(values.count)
         let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)

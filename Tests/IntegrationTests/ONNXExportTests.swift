@@ -2,6 +2,7 @@ import Audio
 import Datasets
 import Foundation
 import NN
+@testable import Export
 @testable import Train
 import XCTest
 

@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import Train
 
 /// A trained ResNet in eval mode as an ONNX graph (opset 13) that onnxruntime runs:
 ///   features [N, 1, H, W] → Conv(conv1 ⊙ bn1) → Relu → MaxPool 3×3/2 → residual blocks → GlobalAveragePool

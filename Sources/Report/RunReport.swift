@@ -1,4 +1,5 @@
 import Foundation
+import Train
 
 /// `digits-dist report`: turns a run folder into one self-contained `report.html` (inline CSS and SVG,
 /// nothing fetched), so a run can be judged, mailed or archived without the tools that made it.

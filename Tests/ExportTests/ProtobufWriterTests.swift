@@ -1,4 +1,4 @@
-@testable import Train
+@testable import Export
 import XCTest
 
 /// Wire-format bytes against the worked examples of https://protobuf.dev/programming-guides/encoding/

@@ -1,3 +1,4 @@
+@testable import Report
 @testable import Train
 import Foundation
 import XCTest
