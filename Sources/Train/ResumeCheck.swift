@@ -29,7 +29,7 @@ public enum ResumeCheck {
                 + "\(precision.name) (see the log's training precision line; DIGITS_DIST_BF16=on or off chooses)")
         }
         guard checkpoint.metadata.datasetKey == datasetKey else {
-            throw ConfigError("cannot resume from \(path): the dataset's files or audio settings changed since it was written")
+            throw ConfigError("cannot resume from \(path): the dataset's files, the noise recordings or the audio settings changed since it was written")
         }
     }
 }

@@ -43,7 +43,7 @@ public final class RunCoordinator {
         self.runs = runs
         self.runDirectory = runDirectory
         self.world = world
-        datasetKey = String(cache.key, radix: 16)
+        datasetKey = recipe.dataKey(of: cache)
     }
 
     enum Start {

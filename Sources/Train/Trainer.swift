@@ -52,7 +52,7 @@ public final class Trainer {
                 communicator: Communicator, outputs: RunOutputs?, configYAML: String) throws {
         self.recipe = recipe
         self.configYAML = configYAML
-        self.datasetKey = String(cache.key, radix: 16)
+        self.datasetKey = recipe.dataKey(of: cache)
         self.run = run
         self.dataset = dataset
         self.cache = cache

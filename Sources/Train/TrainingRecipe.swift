@@ -109,6 +109,13 @@ public struct TrainingRecipe: Sendable {
         }
     }
 
+    /// What checkpoints record of the data a run trains on, so that a resume refuses changed files: the
+    /// feature cache's key (audio settings and every file's path, size and time), and the noise recordings'
+    /// when `augmentation.noise_folder` is used.
+    public func dataKey(of cache: FeatureCache) -> String {
+        String(cache.key, radix: 16) + (crop.augmentation.recordedNoise.map { " noise " + String($0.cache.key, radix: 16) } ?? "")
+    }
+
     /// Synchronised BatchNorm when asked, or (auto) when a rank's share of the batch is below 16.
     public func syncBatchNorm(ranks: Int) -> Bool {
         switch syncBatchNormSetting {

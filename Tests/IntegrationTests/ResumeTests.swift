@@ -134,6 +134,33 @@ final class ResumeTests: XCTestCase {
         XCTAssertNotEqual(try parameters(root + "/plain/final.ckpt"), expected)
     }
 
+    /// The checkpoint records the noise recordings a run was augmented with: a resume after one of them
+    /// changed is refused in one line, as after a change of the dataset's files.
+    func testResumeRefusesChangedNoiseRecordings() throws {
+        let noise = root + "/noise"
+        try FileManager.default.createDirectory(atPath: noise, withIntermediateDirectories: true)
+        let hum = (0..<8_000).map { Float(0.2 * sin(Double($0) * 0.05)) }
+        try AudioFile.writeWAV(path: noise + "/hum.wav", samples: hum, sampleRate: 16_000)
+        let out = root + "/noisy"
+        let short = ["--set", "training.epochs=1", "--set", "augmentation.noise_probability=1", "--set", "augmentation.noise_folder=" + noise]
+        let trained = try mpirun(1, arguments(out: out, short), timeout: 300)
+        XCTAssertEqual(trained.status, 0, trained.summary)
+        XCTAssertTrue(trained.stderr.contains("augmentation.noise_folder: 1 noise recordings"), trained.stderr)
+        try FileManager.default.removeItem(atPath: out + "/final.ckpt")
+        try FileManager.default.moveItem(atPath: noise + "/hum.wav", toPath: root + "/hum.wav")  // keeps its time
+        try AudioFile.writeWAV(path: noise + "/hum.wav", samples: hum.map { $0 / 2 }, sampleRate: 16_000)
+        let refused = try mpirun(1, arguments(out: out, short + ["--resume"]), timeout: 300)
+        XCTAssertNotEqual(refused.status, 0, refused.summary)
+        let line = try XCTUnwrap(refused.stderr.split(separator: "\n").first { $0.contains("cannot resume") }, refused.stderr)
+        XCTAssertTrue(line.contains("the noise recordings"), String(line))
+        // Control: with the recording as it was, the same resume goes on.
+        try FileManager.default.removeItem(atPath: noise + "/hum.wav")
+        try FileManager.default.moveItem(atPath: root + "/hum.wav", toPath: noise + "/hum.wav")
+        let resumed = try mpirun(1, arguments(out: out, short + ["--resume"]), timeout: 300)
+        XCTAssertEqual(resumed.status, 0, resumed.summary)
+        XCTAssertTrue(resumed.stderr.contains("resuming at step"), resumed.stderr)
+    }
+
     /// A CPU without bf16 (DIGITS_DIST_BF16=off stands for one) trains a mixed-precision config in Float32,
     /// saying why in one line, bit for bit as the same config without mixed precision.
     func testMixedPrecisionFallsBackToFloat32BitwiseWithOneLineSayingWhy() throws {
