@@ -65,6 +65,13 @@ struct BenchTrainCommand: ParsableCommand {
             let precision = try self.precision.map { try $0.requireAvailable() }
                 ?? Precision.choose(mixed: config.bool("environment.mixed_precision_training"),
                                     override: ProcessInfo.processInfo.environment["DIGITS_DIST_BF16"]).precision
+            // Every rank opens the noise folder's cache (under mpirun they build it together); rank 0 times the crops.
+            var crop: TrainingCrop?
+            if crops || !settings.isEmpty {
+                crop = try TrainingRecipe(config: config, seed: 1).crop
+                crop?.augmentation.recordedNoise = try ComputeOptions.recordedNoise(
+                    config: config, directory: ComputeOptions.defaultCacheDirectory, world: world)
+            }
             var bucketer: GradientBucketer?
             let result = try TrainBenchmark.run(arch: architecture, width: model.width, batch: model.batch,
                                                 threads: threadCount, precision: precision, steps: steps,
@@ -99,13 +106,7 @@ struct BenchTrainCommand: ParsableCommand {
                              precision.name, peak, threadCount, 100 * result.gflopsPerSecond / peak,
                              100 * result.executedGflopsPerSecond / peak))
             }
-            if crops || !settings.isEmpty {
-                var crop = try TrainingRecipe(config: config, seed: 1).crop
-                if let folder = config.path("augmentation.noise_folder") {
-                    crop.augmentation.recordedNoise = try RecordedNoise(cache: FeatureCache.open(
-                        dataset: Dataset.loadRecordings(folder: folder), settings: config.audioSettings,
-                        directory: ComputeOptions.defaultCacheDirectory, log: Log.info))
-                }
+            if let crop {
                 let milliseconds = crop.millisecondsPerBatch(model.batch)
                 print(String(format: "training crops of one step (%@): %.2f ms, %.1f%% of the step",
                              settings.isEmpty ? "defaults" : settings.joined(separator: " "), milliseconds,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Audio
+import Augment
 import Datasets
 import Dist
 import Foundation
@@ -36,12 +37,18 @@ struct ComputeOptions: ParsableArguments {
             ?? FileManager.default.homeDirectoryForCurrentUser.path + "/.cache/digits-dist"
     }
 
+    /// The dataset's feature cache in `--cache-dir`, built if needed (`openCache(dataset:settings:directory:workers:world:)`).
+    func openCache(dataset: Dataset, settings: AudioSettings, workers: Int, world: Communicator) throws -> FeatureCache {
+        try Self.openCache(dataset: dataset, settings: settings, directory: cacheDirectory, workers: workers, world: world)
+    }
+
     /// The dataset's feature cache, built if needed: on all cores of one process (`workers` threads,
     /// 0 = all), or by every rank under mpirun; then every rank maps the same file.
-    func openCache(dataset: Dataset, settings: AudioSettings, workers: Int, world: Communicator) throws -> FeatureCache {
+    static func openCache(dataset: Dataset, settings: AudioSettings, directory: String, workers: Int,
+                          world: Communicator) throws -> FeatureCache {
         let cache = world.size > 1
-            ? try DistributedFeatureCache.open(dataset: dataset, settings: settings, directory: cacheDirectory, world: world, log: Log.info)
-            : try FeatureCache.open(dataset: dataset, settings: settings, directory: cacheDirectory,
+            ? try DistributedFeatureCache.open(dataset: dataset, settings: settings, directory: directory, world: world, log: Log.info)
+            : try FeatureCache.open(dataset: dataset, settings: settings, directory: directory,
                                     threads: workers > 0 ? workers : ProcessInfo.processInfo.activeProcessorCount, log: Log.info)
         for file in dataset.skipped.prefix(10) { Log.info("skipped \(file)") }
         if dataset.skipped.count > 10 { Log.info("… and \(dataset.skipped.count - 10) more skipped files (`digits-dist data` lists all)") }
@@ -52,5 +59,18 @@ struct ComputeOptions: ParsableArguments {
             throw DatasetError(path: dataset.root, problem: "none of its \(cache.clipCount) clips is usable (the first: \(skipped.first?.value ?? "?"))")
         }
         return cache
+    }
+
+    /// `augmentation.noise_folder`'s recordings as training noise (nil without the key): found, decoded and
+    /// cached as the data is (`openCache`: every rank under mpirun), and logged.
+    static func recordedNoise(config: RunConfig, directory: String, world: Communicator) throws -> RecordedNoise? {
+        guard let folder = config.path("augmentation.noise_folder") else { return nil }
+        let recordings = try Dataset.loadRecordings(folder: folder)
+        let settings = config.audioSettings
+        let noise = try RecordedNoise(cache: openCache(dataset: recordings, settings: settings, directory: directory,
+                                                       workers: config.int("environment.number_of_workers"), world: world))
+        Log.info(String(format: "augmentation.noise_folder: %d noise recordings (%.0f s) from %@", noise.usable.count,
+                        noise.seconds(hopSeconds: Double(settings.hopSize) / Double(settings.sampleRate)), recordings.root))
+        return noise
     }
 }

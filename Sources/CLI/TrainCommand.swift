@@ -76,15 +76,10 @@ struct TrainCommand: ParsableCommand {
         if let warning = LogMelExtractor.emptyFilterWarning(settings: recipe.audio) { Log.info(warning) }
 
         let dataset = try config.loadDataset(path: dataOptions.data)
-        let noiseRecordings = try config.path("augmentation.noise_folder").map(Dataset.loadRecordings(folder:))
+        // The noise folder first: a bad one fails in a line before the data's cache is built.
+        recipe.crop.augmentation.recordedNoise = try ComputeOptions.recordedNoise(config: config, directory: compute.cacheDirectory,
+                                                                                 world: world)
         let cache = try compute.openCache(dataset: dataset, settings: recipe.audio, workers: config.int("environment.number_of_workers"), world: world)
-        if let recordings = noiseRecordings {
-            let noise = try RecordedNoise(cache: compute.openCache(dataset: recordings, settings: recipe.audio,
-                                                                   workers: config.int("environment.number_of_workers"), world: world))
-            recipe.crop.augmentation.recordedNoise = noise
-            Log.info(String(format: "augmentation.noise_folder: %d noise recordings (%.0f s) from %@", noise.usable.count,
-                            noise.seconds(hopSeconds: Double(recipe.audio.hopSize) / Double(recipe.audio.sampleRate)), recordings.root))
-        }
         let runs = try RunPlanner.runs(dataset: dataset, usable: { cache.frames(ofClip: $0) > 0 }, config: config,
                                        seed: UInt64(seed), validationSpeakers: dataOptions.validationSpeakers,
                                        log: Log.info)

@@ -1,3 +1,4 @@
+import Audio
 import Foundation
 import XCTest
 
@@ -47,6 +48,21 @@ final class MPITests: XCTestCase {
         XCTAssertEqual(bucketCounts[1], bucketCounts[2], result.summary)
         XCTAssertEqual(bucketCounts[3], 1, result.summary)
         XCTAssertTrue(lines.contains("training's bucket size for this model (training.bucket_megabytes: 0): 0.25 MB"), result.summary)
+    }
+
+    /// `bench train --set augmentation.noise_folder=…` on two ranks: both build the noise folder's cache
+    /// together (one rank alone would wait for the other forever), rank 0 times the crops beside the step.
+    func testTrainBenchmarkTimesCropsWithRecordedNoiseOnTwoRanks() throws {
+        let root = try temporaryFolder("bench-noise")
+        try FileManager.default.createDirectory(atPath: root + "/noise", withIntermediateDirectories: true)
+        try AudioFile.writeWAV(path: root + "/noise/hum.wav", samples: (0..<8_000).map { Float(0.2 * sin(Double($0) * 0.05)) },
+                               sampleRate: 16_000)
+        let result = try mpirun(2, ["bench", "train", "--width", "4", "--batch", "2", "--steps", "1", "--threads", "1", "--no-peak",
+                                    "--set", "augmentation.noise_folder=" + root + "/noise"],
+                                timeout: 300, environment: ["DIGITS_DIST_CACHE": root + "/cache"])
+        XCTAssertEqual(result.status, 0, result.summary)
+        XCTAssertEqual(result.stderr.components(separatedBy: "augmentation.noise_folder: 1 noise recordings").count, 2, result.summary)
+        XCTAssertTrue(result.stdout.contains("training crops of one step (augmentation.noise_folder=\(root)/noise): "), result.summary)
     }
 
     /// A rank SIGKILLed while the others wait in an all-reduce must end the whole job, promptly and
