@@ -2,7 +2,8 @@
 # Leave-one-speaker-out on the real FSDD recordings: for each seed, `digits-dist train` with
 # configs/fsdd.yaml (5 folds, one speaker held out each, trained on the other four under mpirun -n 2),
 # the final weights scored on the held-out speaker; prints per-speaker accuracy and macro ROC-AUC, and the
-# mean over folds and seeds (± the std of the per-seed means). When torch and librosa are installed, the
+# mean over folds and seeds (± the std of the per-seed means), and with several seeds what their models
+# averaged per fold score (an ensemble: `evaluate --checkpoint … --checkpoint …`). When torch and librosa are installed, the
 # PyTorch peer (scripts/train-fsdd-pytorch.py) runs the same folds and seeds beside it: always the plain
 # recipe (centred short clips, no augmentation) at the run's epoch count.
 #   scripts/loso.sh [SEEDS] [--set key=value ...]
@@ -31,6 +32,25 @@ for seed in $seeds; do
         --threads 1 --set "environment.seed=$seed" "$@" 2>"$out/seed-$seed.log" \
         || { tail -5 "$out/seed-$seed.log"; exit 1; }
 done
+# The seeds' models of each fold averaged (`evaluate` with one --checkpoint per seed), scored on the speaker the
+# fold held out: what an ensemble of the seeds would give an unseen voice. Folds depend on the data alone, so
+# fold K holds out the same speaker in every seed's run.
+ensemble="$out/ensemble.tsv"
+: >"$ensemble"
+first=${seeds%% *}
+if [ "$first" != "$seeds" ]; then
+    for fold in "$out/seed-$first"/fold-*/; do
+        k=${fold%/}; k=${k##*/fold-}
+        speaker=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["folds"][int(sys.argv[2])]["validation_speakers"][0])' \
+            "$out/seed-$first/folds.json" "$k")
+        checkpoints=()
+        for seed in $seeds; do checkpoints+=(--checkpoint "$out/seed-$seed/fold-$k/final.ckpt"); done
+        "$bin" evaluate "${checkpoints[@]}" --data "$data" 2>"$out/ensemble-fold-$k.log" >"$out/ensemble-fold-$k.json" \
+            || { tail -5 "$out/ensemble-fold-$k.log"; exit 1; }
+        printf '%s\t%s\n' "$speaker" "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["per_speaker_accuracy"][sys.argv[2]])' \
+            "$out/ensemble-fold-$k.json" "$speaker")" >>"$ensemble"
+    done
+fi
 peer="$out/pytorch.tsv"
 : >"$peer"
 if [ "${LOSO_PEER:-1}" != 0 ] && python3 -c "import torch, librosa" 2>/dev/null; then
@@ -45,9 +65,9 @@ if [ "${LOSO_PEER:-1}" != 0 ] && python3 -c "import torch, librosa" 2>/dev/null;
         done
     done
 fi
-python3 - "$out" "$peer" $seeds <<'PY'
+python3 - "$out" "$peer" "$ensemble" $seeds <<'PY'
 import json, statistics, sys
-out, peer, seeds = sys.argv[1], sys.argv[2], sys.argv[3:]
+out, peer, ensemble, seeds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 rows, means = {}, []
 for seed in seeds:
     summary = json.load(open(f"{out}/seed-{seed}/summary.json"))
@@ -75,6 +95,10 @@ for speaker, values in sorted(rows.items()):
     print(line)
 spread = statistics.stdev(means) if len(means) > 1 else 0.0
 print(f"digits-dist LOSO mean {statistics.mean(means):.3f} ± {spread:.3f} (per-seed means {', '.join(f'{m:.3f}' for m in means)})")
+averaged = dict(line.rstrip("\n").split("\t") for line in open(ensemble))
+if averaged:
+    print(f"the {len(seeds)} seeds' models averaged per fold: LOSO {statistics.mean(float(a) for a in averaged.values()):.3f} ("
+          + ", ".join(f"{speaker} {float(a):.3f}" for speaker, a in sorted(averaged.items())) + ")")
 if torch:
     per_seed = {}
     for line in open(peer):

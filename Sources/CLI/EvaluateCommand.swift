@@ -12,16 +12,18 @@ struct EvaluateCommand: ParsableCommand {
         discussion: """
             Prints one JSON object: clips, accuracy, macro one-vs-rest ROC-AUC, the confusion matrix \
             ([true][predicted]), per-speaker and per-digit accuracy. A run folder with several fold models \
-            is scored as their average (k-fold ensemble). Clips are cut into the training chunk length and \
+            is scored as their average (k-fold ensemble); so are the models of every --checkpoint given (runs \
+            of other seeds or recipes: an ensemble). Clips are cut into the training chunk length and \
             their chunks' probabilities averaged.
 
             Examples:
               digits-dist evaluate --checkpoint runs/demo/fold-0/final.ckpt --data demo-data
               mpirun -n 4 digits-dist evaluate --checkpoint runs/amnist --data data/AudioMNIST/data
+              digits-dist evaluate --checkpoint runs/seed-1 --checkpoint runs/seed-2 --data held-out.csv
             """)
 
-    @Option(help: "A checkpoint file, or a run folder (its final.ckpt, or every fold-K/final.ckpt).")
-    var checkpoint: String
+    @Option(help: "A checkpoint file, or a run folder (its final.ckpt, or every fold-K/final.ckpt); repeat it to average several.")
+    var checkpoint: [String]
 
     @Option(help: "Dataset folder or CSV.")
     var data: String
@@ -30,13 +32,9 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         try onEveryRank { world in
-            let paths = try TrainedModel.checkpoints(at: checkpoint)
-            let models = try paths.map { try TrainedModel(path: $0) }
+            let models = try TrainedModel.readEnsemble(at: checkpoint).map { try TrainedModel(checkpoint: $0.checkpoint, path: $0.path) }
             BLAS.setThreads(compute.blasThreads)
             let audio = models[0].metadata.audio
-            for model in models.dropFirst() where model.metadata.audio != audio {
-                throw CheckpointError(path: model.path, problem: "was trained on other audio settings than \(paths[0])")
-            }
             let dataset = try Dataset.load(path: data)
             let cache = try compute.openCache(dataset: dataset, settings: audio, workers: 0, world: world)
             let clips = dataset.clips.indices.filter { cache.frames(ofClip: $0) > 0 }

@@ -13,15 +13,15 @@ struct PredictCommand: ParsableCommand {
             prediction.inference_chunk_seconds are cut into chunks of that length (method Fix; the last one \
             padded) whose probabilities are averaged; --chunks adds each chunk's own prediction. Audio past \
             prediction.max_inference_chunk_seconds is not read. A run folder with several fold models \
-            predicts with their average.
+            predicts with their average; so do the models of every --checkpoint given (an ensemble of runs).
 
             Examples:
               digits-dist predict --checkpoint runs/demo/fold-0/final.ckpt demo-data/01/7_01_0.wav
               digits-dist predict --checkpoint runs/demo --chunks long-recording.wav
             """)
 
-    @Option(help: "A checkpoint file, or a run folder (its final.ckpt, or every fold-K/final.ckpt).")
-    var checkpoint: String
+    @Option(help: "A checkpoint file, or a run folder (its final.ckpt, or every fold-K/final.ckpt); repeat it to average several.")
+    var checkpoint: [String]
 
     @Flag(help: "Also print every chunk's prediction.")
     var chunks = false
@@ -43,12 +43,12 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         try failing {
-            let paths = try TrainedModel.checkpoints(at: checkpoint)
-            let checkpoints = try paths.map { try Checkpoint.read(from: $0) }
-            let first = checkpoints[0]
-            let config = try RunConfig.parseSaved(yaml: first.metadata.config, source: paths[0])
+            let members = try TrainedModel.readEnsemble(at: checkpoint)
+            let first = members[0].checkpoint
+            let config = try RunConfig.parseSaved(yaml: first.metadata.config, source: members[0].path)
+            // Every model cuts the first's chunks, so that --chunks lines average chunk by chunk.
             let chunkSeconds = config.double("prediction.inference_chunk_seconds")
-            let models = try zip(checkpoints, paths).map { try TrainedModel(checkpoint: $0, path: $1, chunkSeconds: chunkSeconds) }
+            let models = try members.map { try TrainedModel(checkpoint: $0.checkpoint, path: $0.path, chunkSeconds: chunkSeconds) }
             let classifiers = models.map { $0.classifier() }
             let settings = first.metadata.audio
             let maxSamples = Int(config.double("prediction.max_inference_chunk_seconds") * Double(settings.sampleRate))

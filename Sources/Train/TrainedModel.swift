@@ -63,6 +63,19 @@ public struct TrainedModel {
         return folds.map { "\(location)/\($0)/final.ckpt" }
     }
 
+    /// The checkpoints of an ensemble, read: all that each location stands for (`checkpoints(at:)`: folds of a
+    /// k-fold run, runs of other seeds or recipes), in order. Their probabilities are averaged, so each must
+    /// read the same features as the first; one that does not is refused in a line naming it.
+    public static func readEnsemble(at locations: [String]) throws -> [(path: String, checkpoint: Checkpoint)] {
+        let members = try locations.flatMap(checkpoints(at:)).map { (path: $0, checkpoint: try Checkpoint.read(from: $0)) }
+        guard let first = members.first else { throw CheckpointError(path: "--checkpoint", problem: "no checkpoint given") }
+        for member in members.dropFirst() where member.checkpoint.metadata.audio != first.checkpoint.metadata.audio {
+            throw CheckpointError(path: member.path, problem: "was trained on other audio settings than \(first.path): "
+                                  + "an ensemble's models must read the same features")
+        }
+        return members
+    }
+
     public func classifier(batch: Int = 32) -> ChunkedClassifier {
         ChunkedClassifier(model: model, melBins: metadata.inputHeight, cropFrames: chunkFrames, batch: batch, plan: inference)
     }
