@@ -32,23 +32,24 @@ for seed in $seeds; do
         --threads 1 --set "environment.seed=$seed" "$@" 2>"$out/seed-$seed.log" \
         || { tail -5 "$out/seed-$seed.log"; exit 1; }
 done
-# The seeds' models of each fold averaged (`evaluate` with one --checkpoint per seed), scored on the speaker the
-# fold held out: what an ensemble of the seeds would give an unseen voice. Folds depend on the data alone, so
-# fold K holds out the same speaker in every seed's run.
+# The seeds' models of each held-out speaker averaged (`evaluate` with one --checkpoint per seed: each seed's
+# fold that held the speaker out), scored on that speaker: what an ensemble of the seeds gives an unseen voice.
 ensemble="$out/ensemble.tsv"
 : >"$ensemble"
 first=${seeds%% *}
 if [ "$first" != "$seeds" ]; then
-    for fold in "$out/seed-$first"/fold-*/; do
-        k=${fold%/}; k=${k##*/fold-}
-        speaker=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["folds"][int(sys.argv[2])]["validation_speakers"][0])' \
-            "$out/seed-$first/folds.json" "$k")
+    held_out() {  # the fold of run $1 that held out speaker $2
+        python3 -c 'import json, sys; print(next(f["fold"] for f in json.load(open(sys.argv[1]))["folds"] if f["validation_speakers"] == [sys.argv[2]]))' \
+            "$1/folds.json" "$2"
+    }
+    for speaker in $(python3 -c 'import json, sys; print(" ".join(f["validation_speakers"][0] for f in json.load(open(sys.argv[1]))["folds"]))' \
+            "$out/seed-$first/folds.json"); do
         checkpoints=()
-        for seed in $seeds; do checkpoints+=(--checkpoint "$out/seed-$seed/fold-$k/final.ckpt"); done
-        "$bin" evaluate "${checkpoints[@]}" --data "$data" 2>"$out/ensemble-fold-$k.log" >"$out/ensemble-fold-$k.json" \
-            || { tail -5 "$out/ensemble-fold-$k.log"; exit 1; }
+        for seed in $seeds; do checkpoints+=(--checkpoint "$out/seed-$seed/fold-$(held_out "$out/seed-$seed" "$speaker")/final.ckpt"); done
+        "$bin" evaluate "${checkpoints[@]}" --data "$data" 2>"$out/ensemble-$speaker.log" >"$out/ensemble-$speaker.json" \
+            || { tail -5 "$out/ensemble-$speaker.log"; exit 1; }
         printf '%s\t%s\n' "$speaker" "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["per_speaker_accuracy"][sys.argv[2]])' \
-            "$out/ensemble-fold-$k.json" "$speaker")" >>"$ensemble"
+            "$out/ensemble-$speaker.json" "$speaker")" >>"$ensemble"
     done
 fi
 peer="$out/pytorch.tsv"
