@@ -20,10 +20,10 @@ struct EvaluateCommand: ParsableCommand {
               digits-dist evaluate --checkpoint runs/demo/fold-0/final.ckpt --data demo-data
               mpirun -n 4 digits-dist evaluate --checkpoint runs/amnist --data data/AudioMNIST/data
               digits-dist evaluate --checkpoint runs/seed-1 --checkpoint runs/seed-2 --data held-out.csv
+              digits-dist evaluate --checkpoint runs/demo --set prediction.tta_vocal_tract=0.1 --data held-out.csv
             """)
 
-    @Option(help: "A checkpoint file, or a run folder (its final.ckpt, or every fold-K/final.ckpt); repeat it to average several.")
-    var checkpoint: [String]
+    @OptionGroup var ensemble: EnsembleOptions
 
     @Option(help: "Dataset folder or CSV.")
     var data: String
@@ -32,7 +32,7 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         try onEveryRank { world in
-            let models = try TrainedModel.readEnsemble(at: checkpoint).map { try TrainedModel(checkpoint: $0.checkpoint, path: $0.path) }
+            let models = try ensemble.load().models
             BLAS.setThreads(compute.blasThreads)
             let audio = models[0].metadata.audio
             let dataset = try Dataset.load(path: data)

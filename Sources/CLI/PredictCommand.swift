@@ -20,8 +20,7 @@ struct PredictCommand: ParsableCommand {
               digits-dist predict --checkpoint runs/demo --chunks long-recording.wav
             """)
 
-    @Option(help: "A checkpoint file, or a run folder (its final.ckpt, or every fold-K/final.ckpt); repeat it to average several.")
-    var checkpoint: [String]
+    @OptionGroup var ensemble: EnsembleOptions
 
     @Flag(help: "Also print every chunk's prediction.")
     var chunks = false
@@ -43,14 +42,10 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         try failing {
-            let members = try TrainedModel.readEnsemble(at: checkpoint)
-            let first = members[0].checkpoint
-            let config = try RunConfig.parseSaved(yaml: first.metadata.config, source: members[0].path)
             // Every model cuts the first's chunks, so that --chunks lines average chunk by chunk.
-            let chunkSeconds = config.double("prediction.inference_chunk_seconds")
-            let models = try members.map { try TrainedModel(checkpoint: $0.checkpoint, path: $0.path, chunkSeconds: chunkSeconds) }
+            let (models, config) = try ensemble.load { $0.double("prediction.inference_chunk_seconds") }
             let classifiers = models.map { $0.classifier() }
-            let settings = first.metadata.audio
+            let settings = models[0].metadata.audio
             let maxSamples = Int(config.double("prediction.max_inference_chunk_seconds") * Double(settings.sampleRate))
             let extractor = LogMelExtractor(settings: settings)
             let encoder = JSONEncoder()

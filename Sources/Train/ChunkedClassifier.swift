@@ -97,13 +97,17 @@ public final class ChunkedClassifier {
                 }
                 LogMelCrop.copy(from: features.values, melBins: melBins, clipFrames: features.frames, startFrame: start,
                                 offset: offset, frames: cropFrames, padding: features.padding, into: window)
+                var warped: LogMelCrop.CopiedFrames?
                 if variant.warp != 1 {
                     SpeakerAugmentation.resample(window, melBins: melBins, frames: cropFrames, scratch: scratch,
                                                  alongTime: false, factor: variant.warp)
+                    warped = LogMelCrop.CopiedFrames(clipFrames: features.frames, startFrame: start, offset: offset, frames: cropFrames)
                 }
                 if plan.weighting == .energy { rowWeights[slot] = Self.meanPower(window, count: plane) }
+                // A warped variant is standardised as training standardises a warped crop: by the clip's
+                // statistics moved by what the warp did to the copied frames.
                 plan.normalization.apply(window, melBins: melBins, frames: cropFrames, clip: features.values,
-                                         clipFrames: features.frames)
+                                         clipFrames: features.frames, changed: warped)
             }
             let logits = try model.forward(input: input, batch: group.count, training: false)
             for (slot, row) in group.enumerated() {

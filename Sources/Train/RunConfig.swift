@@ -102,6 +102,15 @@ public struct RunConfig: Sendable {
         }
     }
 
+    /// Applies `key=value` overrides of the inference keys (`prediction.*`) to a trained run's config: the
+    /// only keys that can change after training without changing what the weights were trained for.
+    public mutating func apply(inferenceOverrides overrides: [String]) throws {
+        for override in overrides where !override.trimmingCharacters(in: .whitespaces).hasPrefix("prediction.") {
+            throw ConfigError("--set \(override): only prediction.* keys apply to a trained model (the others are fixed by its training)")
+        }
+        try apply(overrides: overrides)
+    }
+
     mutating func merge(_ node: Node, prefix: String, file: String) throws {
         guard let mapping = node.mapping else { return }
         for (keyNode, value) in mapping {

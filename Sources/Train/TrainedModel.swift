@@ -20,16 +20,18 @@ public struct TrainedModel {
                       precision: precision)
     }
 
-    /// From a checkpoint already read (`path` names it in errors).
+    /// From a checkpoint already read (`path` names it in errors); `inferenceOverrides` (`prediction.*`
+    /// key=value) change the run's inference keys.
     public init(checkpoint: Checkpoint, path: String, chunkSeconds: Double? = nil, batch: Int = 32,
-                precision: Precision? = nil) throws {
+                precision: Precision? = nil, inferenceOverrides: [String] = []) throws {
         let m = checkpoint.metadata
         self.path = path
         metadata = m
         chunkFrames = chunkSeconds.map {
             LogMelExtractor.frameCount(sampleCount: Int(($0 * Double(m.audio.sampleRate)).rounded()), settings: m.audio)
         } ?? m.inputWidth
-        let saved = try RunConfig.parseSaved(yaml: m.config, source: path)
+        var saved = try RunConfig.parseSaved(yaml: m.config, source: path)
+        try saved.apply(inferenceOverrides: inferenceOverrides)
         inference = saved.inferencePlan
         model = try ResNet(arch: Architecture(parsing: m.architecture), width: m.width, inputHeight: m.inputHeight,
                            inputWidth: chunkFrames, maxBatch: batch, classes: m.classes, dropout: Float(m.dropout), seed: 0)

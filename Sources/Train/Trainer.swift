@@ -272,6 +272,7 @@ public final class Trainer {
             try bucketer.finish(scale: 1)
             if let communicationError { throw communicationError }
             try communicator.allReduceSum(lossAndStop, count: 2)
+            if !recipe.syncBatchNorm(ranks: ranks) { try averageBatchNormStatistics() }
         }
         weightedLoss = lossAndStop[0]
         guard weightedLoss.isFinite else {
@@ -297,6 +298,15 @@ public final class Trainer {
             averages.buffers.update(model.buffers, step: optimizer.step)
         }
         return (weightedLoss, lossAndStop[1] > 0)
+    }
+
+    /// Per-rank BatchNorm leaves each rank with running statistics of its own shards; averaged over the ranks
+    /// after every step, every rank holds the same ones, so the sharded validation scores exactly the model
+    /// rank 0 saves, and a resume (every rank starting from the saved statistics) continues exactly.
+    private func averageBatchNormStatistics() throws {
+        try communicator.allReduceSum(model.buffers, count: model.bufferCount)
+        let scale = 1 / Float(communicator.size)
+        for i in 0..<model.bufferCount { model.buffers[i] *= scale }
     }
 
     /// Whether tensor `name` belongs to one of the listed model parts.

@@ -28,9 +28,9 @@ final class EnsembleTests: XCTestCase {
         let scored = root + "/scored", scoredNames = (0..<10).map { "\($0)_theo_0.wav" }
         try FileManager.default.createDirectory(atPath: scored, withIntermediateDirectories: true)
         for name in scoredNames { try FileManager.default.createSymbolicLink(atPath: scored + "/" + name, withDestinationPath: fsddRecordings + "/" + name) }
-        func predict(_ checkpoints: [String]) throws -> [Prediction] {
+        func predict(_ checkpoints: [String], _ options: [String] = []) throws -> [Prediction] {
             let result = try runProcess([try digitsDistBinary(), "predict"] + checkpoints.flatMap { ["--checkpoint", root + "/" + $0] }
-                                        + scoredNames.map { scored + "/" + $0 }, timeout: 300)
+                                        + options + scoredNames.map { scored + "/" + $0 }, timeout: 300)
             XCTAssertEqual(result.status, 0, result.summary)
             return try result.stdout.split(separator: "\n").map { try JSONDecoder().decode(Prediction.self, from: Data($0.utf8)) }
         }
@@ -46,7 +46,8 @@ final class EnsembleTests: XCTestCase {
                 }
             }
         }
-        assertAverage(try predict(["seed-1"]), of: Array(members[0..<2]), "a run folder: its folds")
+        let runFolder = try predict(["seed-1"])
+        assertAverage(runFolder, of: Array(members[0..<2]), "a run folder: its folds")
         let everyModel = try predict(["seed-1", "seed-2"])
         assertAverage(everyModel, of: members, "two run folders: their four folds")
         assertAverage(try predict(["seed-1/fold-1/final.ckpt", "seed-2/fold-0/final.ckpt"]), of: [members[1], members[2]], "two files")
@@ -63,6 +64,15 @@ final class EnsembleTests: XCTestCase {
         XCTAssertEqual(metrics.clips, scoredNames.count)
         XCTAssertEqual(metrics.accuracy, Double(right) / Double(scoredNames.count), accuracy: 1e-9)
         XCTAssertTrue(evaluated.stderr.contains("(4 models)"), evaluated.stderr)
+
+        // `--set` changes an inference key of every model: with test-time shifts the same models give other
+        // probabilities. A training key is refused in a line.
+        let shifted = try predict(["seed-1"], ["--set", "prediction.tta_shift_seconds=0.1"])
+        XCTAssertGreaterThan(zip(shifted, runFolder).map { abs($0.probabilities[0] - $1.probabilities[0]) }.max()!, 1e-6)
+        let training = try runProcess([try digitsDistBinary(), "predict", "--checkpoint", root + "/seed-1", "--set", "training.epochs=3",
+                                       scored + "/" + scoredNames[0]], timeout: 120)
+        XCTAssertNotEqual(training.status, 0, training.summary)
+        XCTAssertTrue(training.stderr.contains("--set training.epochs=3: only prediction.* keys apply to a trained model"), training.stderr)
 
         // A model that reads other features cannot join: one line naming it, and no prediction.
         try train("64-bands", ["environment.seed=1", "audio.mel_frequency_bins=64"])

@@ -102,6 +102,41 @@ final class TrainingMPITests: XCTestCase {
                              reference.weights.count / 2, "the weight check must tell per-rank statistics apart")
     }
 
+    /// Per-rank BatchNorm (8 clips a rank): the ranks' running statistics are averaged after every step, so
+    /// the validation, sharded over both ranks, scores exactly the model rank 0 saves: `evaluate` of
+    /// final.ckpt gives the same accuracy and macro ROC-AUC, to the last bit.
+    func testPerRankBatchNormValidatesExactlyTheSavedModel() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: fsdd), "shared FSDD data absent")
+        let root = try scratch()
+        for (folder, speakers) in [("data", ["george", "jackson", "theo"]), ("theo", ["theo"])] {
+            try FileManager.default.createDirectory(atPath: root + "/" + folder, withIntermediateDirectories: true)
+            for speaker in speakers {
+                for digit in 0..<10 {
+                    for take in 0..<4 {
+                        let name = "\(digit)_\(speaker)_\(take).wav"
+                        try FileManager.default.createSymbolicLink(atPath: "\(root)/\(folder)/\(name)", withDestinationPath: fsdd + "/" + name)
+                    }
+                }
+            }
+        }
+        let run = try mpirun(2, ["train", "--data", root + "/data", "--val-speakers", "theo", "--out", root + "/run",
+                                 "--cache-dir", root + "/cache", "--threads", "1"]
+                             + ["architecture.width=4", "training.batch_size=16", "training.sync_batchnorm=false", "training.epochs=2",
+                                "environment.seed=4"].flatMap { ["--set", $0] }, timeout: 600)
+        XCTAssertEqual(run.status, 0, run.summary)
+        XCTAssertTrue(run.stderr.contains("per-rank BatchNorm statistics"), run.stderr)
+        let summary = try JSONDecoder().decode(RunOutputs.Summary.self, from: Data(contentsOf: URL(fileURLWithPath: root + "/run/summary.json")))
+        let validated = try XCTUnwrap(summary.folds.first?.metrics)
+        XCTAssertEqual(validated.clips, 40)
+        let evaluated = try runProcess([try digitsDistBinary(), "evaluate", "--checkpoint", root + "/run/final.ckpt", "--data", root + "/theo",
+                                        "--cache-dir", root + "/cache", "--threads", "1"], timeout: 300)
+        XCTAssertEqual(evaluated.status, 0, evaluated.summary)
+        let scored = try JSONDecoder().decode(ClassificationMetrics.self, from: Data(evaluated.stdout.utf8))
+        XCTAssertEqual(scored.clips, 40)
+        XCTAssertEqual(scored.accuracy, validated.accuracy)
+        XCTAssertEqual(try XCTUnwrap(scored.macroROCAUC), try XCTUnwrap(validated.macroROCAUC), "the validated model is the saved one")
+    }
+
     func testTwoRanksTrainFiveSpeakerFoldsAndSummariseEveryFold() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: fsdd), "shared FSDD data absent")
         let root = try scratch()

@@ -97,6 +97,40 @@ final class ChunkedClassifierTests: XCTestCase {
         for k in 0..<10 { XCTAssertEqual(augmented[k], mean[k], accuracy: 1e-5) }
     }
 
+    /// With `PerClip`, a warped test-time variant is standardised as training standardises a warped crop: a
+    /// short clip's copied frames, after the warp, at mean 0 and standard deviation 1 (the clip's statistics
+    /// moved by what the warp did), not by the unwarped clip's statistics.
+    func testWarpedVariantsAreStandardisedAsTrainingStandardisesAWarpedCrop() throws {
+        let melBins = 16, frames = 8, clipFrames = 5, offset = 1  // centred: (8 − 5) / 2
+        let model = try ResNet(arch: .resnet18, width: 4, inputHeight: melBins, inputWidth: frames, maxBatch: 8, seed: 11)
+        var rng = Xoshiro256(seed: 4)
+        // Loud low bands, quiet high ones: warping the mel axis moves the clip's mean and spread.
+        let clip = (0..<(melBins * clipFrames)).map { i in Float(i / clipFrames < 8 ? -10 : -45) + Float(3 * rng.nextGaussian()) }
+        var plan = InferencePlan()
+        plan.warp = 0.2
+        plan.weighting = .equal
+        plan.normalization = .perClip
+        let classifier = ChunkedClassifier(model: model, melBins: melBins, cropFrames: frames, batch: 3, plan: plan)
+        let classified = try clip.withUnsafeBufferPointer { values in
+            try classifier.classify(count: 1, clip: { _ in (values.baseAddress!, clipFrames, -60) })
+        }
+        var expected = [Float](repeating: 0, count: 10), probabilities = expected
+        for factor in [1.0, 0.8, 1.2] {
+            var window = [Float](repeating: -60, count: melBins * frames), scratch = window
+            for m in 0..<melBins { for t in 0..<clipFrames { window[m * frames + offset + t] = clip[m * clipFrames + t] } }
+            if factor != 1 {
+                SpeakerAugmentation.resample(&window, melBins: melBins, frames: frames, scratch: &scratch, alongTime: false, factor: factor)
+            }
+            let copied = (0..<melBins).flatMap { m in (offset..<(offset + clipFrames)).map { Double(window[m * frames + $0]) } }
+            let mean = copied.reduce(0, +) / Double(copied.count)
+            let deviation = (copied.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(copied.count)).squareRoot()
+            let standardised = window.map { Float((Double($0) - mean) / deviation) }
+            ChunkedClassifier.softmax(try model.forward(input: standardised, batch: 1, training: false), into: &probabilities)
+            for k in 0..<10 { expected[k] += probabilities[k] / 3 }
+        }
+        for k in 0..<10 { XCTAssertEqual(classified[k], expected[k], accuracy: 1e-5) }
+    }
+
     /// Every `audio.short_clip_position`: inference classifies a short clip placed exactly where training
     /// (no augmentation) puts it, so a model meets at inference the placement it learnt.
     func testInferencePlacesAShortClipAsTrainingDoes() throws {
