@@ -68,7 +68,8 @@ final class EnsembleTests: XCTestCase {
         // `--set` changes an inference key of every model: with test-time shifts the same models give other
         // probabilities. A training key is refused in a line.
         let shifted = try predict(["seed-1"], ["--set", "prediction.tta_shift_seconds=0.1"])
-        XCTAssertGreaterThan(zip(shifted, runFolder).map { abs($0.probabilities[0] - $1.probabilities[0]) }.max()!, 1e-6)
+        let moved = zip(shifted, runFolder).flatMap { clip in zip(clip.0.probabilities, clip.1.probabilities).map { abs($0 - $1) } }
+        XCTAssertGreaterThan(moved.max()!, 1e-6, "--set prediction.tta_shift_seconds must change the probabilities")
         let training = try runProcess([try digitsDistBinary(), "predict", "--checkpoint", root + "/seed-1", "--set", "training.epochs=3",
                                        scored + "/" + scoredNames[0]], timeout: 120)
         XCTAssertNotEqual(training.status, 0, training.summary)
