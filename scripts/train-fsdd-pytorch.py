@@ -18,6 +18,15 @@ would score: `--weight-decay 0.01` (AdamW's default), `--short-offset start` or 
 window's start, or at a random place in training), `--pad zero` (pad with 0 dB), `--crop audio` (crop 1 s of zero-padded audio,
 log-mel of the crop with top_db relative to it; evaluate on the first 1 s of audio).
 
+`--augment` trains with digits-dist's defaults (configs/fsdd.yaml as it is) written again here in numpy, to
+see whether PyTorch gets more out of them than we do: a short clip moved by up to ± 6 frames (0.15 s) around
+the centre, the crop stretched in time and its mel axis warped by 1 ± U(0.1) (linear interpolation, edges
+held), ± 6 dB gain, on half the crops white noise at 10-40 dB SNR (power exponentially distributed around
+the crop's mean power over the SNR), then `PerClip` (minus the clip's mean, over its std, both moved by what
+the augmentations did to the clip's frames), then two frequency masks of up to 16 bands and two time masks
+of up to 6 frames filled with the crop's mean. Evaluation standardises each chunk by its whole clip's mean
+and std and weights a long clip's chunks by their mean power (`prediction.chunk_weighting: Energy`).
+
     pip install torch librosa
     python3 scripts/train-fsdd-pytorch.py --data /path/to/free-spoken-digit-dataset/recordings \\
         --val-speaker theo --seed 1
@@ -58,6 +67,8 @@ def parse_args():
                              "audio.short_clip_position; random: anywhere in training, centred in evaluation)")
     parser.add_argument("--pad", choices=["min", "zero"], default="min",
                         help="variant: pad value past the clip's end (clip minimum, or 0 dB)")
+    parser.add_argument("--augment", action="store_true",
+                        help="digits-dist's default speaker augmentations and PerClip normalisation (see above)")
     parser.add_argument("--crop", choices=["features", "audio"], default="features",
                         help="variant: crop the log-mel of the whole clip, or crop 1 s of audio and take its log-mel")
     return parser.parse_args()
@@ -144,6 +155,8 @@ def audio_window(y, start):
 
 
 def training_crop(clips, i, rng):
+    if args.augment:
+        return augmented_crop(clips, i, rng)
     if args.crop == "audio":
         n = clips.samples[i]
         start = int(rng.integers(0, n - CROP_SAMPLES + 1)) if n > CROP_SAMPLES else 0
@@ -157,6 +170,61 @@ def training_crop(clips, i, rng):
     return window(mel, 0, short_offset(frames), args.pad)
 
 
+TIME_SHIFT_FRAMES, TEMPO, VOCAL_TRACT, GAIN_DB = 6, 0.1, 0.1, 6.0
+NOISE_PROBABILITY, SNR_DB = 0.5, (10.0, 40.0)
+FREQUENCY_MASKS, FREQUENCY_MASK_BINS, TIME_MASKS, TIME_MASK_FRAMES = 2, 16, 2, 6
+
+
+def stretch(crop, axis, factor):
+    """out(i) = in(i / factor) along `axis` by linear interpolation, the last index held."""
+    length = crop.shape[axis]
+    source = np.minimum(length - 1, np.arange(length) / factor)
+    lower = source.astype(np.int64)
+    upper = np.minimum(length - 1, lower + 1)
+    weight = (source - lower).astype(np.float32)
+    if axis == 1:
+        return crop[:, lower] + weight * (crop[:, upper] - crop[:, lower])
+    return crop[lower] + weight[:, None] * (crop[upper] - crop[lower])
+
+
+def mask_span(maximum, size, rng):
+    width = int(rng.integers(0, min(maximum, size) + 1))
+    start = int(rng.integers(0, size - width + 1))
+    return slice(start, start + width)
+
+
+def augmented_crop(clips, i, rng):
+    """digits-dist's default training crop (`--augment`)."""
+    mel = clips.logmel(i)
+    frames = mel.shape[1]
+    if frames > CROP_FRAMES:
+        start, offset = int(rng.integers(0, frames - CROP_FRAMES + 1)), 0
+    else:
+        start = 0
+        offset = short_offset(frames) + int(rng.integers(-TIME_SHIFT_FRAMES, TIME_SHIFT_FRAMES + 1))
+        offset = max(0, min(CROP_FRAMES - frames, offset))
+    crop = window(mel, start, offset, "min")
+    count = min(CROP_FRAMES - offset, frames - start)
+    before = mel[:, start:start + count]
+    crop = stretch(crop, 1, 1 + TEMPO * rng.uniform(-1, 1))
+    crop = stretch(crop, 0, 1 + VOCAL_TRACT * rng.uniform(-1, 1))
+    crop = crop + np.float32(GAIN_DB * rng.uniform(-1, 1))
+    if rng.random() < NOISE_PROBABILITY:
+        power = np.power(10.0, crop / 10.0)
+        level = power.mean() * 10 ** (-rng.uniform(*SNR_DB) / 10)
+        crop = 10 * np.log10(power + level * rng.exponential(size=crop.shape))
+    after = crop[:, offset:offset + count]
+    mean = mel.mean() + after.mean() - before.mean()
+    deviation = mel.std() * after.std() / max(before.std(), 1e-3)
+    crop = (crop - mean) / max(deviation, 1e-3)
+    fill = crop.mean()
+    for _ in range(FREQUENCY_MASKS):
+        crop[mask_span(FREQUENCY_MASK_BINS, N_MELS, rng), :] = fill
+    for _ in range(TIME_MASKS):
+        crop[:, mask_span(TIME_MASK_FRAMES, CROP_FRAMES, rng)] = fill
+    return crop.astype(np.float32)
+
+
 def short_offset(frames):
     """Where a clip of `frames` (< the crop) starts in the window, as digits-dist's audio.short_clip_position."""
     return 0 if args.short_offset == "start" else max(0, (CROP_FRAMES - frames) // 2)
@@ -166,19 +234,34 @@ def evaluation_chunks(clips, i):
     if args.crop == "audio":
         return [audio_window(clips.wave(i), 0)]
     mel = clips.logmel(i)
-    return [window(mel, start, short_offset(mel.shape[1]), args.pad) for start in range(0, max(mel.shape[1], 1), CROP_FRAMES)]
+    chunks = [window(mel, start, short_offset(mel.shape[1]), args.pad) for start in range(0, max(mel.shape[1], 1), CROP_FRAMES)]
+    if args.augment:
+        chunks = [(chunk - mel.mean()) / max(mel.std(), 1e-3) for chunk in chunks]
+    return chunks
+
+
+def chunk_weights(clips, i, count):
+    """Each chunk's share of the clip's prediction: equal, or by its mean power with `--augment`."""
+    if not args.augment:
+        return [1.0] * count
+    mel = clips.logmel(i)
+    powers = [np.power(10.0, mel[:, s:s + CROP_FRAMES] / 10.0).mean() for s in range(0, max(mel.shape[1], 1), CROP_FRAMES)]
+    total = sum(powers)
+    return [p / total for p in powers]
 
 
 @torch.no_grad()
 def evaluate(model, clips, indices):
     model.eval()
-    chunks, owner = [], []
+    chunks, owner, weights = [], [], []
     for k, i in enumerate(indices):
-        for chunk in evaluation_chunks(clips, i):
-            chunks.append(chunk)
-            owner.append(k)
-    inputs = torch.from_numpy(np.stack(chunks))[:, None]
+        pieces = evaluation_chunks(clips, i)
+        chunks += pieces
+        owner += [k] * len(pieces)
+        weights += chunk_weights(clips, i, len(pieces))
+    inputs = torch.from_numpy(np.stack(chunks).astype(np.float32))[:, None]
     probabilities = torch.cat([F.softmax(model(inputs[s:s + 256]), dim=1) for s in range(0, len(inputs), 256)])
+    probabilities = probabilities * torch.tensor(weights, dtype=torch.float32)[:, None]
     summed = torch.zeros(len(indices), 10).index_add_(0, torch.tensor(owner), probabilities)
     predictions = summed.argmax(dim=1).numpy()
     model.train()
