@@ -4,8 +4,9 @@
 # the final weights scored on the held-out speaker; prints per-speaker accuracy and macro ROC-AUC, and the
 # mean over folds and seeds (± the std of the per-seed means), and with several seeds what their models
 # averaged per fold score (an ensemble: `evaluate --checkpoint … --checkpoint …`). When torch and librosa are installed, the
-# PyTorch peer (scripts/train-fsdd-pytorch.py) runs the same folds and seeds beside it: always the plain
-# recipe (centred short clips, no augmentation) at the run's epoch count.
+# PyTorch peer (scripts/train-fsdd-pytorch.py) runs the same folds and seeds beside it at the run's epoch
+# count: the plain recipe (centred short clips, no augmentation), or with LOSO_PEER_AUGMENT=1 the defaults'
+# augmentations and PerClip written again in numpy (`--augment`: compare it with a run of the defaults).
 #   scripts/loso.sh [SEEDS] [--set key=value ...]
 #   scripts/loso.sh "1 2 3"                                       # the defaults (configs/fsdd.yaml: 20 epochs)
 #   scripts/loso.sh "1 2 3" --set audio.short_clip_position=Start # one change against them
@@ -15,7 +16,8 @@
 #       --set augmentation.noise_probability=0 --set augmentation.frequency_masks=0 \
 #       --set augmentation.time_masks=0                           # the plain seed recipe (the peer's)
 # Environment: FSDD (the recordings folder), LOSO_OUT (run folders, default runs/loso),
-# LOSO_PEER=0 skips the PyTorch peer, LOSO_LIBROSA_CACHE (the peer's features, default in /tmp).
+# LOSO_PEER=0 skips the PyTorch peer, LOSO_PEER_AUGMENT=1 trains it with the defaults' augmentations,
+# LOSO_LIBROSA_CACHE (the peer's features, default in /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=${1:-"1 2 3"}
@@ -56,11 +58,13 @@ peer="$out/pytorch.tsv"
 : >"$peer"
 if [ "${LOSO_PEER:-1}" != 0 ] && python3 -c "import torch, librosa" 2>/dev/null; then
     epochs=$(grep -o 'epochs: [0-9]*' "$out/seed-${seeds%% *}/config.yaml" | grep -o '[0-9]*')
+    augment=()
+    [ "${LOSO_PEER_AUGMENT:-0}" = 1 ] && augment=(--augment)
     for seed in $seeds; do
         for speaker in george jackson nicolas theo yweweler; do
             log="$out/pytorch-seed-$seed-$speaker.log"
             python3 scripts/train-fsdd-pytorch.py --data "$data" --val-speaker "$speaker" --seed "$seed" \
-                --epochs "$epochs" --threads 2 --cache "${LOSO_LIBROSA_CACHE:-/tmp/fsdd-librosa-logmel.npz}" >"$log" 2>&1 \
+                --epochs "$epochs" --threads 2 "${augment[@]}" --cache "${LOSO_LIBROSA_CACHE:-/tmp/fsdd-librosa-logmel.npz}" >"$log" 2>&1 \
                 || { tail -5 "$log"; exit 1; }
             printf '%s\t%s\t%s\n' "$seed" "$speaker" "$(grep -o 'accuracy [0-9.]*' "$log" | cut -d' ' -f2)" >>"$peer"
         done
