@@ -5,13 +5,13 @@
 # mean over folds and seeds (± the std of the per-seed means), and with several seeds what their models
 # averaged per fold score (an ensemble: `evaluate --checkpoint … --checkpoint …`). When torch and librosa are installed, the
 # PyTorch peer (scripts/train-fsdd-pytorch.py) runs the same folds and seeds beside it at the run's epoch
-# count: the plain recipe (centred short clips, no augmentation), or with LOSO_PEER_AUGMENT=1 the defaults'
-# augmentations and PerClip written again in numpy (`--augment`: compare it with a run of the defaults).
+# count and learning rate: the plain recipe (centred short clips, no augmentation), or with
+# LOSO_PEER_AUGMENT=1 the defaults' augmentations and PerClip written again in numpy (`--augment`).
 #   scripts/loso.sh [SEEDS] [--set key=value ...]
 #   scripts/loso.sh "1 2 3"                                       # the defaults (configs/fsdd.yaml: 20 epochs)
 #   scripts/loso.sh "1 2 3" --set audio.short_clip_position=Start # one change against them
-#   scripts/loso.sh "1 2 3" --set training.epochs=10 --set audio.spectrogram_normalization=No \
-#       --set augmentation.time_shift_seconds=0 \
+#   scripts/loso.sh "1 2 3" --set training.epochs=10 --set training.learning_rate=0.001 \
+#       --set audio.spectrogram_normalization=No --set augmentation.time_shift_seconds=0 \
 #       --set augmentation.tempo=0 --set augmentation.vocal_tract=0 --set augmentation.gain_db=0 \
 #       --set augmentation.noise_probability=0 --set augmentation.frequency_masks=0 \
 #       --set augmentation.time_masks=0                           # the plain seed recipe (the peer's)
@@ -58,13 +58,14 @@ peer="$out/pytorch.tsv"
 : >"$peer"
 if [ "${LOSO_PEER:-1}" != 0 ] && python3 -c "import torch, librosa" 2>/dev/null; then
     epochs=$(grep -o 'epochs: [0-9]*' "$out/seed-${seeds%% *}/config.yaml" | grep -o '[0-9]*')
+    learning_rate=$(grep -o '^ *learning_rate: [0-9.e-]*' "$out/seed-${seeds%% *}/config.yaml" | cut -d: -f2)
     augment=()
     [ "${LOSO_PEER_AUGMENT:-0}" = 1 ] && augment=(--augment)
     for seed in $seeds; do
         for speaker in george jackson nicolas theo yweweler; do
             log="$out/pytorch-seed-$seed-$speaker.log"
             python3 scripts/train-fsdd-pytorch.py --data "$data" --val-speaker "$speaker" --seed "$seed" \
-                --epochs "$epochs" --threads 2 "${augment[@]}" --cache "${LOSO_LIBROSA_CACHE:-/tmp/fsdd-librosa-logmel.npz}" >"$log" 2>&1 \
+                --epochs "$epochs" --lr $learning_rate --threads 2 "${augment[@]}" --cache "${LOSO_LIBROSA_CACHE:-/tmp/fsdd-librosa-logmel.npz}" >"$log" 2>&1 \
                 || { tail -5 "$log"; exit 1; }
             printf '%s\t%s\t%s\n' "$seed" "$speaker" "$(grep -o 'accuracy [0-9.]*' "$log" | cut -d' ' -f2)" >>"$peer"
         done
