@@ -57,7 +57,7 @@ fi
 peer="$out/pytorch.tsv"
 : >"$peer"
 if [ "${LOSO_PEER:-1}" != 0 ] && python3 -c "import torch, librosa" 2>/dev/null; then
-    epochs=$(grep -o 'epochs: [0-9]*' "$out/seed-${seeds%% *}/config.yaml" | grep -o '[0-9]*')
+    epochs=$(grep -o '^ *epochs: [0-9]*' "$out/seed-${seeds%% *}/config.yaml" | cut -d: -f2)
     learning_rate=$(grep -o '^ *learning_rate: [0-9.e-]*' "$out/seed-${seeds%% *}/config.yaml" | cut -d: -f2)
     augment=()
     [ "${LOSO_PEER_AUGMENT:-0}" = 1 ] && augment=(--augment)
