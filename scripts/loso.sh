@@ -65,7 +65,7 @@ if [ "${LOSO_PEER:-1}" != 0 ] && python3 -c "import torch, librosa" 2>/dev/null;
         for speaker in george jackson nicolas theo yweweler; do
             log="$out/pytorch-seed-$seed-$speaker.log"
             python3 scripts/train-fsdd-pytorch.py --data "$data" --val-speaker "$speaker" --seed "$seed" \
-                --epochs "$epochs" --lr $learning_rate --threads 2 "${augment[@]}" --cache "${LOSO_LIBROSA_CACHE:-/tmp/fsdd-librosa-logmel.npz}" >"$log" 2>&1 \
+                --epochs "$epochs" --lr "$learning_rate" --threads 2 "${augment[@]}" --cache "${LOSO_LIBROSA_CACHE:-/tmp/fsdd-librosa-logmel.npz}" >"$log" 2>&1 \
                 || { tail -5 "$log"; exit 1; }
             printf '%s\t%s\t%s\n' "$seed" "$speaker" "$(grep -o 'accuracy [0-9.]*' "$log" | cut -d' ' -f2)" >>"$peer"
         done

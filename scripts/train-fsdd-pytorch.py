@@ -71,7 +71,10 @@ def parse_args():
                         help="digits-dist's default speaker augmentations and PerClip normalisation (see above)")
     parser.add_argument("--crop", choices=["features", "audio"], default="features",
                         help="variant: crop the log-mel of the whole clip, or crop 1 s of audio and take its log-mel")
-    return parser.parse_args()
+    parsed = parser.parse_args()
+    if parsed.augment and parsed.crop == "audio":
+        parser.error("--augment augments log-mel crops: it cannot be combined with --crop audio")
+    return parsed
 
 
 args = parse_args()
@@ -234,20 +237,24 @@ def evaluation_chunks(clips, i):
     if args.crop == "audio":
         return [audio_window(clips.wave(i), 0)]
     mel = clips.logmel(i)
-    chunks = [window(mel, start, short_offset(mel.shape[1]), args.pad) for start in range(0, max(mel.shape[1], 1), CROP_FRAMES)]
+    chunks = [window(mel, start, short_offset(mel.shape[1]), args.pad) for start in chunk_starts(mel)]
     if args.augment:
         chunks = [(chunk - mel.mean()) / max(mel.std(), 1e-3) for chunk in chunks]
     return chunks
 
 
-def chunk_weights(clips, i, count):
+def chunk_starts(mel):
+    """Inference method "Fix": chunks start at 0, 44, 88, ... while inside the clip (digits-dist's chunkStarts)."""
+    return range(0, max(mel.shape[1], 1), CROP_FRAMES)
+
+
+def chunk_weights(clips, i):
     """Each chunk's share of the clip's prediction: equal, or by its mean power with `--augment`."""
-    if not args.augment:
-        return [1.0] * count
     mel = clips.logmel(i)
-    powers = [np.power(10.0, mel[:, s:s + CROP_FRAMES] / 10.0).mean() for s in range(0, max(mel.shape[1], 1), CROP_FRAMES)]
-    total = sum(powers)
-    return [p / total for p in powers]
+    if not args.augment:
+        return [1.0] * len(chunk_starts(mel))
+    powers = [np.power(10.0, mel[:, s:s + CROP_FRAMES] / 10.0).mean() for s in chunk_starts(mel)]
+    return [p / sum(powers) for p in powers]
 
 
 @torch.no_grad()
@@ -258,7 +265,7 @@ def evaluate(model, clips, indices):
         pieces = evaluation_chunks(clips, i)
         chunks += pieces
         owner += [k] * len(pieces)
-        weights += chunk_weights(clips, i, len(pieces))
+        weights += chunk_weights(clips, i)
     inputs = torch.from_numpy(np.stack(chunks).astype(np.float32))[:, None]
     probabilities = torch.cat([F.softmax(model(inputs[s:s + 256]), dim=1) for s in range(0, len(inputs), 256)])
     probabilities = probabilities * torch.tensor(weights, dtype=torch.float32)[:, None]
