@@ -3,7 +3,8 @@
 # configs/fsdd.yaml (5 folds, one speaker held out each, trained on the other four under mpirun -n 2),
 # the final weights scored on the held-out speaker; prints per-speaker accuracy and macro ROC-AUC, and the
 # mean over folds and seeds (± the std of the per-seed means), and with several seeds what their models
-# averaged per fold score (an ensemble: `evaluate --checkpoint … --checkpoint …`). When torch and librosa are installed, the
+# averaged per fold score (an ensemble: `evaluate --checkpoint … --checkpoint …`), and apart, each model with
+# its BatchNorm re-fitted to the held-out speaker's clips (`evaluate --adapt-batchnorm`). When torch and librosa are installed, the
 # PyTorch peer (scripts/train-fsdd-pytorch.py) runs the same folds and seeds beside it at the run's epoch
 # count and learning rate: the plain recipe (centred short clips, no augmentation), or with
 # LOSO_PEER_AUGMENT=1 the defaults' augmentations and PerClip written again in numpy (`--augment`).
@@ -34,24 +35,49 @@ for seed in $seeds; do
         --threads 1 --set "environment.seed=$seed" "$@" 2>"$out/seed-$seed.log" \
         || { tail -5 "$out/seed-$seed.log"; exit 1; }
 done
-# The seeds' models of each held-out speaker averaged (`evaluate` with one --checkpoint per seed: each seed's
-# fold that held the speaker out), scored on that speaker: what an ensemble of the seeds gives an unseen voice.
+# Every score below is `evaluate` on one held-out speaker's recordings, listed in a CSV of their own.
+recordings=$(cd "$data" && pwd)
+held_out_speakers() {  # "fold:speaker" of every fold of run $1
+    python3 -c 'import json, sys; print(" ".join(str(f["fold"]) + ":" + f["validation_speakers"][0] for f in json.load(open(sys.argv[1]))["folds"]))' \
+        "$1/folds.json"
+}
+accuracy() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["accuracy"])' "$1"; }
+score() {  # score NAME SPEAKER [evaluate options]: accuracy on SPEAKER's clips, logs under $out/NAME
+    local name=$1 speaker=$2
+    shift 2
+    "$bin" evaluate "$@" --data "$out/speaker-$speaker.csv" 2>"$out/$name.log" >"$out/$name.json" \
+        || { tail -5 "$out/$name.log" >&2; return 1; }
+    accuracy "$out/$name.json"
+}
+first=${seeds%% *}
+for fold_speaker in $(held_out_speakers "$out/seed-$first"); do
+    speaker=${fold_speaker#*:}
+    { echo "audio,label,speaker"; for wav in "$recordings"/*_"$speaker"_*.wav; do name=$(basename "$wav"); echo "$wav,${name%%_*},$speaker"; done; } \
+        >"$out/speaker-$speaker.csv"
+done
+# Each fold's model with its BatchNorm statistics re-fitted to the held-out speaker's own clips (`evaluate
+# --adapt-batchnorm`, no labels used): what adapting to a caller's recordings gives. Transductive, so it is
+# reported apart from the scores above.
+adapted="$out/adapted.tsv"
+: >"$adapted"
+declare -A members  # speaker → one --checkpoint per seed: each seed's fold that held the speaker out
+for seed in $seeds; do
+    for fold_speaker in $(held_out_speakers "$out/seed-$seed"); do
+        fold=${fold_speaker%%:*} speaker=${fold_speaker#*:}
+        members[$speaker]+=" --checkpoint $out/seed-$seed/fold-$fold/final.ckpt"
+        printf '%s\t%s\t%s\n' "$seed" "$speaker" \
+            "$(score "adapted-seed-$seed-$speaker" "$speaker" --checkpoint "$out/seed-$seed/fold-$fold/final.ckpt" --adapt-batchnorm)" >>"$adapted"
+    done
+done
+# The seeds' models of each held-out speaker averaged (an ensemble), scored on that speaker: as they are,
+# and each adapted as above.
 ensemble="$out/ensemble.tsv"
 : >"$ensemble"
-first=${seeds%% *}
 if [ "$first" != "$seeds" ]; then
-    held_out() {  # the fold of run $1 that held out speaker $2
-        python3 -c 'import json, sys; print(next(f["fold"] for f in json.load(open(sys.argv[1]))["folds"] if f["validation_speakers"] == [sys.argv[2]]))' \
-            "$1/folds.json" "$2"
-    }
-    for speaker in $(python3 -c 'import json, sys; print(" ".join(f["validation_speakers"][0] for f in json.load(open(sys.argv[1]))["folds"]))' \
-            "$out/seed-$first/folds.json"); do
-        checkpoints=()
-        for seed in $seeds; do checkpoints+=(--checkpoint "$out/seed-$seed/fold-$(held_out "$out/seed-$seed" "$speaker")/final.ckpt"); done
-        "$bin" evaluate "${checkpoints[@]}" --data "$data" 2>"$out/ensemble-$speaker.log" >"$out/ensemble-$speaker.json" \
-            || { tail -5 "$out/ensemble-$speaker.log"; exit 1; }
-        printf '%s\t%s\n' "$speaker" "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["per_speaker_accuracy"][sys.argv[2]])' \
-            "$out/ensemble-$speaker.json" "$speaker")" >>"$ensemble"
+    for speaker in "${!members[@]}"; do
+        # shellcheck disable=SC2086  # the members are words
+        printf '%s\t%s\t%s\n' "$speaker" "$(score "ensemble-$speaker" "$speaker" ${members[$speaker]})" \
+            "$(score "ensemble-adapted-$speaker" "$speaker" ${members[$speaker]} --adapt-batchnorm)" >>"$ensemble"
     done
 fi
 peer="$out/pytorch.tsv"
@@ -71,9 +97,9 @@ if [ "${LOSO_PEER:-1}" != 0 ] && python3 -c "import torch, librosa" 2>/dev/null;
         done
     done
 fi
-python3 - "$out" "$peer" "$ensemble" $seeds <<'PY'
+python3 - "$out" "$peer" "$ensemble" "$adapted" $seeds <<'PY'
 import json, statistics, sys
-out, peer, ensemble, seeds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+out, peer, ensemble, adapted, seeds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 rows, means = {}, []
 for seed in seeds:
     summary = json.load(open(f"{out}/seed-{seed}/summary.json"))
@@ -101,10 +127,24 @@ for speaker, values in sorted(rows.items()):
     print(line)
 spread = statistics.stdev(means) if len(means) > 1 else 0.0
 print(f"digits-dist LOSO mean {statistics.mean(means):.3f} ± {spread:.3f} (per-seed means {', '.join(f'{m:.3f}' for m in means)})")
-averaged = dict(line.rstrip("\n").split("\t") for line in open(ensemble))
+averaged = {speaker: (float(plain), float(adapt)) for speaker, plain, adapt in (line.rstrip("\n").split("\t") for line in open(ensemble))}
 if averaged:
-    print(f"the {len(seeds)} seeds' models averaged per fold: LOSO {statistics.mean(float(a) for a in averaged.values()):.3f} ("
-          + ", ".join(f"{speaker} {float(a):.3f}" for speaker, a in sorted(averaged.items())) + ")")
+    print(f"the {len(seeds)} seeds' models averaged per fold: LOSO {statistics.mean(a for a, _ in averaged.values()):.3f} ("
+          + ", ".join(f"{speaker} {a:.3f}" for speaker, (a, _) in sorted(averaged.items())) + ")")
+adapted_rows = [line.rstrip("\n").split("\t") for line in open(adapted)]
+if adapted_rows:
+    by_seed, by_speaker = {}, {}
+    for seed, speaker, accuracy in adapted_rows:
+        by_seed.setdefault(seed, []).append(float(accuracy))
+        by_speaker.setdefault(speaker, []).append(float(accuracy))
+    adapted_means = [statistics.mean(v) for v in by_seed.values()]
+    adapted_spread = statistics.stdev(adapted_means) if len(adapted_means) > 1 else 0.0
+    print(f"BatchNorm adapted to each held-out speaker's clips (evaluate --adapt-batchnorm, transductive): LOSO "
+          f"{statistics.mean(adapted_means):.3f} ± {adapted_spread:.3f} ("
+          + ", ".join(f"{speaker} {statistics.mean(v):.3f}" for speaker, v in sorted(by_speaker.items())) + ")")
+    if averaged:
+        print(f"  the {len(seeds)} seeds' models averaged, each adapted: LOSO {statistics.mean(b for _, b in averaged.values()):.3f} ("
+              + ", ".join(f"{speaker} {b:.3f}" for speaker, (_, b) in sorted(averaged.items())) + ")")
 if torch:
     per_seed = {}
     for line in open(peer):

@@ -14,19 +14,27 @@ struct EvaluateCommand: ParsableCommand {
             ([true][predicted]), per-speaker and per-digit accuracy. A run folder with several fold models \
             is scored as their average (k-fold ensemble); so are the models of every --checkpoint given (runs \
             of other seeds or recipes: an ensemble). Clips are cut into the training chunk length and \
-            their chunks' probabilities averaged.
+            their chunks' probabilities averaged. With --adapt-batchnorm every model's BatchNorm statistics are \
+            first re-fitted to the evaluated clips' own (AdaBN: labels unused, the checkpoint left as it is), as \
+            for a new caller or microphone whose recordings are at hand; such scores are transductive, not \
+            comparable with plain ones.
 
             Examples:
               digits-dist evaluate --checkpoint runs/demo/fold-0/final.ckpt --data demo-data
               mpirun -n 4 digits-dist evaluate --checkpoint runs/amnist --data data/AudioMNIST/data
               digits-dist evaluate --checkpoint runs/seed-1 --checkpoint runs/seed-2 --data held-out.csv
               digits-dist evaluate --checkpoint runs/demo --set prediction.tta_vocal_tract=0.1 --data held-out.csv
+              digits-dist evaluate --checkpoint runs/demo --data one-callers-clips.csv --adapt-batchnorm
             """)
 
     @OptionGroup var ensemble: EnsembleOptions
 
     @Option(help: "Dataset folder or CSV.")
     var data: String
+
+    /// AdaBN: transductive, so its scores are not comparable with a plain evaluation's.
+    @Flag(help: "Re-fit each model's BatchNorm statistics to the evaluated clips (no labels used) before scoring them.")
+    var adaptBatchnorm = false
 
     @OptionGroup var compute: ComputeOptions
 
@@ -39,7 +47,8 @@ struct EvaluateCommand: ParsableCommand {
             let cache = try compute.openCache(dataset: dataset, settings: audio, workers: 0, world: world)
             let clips = dataset.clips.indices.filter { cache.frames(ofClip: $0) > 0 }
             let metrics = try Trainer.evaluate(clips: Array(clips), dataset: dataset, cache: cache,
-                                               classifiers: models.map { $0.classifier() }, communicator: world)
+                                               classifiers: models.map { $0.classifier() }, communicator: world,
+                                               adaptBatchNorm: adaptBatchnorm)
             if let metrics {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]

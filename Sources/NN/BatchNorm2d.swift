@@ -58,6 +58,8 @@ final class BatchNorm2d {
     private let mean, inverseStd: UnsafeMutablePointer<Double>
     private let reduction: UnsafeMutablePointer<Double>  // [2C + 1]
     private var lastForwardWasTraining = false
+    /// Training forwards since `startCumulativeStatistics()`; nil: the running statistics move by `momentum`.
+    private var cumulativeUpdates: Int?
 
     init(_ context: NetworkContext, name: String, channels: Int, height: Int, width: Int, rectifies: Bool = false) {
         self.channels = channels
@@ -87,6 +89,11 @@ final class BatchNorm2d {
         (context.buffers + runningVar.offset).update(repeating: 1, count: channels)
     }
 
+    /// From now on the running statistics are the plain average over the training forwards that follow
+    /// (PyTorch's momentum=None), the first forward's replacing the old ones; `stopCumulativeStatistics()` ends it.
+    func startCumulativeStatistics() { cumulativeUpdates = 0 }
+    func stopCumulativeStatistics() { cumulativeUpdates = nil }
+
     private func reduceAcrossRanks(count: Int) -> Double {
         reduction[2 * channels] = Double(count)
         context.batchNormReduce?(reduction, 2 * channels + 1)
@@ -110,6 +117,8 @@ final class BatchNorm2d {
                 }
             }
             let total = reduceAcrossRanks(count: n)
+            let momentum = cumulativeUpdates.map { 1 / Double($0 + 1) } ?? self.momentum
+            cumulativeUpdates = cumulativeUpdates.map { $0 + 1 }
             for c in 0..<channels {
                 let m = reduction[c] / total
                 let variance = max(reduction[channels + c] / total - m * m, 0)

@@ -346,6 +346,16 @@ public final class ResNet {
         stem.backward(input: input.value, doutput: stem.output.grad, dinput: nil, accumulate: false, batch: batch)
     }
 
+    /// Re-estimates every BatchNorm's running statistics as their plain average over the training-mode
+    /// forwards `body` runs (AdaBN, Li et al. 2016: a trained network's normalisation re-fitted, without
+    /// labels, to the data it is about to classify). Weights are not touched.
+    public func reestimateBatchNormStatistics(_ body: () throws -> Void) rethrows {
+        let norms = ([stem] + blocks.flatMap { $0.mainPath + ($0.projection.map { [$0] } ?? []) }).map(\.norm)
+        for norm in norms { norm.startCumulativeStatistics() }
+        defer { for norm in norms { norm.stopCumulativeStatistics() } }
+        try body()
+    }
+
     /// The ε of every BatchNorm's variance, for exporters that fold them into the convolutions.
     public static var batchNormEpsilon: Double { BatchNorm2d.epsilon }
 

@@ -67,6 +67,17 @@ public final class ChunkedClassifier {
     /// probabilities (clip index, start frame, classes values).
     public func classify(count: Int, clip: (Int) -> ClipFeatures,
                          eachChunk: ((Int, Int, UnsafeBufferPointer<Float>) -> Void)? = nil) throws -> [Float] {
+        try classify(count: count, clip: clip, eachChunk: eachChunk, training: false)
+    }
+
+    /// Re-fits the model's BatchNorm statistics to the chunks of these `count` clips (every variant, as
+    /// `classify` cuts them), without labels: `ResNet.reestimateBatchNormStatistics`.
+    public func adaptBatchNorm(count: Int, clip: (Int) -> ClipFeatures) throws {
+        try model.reestimateBatchNormStatistics { _ = try classify(count: count, clip: clip, eachChunk: nil, training: true) }
+    }
+
+    private func classify(count: Int, clip: (Int) -> ClipFeatures, eachChunk: ((Int, Int, UnsafeBufferPointer<Float>) -> Void)?,
+                          training: Bool) throws -> [Float] {
         let classes = Self.classes, variants = plan.variants
         var rows: [(clip: Int, start: Int, variant: Int)] = []
         for i in 0..<count {
@@ -109,7 +120,7 @@ public final class ChunkedClassifier {
                 plan.normalization.apply(window, melBins: melBins, frames: cropFrames, clip: features.values,
                                          clipFrames: features.frames, changed: warped)
             }
-            let logits = try model.forward(input: input, batch: group.count, training: false)
+            let logits = try model.forward(input: input, batch: group.count, training: training)
             for (slot, row) in group.enumerated() {
                 Self.softmax(logits + slot * classes, into: &probabilities)
                 for k in 0..<classes { sums[row.clip * classes + k] += Float(rowWeights[slot]) * probabilities[k] }

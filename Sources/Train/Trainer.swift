@@ -377,14 +377,19 @@ public final class Trainer {
 
     /// Also serves `digits-dist evaluate`: several classifiers (a k-fold run's models) are averaged.
     public static func evaluate(clips: [Int], dataset: Dataset, cache: FeatureCache, classifiers: [ChunkedClassifier],
-                                communicator: Communicator) throws -> ClassificationMetrics? {
+                                communicator: Communicator, adaptBatchNorm: Bool = false) throws -> ClassificationMetrics? {
         let mine = stride(from: communicator.rank, to: clips.count, by: communicator.size).map { clips[$0] }
         var probabilities = [Float](repeating: 0, count: mine.count * ChunkedClassifier.classes)
+        let clip = { (i: Int) -> ChunkedClassifier.ClipFeatures in
+            let features = cache.features(ofClip: mine[i])
+            return (features.baseAddress!, cache.frames(ofClip: mine[i]), cache.silenceLevel(ofClip: mine[i]))
+        }
         for classifier in classifiers {
-            let own = try classifier.classify(count: mine.count) { i in
-                let features = cache.features(ofClip: mine[i])
-                return (features.baseAddress!, cache.frames(ofClip: mine[i]), cache.silenceLevel(ofClip: mine[i]))
+            if adaptBatchNorm {
+                try classifier.adaptBatchNorm(count: mine.count, clip: clip)
+                try averageBatchNormStatistics(of: classifier.model, weight: mine.count, communicator: communicator)
             }
+            let own = try classifier.classify(count: mine.count, clip: clip)
             for i in probabilities.indices { probabilities[i] += own[i] / Float(classifiers.count) }
         }
         let gatheredProbabilities = try communicator.gatherv(probabilities)
@@ -394,6 +399,19 @@ public final class Trainer {
         return ClassificationMetrics(probabilities: gatheredProbabilities.flatMap { $0 },
                                      labels: allClips.map { dataset.clips[$0].label },
                                      speakers: allClips.map { dataset.clips[$0].speaker })
+    }
+
+    /// Each rank adapted its model to its own shard: every rank takes the shards' statistics averaged,
+    /// weighted by their clip counts, so the sharded evaluation scores one model.
+    static func averageBatchNormStatistics(of model: ResNet, weight: Int, communicator: Communicator) throws {
+        guard communicator.size > 1 else { return }
+        let values = UnsafeMutablePointer<Float>.allocate(capacity: model.bufferCount + 1)
+        defer { values.deallocate() }
+        for i in 0..<model.bufferCount { values[i] = model.buffers[i] * Float(weight) }
+        values[model.bufferCount] = Float(weight)
+        try communicator.allReduceSum(values, count: model.bufferCount + 1)
+        guard values[model.bufferCount] > 0 else { return }
+        for i in 0..<model.bufferCount { model.buffers[i] = values[i] / values[model.bufferCount] }
     }
 
     /// The run's state after `step` steps: weights, BatchNorm statistics, optimizer moments and position.

@@ -316,6 +316,41 @@ final class BatchNormTests: XCTestCase {
         }
     }
 
+    /// AdaBN's re-estimation: the running statistics become the plain average of the batches' means and
+    /// unbiased variances, whatever they were; afterwards a training forward moves them by momentum 0.1 again.
+    func testCumulativeStatisticsAverageTheBatchesAndThenMomentumResumes() {
+        let context = NetworkContext()
+        let channels = 2, height = 3, width = 2, batch = 2, n = batch * height * width
+        let norm = BatchNorm2d(context, name: "bn", channels: channels, height: height, width: width)
+        context.allocate()
+        norm.initialize()
+        var rng = Xoshiro256(seed: 31)
+        let output = Buffer(channels * n)
+        var means = [[Double]](repeating: [], count: channels), variances = means
+        norm.startCumulativeStatistics()
+        for shift in [0.0, 5.0, -3.0] {
+            let input = Buffer(random: channels * n, rng: &rng, scale: 2)
+            for i in 0..<input.count { input[i] += Float(shift) }
+            norm.forward(input: input.pointer, output: output.pointer, batch: batch, training: true)
+            for c in 0..<channels {
+                let x = (0..<n).map { Double(input[c * n + $0]) }, mean = x.reduce(0, +) / Double(n)
+                means[c].append(mean)
+                variances[c].append(x.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n - 1))
+            }
+        }
+        norm.stopCumulativeStatistics()
+        let runningMean = context.buffers + norm.runningMean.offset, runningVar = context.buffers + norm.runningVar.offset
+        for c in 0..<channels {
+            XCTAssertEqual(Double(runningMean[c]), means[c].reduce(0, +) / 3, accuracy: 1e-5)
+            XCTAssertEqual(Double(runningVar[c]), variances[c].reduce(0, +) / 3, accuracy: 1e-4)
+        }
+        let before = (Double(runningMean[0]), Double(runningVar[0]))
+        let input = Buffer(random: channels * n, rng: &rng)
+        norm.forward(input: input.pointer, output: output.pointer, batch: batch, training: true)
+        let x = (0..<n).map { Double(input[$0]) }, mean = x.reduce(0, +) / Double(n)
+        XCTAssertEqual(Double(runningMean[0]), 0.9 * before.0 + 0.1 * mean, accuracy: 1e-5)
+    }
+
     func testReductionHookSeesLocalSumsAndCanMakeStatisticsGlobal() {
         // Two "ranks" holding the two halves of a batch, reduced by a hook, must normalise exactly like one
         // process holding the whole batch.

@@ -35,6 +35,37 @@ final class ChunkedClassifierTests: XCTestCase {
         for k in 0..<10 { XCTAssertEqual(equal[k], (perChunk[0][k] + perChunk[1][k]) / 2, accuracy: 1e-6) }
     }
 
+    /// Adapting BatchNorm to clips re-fits the running statistics alone, the same way each time. Inputs
+    /// scaled by 3 (zero padding stays zero, so every convolution output scales by 3 too) mislead the
+    /// model; adapted to them, it gives what it gave the unscaled clips: the statistics absorb the change.
+    func testAdaptingBatchNormRefitsStatisticsAloneAndAbsorbsAScaledInput() throws {
+        let melBins = 16, frames = 8, count = 12
+        let model = try ResNet(arch: .resnet18, width: 4, inputHeight: melBins, inputWidth: frames, maxBatch: 4, seed: 7)
+        var rng = Xoshiro256(seed: 5)
+        let clips = (0..<count).map { _ in (0..<(melBins * frames)).map { _ in Float(rng.nextGaussian()) } }
+        let scaled = clips.map { $0.map { 3 * $0 } }
+        let classifier = ChunkedClassifier(model: model, melBins: melBins, cropFrames: frames, batch: 4, plan: InferencePlan())
+        func run(_ data: [[Float]], adapt: Bool) throws -> [Float] {
+            let flat = Array(data.joined()), plane = melBins * frames
+            return try flat.withUnsafeBufferPointer { values in
+                let features = { (i: Int) -> ChunkedClassifier.ClipFeatures in (values.baseAddress! + i * plane, frames, 0) }
+                if adapt { try classifier.adaptBatchNorm(count: count, clip: features) }
+                return try classifier.classify(count: count, clip: features)
+            }
+        }
+        let weights = Array(UnsafeBufferPointer(start: model.parameters, count: model.parameterCount))
+        let asTrained = try run(clips, adapt: true)
+        let statistics = Array(UnsafeBufferPointer(start: model.buffers, count: model.bufferCount))
+        XCTAssertEqual(try run(clips, adapt: true), asTrained, "adapting again to the same clips changes nothing")
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: model.parameters, count: model.parameterCount)), weights)
+        let unadapted = try run(scaled, adapt: false)
+        let adapted = try run(scaled, adapt: true)
+        XCTAssertNotEqual(Array(UnsafeBufferPointer(start: model.buffers, count: model.bufferCount)), statistics)
+        let gapBefore = zip(unadapted, asTrained).map { abs($0 - $1) }.max()!, gapAfter = zip(adapted, asTrained).map { abs($0 - $1) }.max()!
+        XCTAssertGreaterThan(gapBefore, 0.05, "the scaled clips must mislead the unadapted model")
+        XCTAssertLessThan(gapAfter, 1e-3)
+    }
+
     func testMeanPowerIsTheMeanOfThePowersAtAnyLevel() {
         for level: Float in [-100, 0, 40] {
             let window: [Float] = [level, level - 10, level - 20, level - 30]

@@ -1,0 +1,52 @@
+import Foundation
+import XCTest
+
+/// `evaluate --adapt-batchnorm`: each model's BatchNorm statistics re-fitted to the evaluated clips before
+/// they are scored, in one process and sharded over ranks; the checkpoint on disk stays as it was.
+final class AdaptBatchNormTests: XCTestCase {
+    struct Metrics: Decodable, Equatable {
+        var clips: Int
+        var accuracy: Double
+        var macroROCAUC: Double
+        enum CodingKeys: String, CodingKey { case clips, accuracy, macroROCAUC = "macro_roc_auc" }
+    }
+
+    func testAdaptedEvaluationScoresEveryClipOnEveryRankCountAndLeavesTheCheckpoint() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: fsddRecordings), "shared FSDD data absent")
+        let root = try temporaryFolder("adapt-batchnorm")
+        func folder(_ name: String, speakers: [String], takes: Range<Int>) throws -> String {
+            let path = root + "/" + name
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            for speaker in speakers { for digit in 0..<10 { for take in takes {
+                let file = "\(digit)_\(speaker)_\(take).wav"
+                try FileManager.default.createSymbolicLink(atPath: path + "/" + file, withDestinationPath: fsddRecordings + "/" + file)
+            } } }
+            return path
+        }
+        let training = try folder("train", speakers: ["george", "jackson", "theo"], takes: 0..<3)
+        let unseen = try folder("unseen", speakers: ["nicolas"], takes: 0..<3)
+        let settings = ["architecture.width=4", "training.batch_size=8", "training.epochs=1", "dataset.validation_size=0.34"]
+        let trained = try runProcess([try digitsDistBinary(), "train", "--data", training, "--out", root + "/run",
+                                      "--cache-dir", root + "/cache", "--threads", "1"] + settings.flatMap { ["--set", $0] }, timeout: 600)
+        XCTAssertEqual(trained.status, 0, trained.summary)
+        let checkpoint = root + "/run"
+        let files = try XCTUnwrap(FileManager.default.subpaths(atPath: checkpoint)).filter { $0.hasSuffix("final.ckpt") }
+        XCTAssertEqual(files.count, 1)
+        let saved = try Data(contentsOf: URL(fileURLWithPath: checkpoint + "/" + files[0]))
+        func evaluate(ranks: Int, _ options: [String]) throws -> Metrics {
+            let arguments = ["evaluate", "--checkpoint", checkpoint, "--data", unseen, "--cache-dir", root + "/cache", "--threads", "1"] + options
+            let result = ranks == 1 ? try runProcess([try digitsDistBinary()] + arguments, timeout: 300)
+                : try mpirun(ranks, arguments, timeout: 300)
+            XCTAssertEqual(result.status, 0, result.summary)
+            return try JSONDecoder().decode(Metrics.self, from: Data(result.stdout.utf8))
+        }
+        let plain = try evaluate(ranks: 1, [])
+        let adapted = try evaluate(ranks: 1, ["--adapt-batchnorm"])
+        let sharded = try evaluate(ranks: 2, ["--adapt-batchnorm"])
+        for metrics in [plain, adapted, sharded] { XCTAssertEqual(metrics.clips, 30) }
+        XCTAssertNotEqual(adapted, plain, "re-fitted statistics must change the scores")
+        XCTAssertEqual(try evaluate(ranks: 1, ["--adapt-batchnorm"]), adapted, "adapting is deterministic")
+        XCTAssertNotEqual(sharded, plain, "every rank must adapt (to statistics averaged over the shards)")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: checkpoint + "/" + files[0])), saved, "the checkpoint is not rewritten")
+    }
+}
