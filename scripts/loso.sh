@@ -65,8 +65,8 @@ for seed in $seeds; do
     for fold_speaker in $(held_out_speakers "$out/seed-$seed"); do
         fold=${fold_speaker%%:*} speaker=${fold_speaker#*:}
         members[$speaker]+=" --checkpoint $out/seed-$seed/fold-$fold/final.ckpt"
-        printf '%s\t%s\t%s\n' "$seed" "$speaker" \
-            "$(score "adapted-seed-$seed-$speaker" "$speaker" --checkpoint "$out/seed-$seed/fold-$fold/final.ckpt" --adapt-batchnorm)" >>"$adapted"
+        score=$(score "adapted-seed-$seed-$speaker" "$speaker" --checkpoint "$out/seed-$seed/fold-$fold/final.ckpt" --adapt-batchnorm)
+        printf '%s\t%s\t%s\n' "$seed" "$speaker" "$score" >>"$adapted"
     done
 done
 # The seeds' models of each held-out speaker averaged (an ensemble), scored on that speaker: as they are,
@@ -76,8 +76,10 @@ ensemble="$out/ensemble.tsv"
 if [ "$first" != "$seeds" ]; then
     for speaker in "${!members[@]}"; do
         # shellcheck disable=SC2086  # the members are words
-        printf '%s\t%s\t%s\n' "$speaker" "$(score "ensemble-$speaker" "$speaker" ${members[$speaker]})" \
-            "$(score "ensemble-adapted-$speaker" "$speaker" ${members[$speaker]} --adapt-batchnorm)" >>"$ensemble"
+        plain=$(score "ensemble-$speaker" "$speaker" ${members[$speaker]})
+        # shellcheck disable=SC2086
+        adapted_score=$(score "ensemble-adapted-$speaker" "$speaker" ${members[$speaker]} --adapt-batchnorm)
+        printf '%s\t%s\t%s\n' "$speaker" "$plain" "$adapted_score" >>"$ensemble"
     done
 fi
 peer="$out/pytorch.tsv"

@@ -13,17 +13,24 @@ struct PredictCommand: ParsableCommand {
             prediction.inference_chunk_seconds are cut into chunks of that length (method Fix; the last one \
             padded) whose probabilities are averaged; --chunks adds each chunk's own prediction. Audio past \
             prediction.max_inference_chunk_seconds is not read. A run folder with several fold models \
-            predicts with their average; so do the models of every --checkpoint given (an ensemble of runs).
+            predicts with their average; so do the models of every --checkpoint given (an ensemble of runs). \
+            --adapt-batchnorm reads every file first and re-fits the models' BatchNorm statistics to them \
+            (AdaBN), for a batch of recordings of one caller or microphone: unseen FSDD speakers 0.890 -> 0.906 \
+            (README, "Adapting to the caller").
 
             Examples:
               digits-dist predict --checkpoint runs/demo/fold-0/final.ckpt demo-data/01/7_01_0.wav
               digits-dist predict --checkpoint runs/demo --chunks long-recording.wav
+              digits-dist predict --checkpoint runs/demo --adapt-batchnorm caller-42/*.wav
             """)
 
     @OptionGroup var ensemble: EnsembleOptions
 
     @Flag(help: "Also print every chunk's prediction.")
     var chunks = false
+
+    @Flag(help: "Re-fit each model's BatchNorm statistics to these files (no labels used) before predicting them.")
+    var adaptBatchnorm = false
 
     @Argument(help: "Audio files (WAV, FLAC; any rate and channel count).")
     var files: [String]
@@ -51,44 +58,73 @@ struct PredictCommand: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             var failures = 0
-            for file in files {
+            func features(of file: String) -> Features? {
                 do {
                     let decoded = try AudioFile.read(path: file)
                     var samples = decoded.sampleRate == settings.sampleRate ? decoded.samples
                         : try Resampler.resample(decoded.samples, from: decoded.sampleRate, to: settings.sampleRate)
                     if samples.count > maxSamples { samples.removeLast(samples.count - maxSamples) }
                     let values = extractor.logMel(samples)
-                    let frames = values.count / settings.melBins
-                    let padding = values.min() ?? 0
-                    var probabilities = [Float](repeating: 0, count: ChunkedClassifier.classes)
-                    var chunkLines: [Int: Line.Chunk] = [:]
-                    for classifier in classifiers {
-                        let mean = try values.withUnsafeBufferPointer { buffer in
-                            try classifier.classify(count: 1, clip: { _ in (buffer.baseAddress!, frames, padding) }) { _, start, chunk in
-                                guard chunks else { return }
-                                var line = chunkLines[start] ?? Line.Chunk(
-                                    start_seconds: Double(start * settings.hopSize) / Double(settings.sampleRate), digit: 0,
-                                    probabilities: [Float](repeating: 0, count: chunk.count))
-                                for k in chunk.indices { line.probabilities[k] += chunk[k] / Float(classifiers.count) }
-                                chunkLines[start] = line
-                            }
-                        }
-                        for k in probabilities.indices { probabilities[k] += mean[k] / Float(classifiers.count) }
-                    }
-                    let chunkList = chunks ? chunkLines.keys.sorted().map { start -> Line.Chunk in
-                        var line = chunkLines[start]!
-                        line.digit = Self.argmax(line.probabilities)
-                        return line
-                    } : nil
-                    let line = Line(file: file, digit: Self.argmax(probabilities), probabilities: probabilities, chunks: chunkList)
-                    print(String(decoding: try encoder.encode(line), as: UTF8.self))
+                    return Features(values: values, frames: values.count / settings.melBins, padding: values.min() ?? 0)
                 } catch {
                     Log.error(error)
                     failures += 1
+                    return nil
                 }
+            }
+            func predict(_ file: String, _ features: Features) throws {
+                var probabilities = [Float](repeating: 0, count: ChunkedClassifier.classes)
+                var chunkLines: [Int: Line.Chunk] = [:]
+                for classifier in classifiers {
+                    let mean = try features.values.withUnsafeBufferPointer { buffer in
+                        try classifier.classify(count: 1, clip: { _ in (buffer.baseAddress!, features.frames, features.padding) }) { _, start, chunk in
+                            guard chunks else { return }
+                            var line = chunkLines[start] ?? Line.Chunk(
+                                start_seconds: Double(start * settings.hopSize) / Double(settings.sampleRate), digit: 0,
+                                probabilities: [Float](repeating: 0, count: chunk.count))
+                            for k in chunk.indices { line.probabilities[k] += chunk[k] / Float(classifiers.count) }
+                            chunkLines[start] = line
+                        }
+                    }
+                    for k in probabilities.indices { probabilities[k] += mean[k] / Float(classifiers.count) }
+                }
+                let chunkList = chunks ? chunkLines.keys.sorted().map { start -> Line.Chunk in
+                    var line = chunkLines[start]!
+                    line.digit = Self.argmax(line.probabilities)
+                    return line
+                } : nil
+                let line = Line(file: file, digit: Self.argmax(probabilities), probabilities: probabilities, chunks: chunkList)
+                print(String(decoding: try encoder.encode(line), as: UTF8.self))
+            }
+            if adaptBatchnorm {
+                // Every file is read before the first is scored: the models adapt to all of them.
+                let read = files.compactMap { file in features(of: file).map { (file: file, features: $0) } }
+                if read.count < 10 {
+                    // Measured on an unseen FSDD speaker: 10 clips at a time +1 point, 50 +1.4, 1 clip alone worse.
+                    Log.info("--adapt-batchnorm with \(read.count) file(s): adapting is measured to help from 10 recordings of one caller up")
+                }
+                let flat = read.flatMap(\.features.values)
+                let offsets = read.reduce(into: [0]) { $0.append($0.last! + $1.features.values.count) }
+                try flat.withUnsafeBufferPointer { buffer in
+                    for classifier in classifiers {
+                        try classifier.adaptBatchNorm(count: read.count) { i in
+                            (buffer.baseAddress! + offsets[i], read[i].features.frames, read[i].features.padding)
+                        }
+                    }
+                }
+                for (file, features) in read { try predict(file, features) }
+            } else {
+                for file in files { if let features = features(of: file) { try predict(file, features) } }
             }
             if failures > 0 { throw ExitCode.failure }
         }
+    }
+
+    /// One file's log-mel (melBins rows), as a classifier reads it.
+    struct Features {
+        let values: [Float]
+        let frames: Int
+        let padding: Float
     }
 
     static func argmax(_ values: [Float]) -> Int {

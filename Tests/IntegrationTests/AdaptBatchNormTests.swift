@@ -1,8 +1,8 @@
 import Foundation
 import XCTest
 
-/// `evaluate --adapt-batchnorm`: each model's BatchNorm statistics re-fitted to the evaluated clips before
-/// they are scored, in one process and sharded over ranks; the checkpoint on disk stays as it was.
+/// `evaluate --adapt-batchnorm` and `predict --adapt-batchnorm`: each model's BatchNorm statistics re-fitted
+/// to the clips before they are scored (in one process and sharded over ranks); the checkpoint stays as it was.
 final class AdaptBatchNormTests: XCTestCase {
     struct Metrics: Decodable, Equatable {
         var clips: Int
@@ -11,7 +11,7 @@ final class AdaptBatchNormTests: XCTestCase {
         enum CodingKeys: String, CodingKey { case clips, accuracy, macroROCAUC = "macro_roc_auc" }
     }
 
-    func testAdaptedEvaluationScoresEveryClipOnEveryRankCountAndLeavesTheCheckpoint() throws {
+    func testAdaptedEvaluationAndPredictionScoreEveryClipAndLeaveTheCheckpoint() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: fsddRecordings), "shared FSDD data absent")
         let root = try temporaryFolder("adapt-batchnorm")
         func folder(_ name: String, speakers: [String], takes: Range<Int>) throws -> String {
@@ -48,5 +48,24 @@ final class AdaptBatchNormTests: XCTestCase {
         XCTAssertEqual(try evaluate(ranks: 1, ["--adapt-batchnorm"]), adapted, "adapting is deterministic")
         XCTAssertNotEqual(sharded, plain, "every rank must adapt (to statistics averaged over the shards)")
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: checkpoint + "/" + files[0])), saved, "the checkpoint is not rewritten")
+
+        // predict adapts to the files it is given, all read first; one unreadable file is reported, the rest predicted.
+        struct Prediction: Decodable { var file: String; var probabilities: [Double] }
+        let wavs = try FileManager.default.contentsOfDirectory(atPath: unseen).sorted().map { unseen + "/" + $0 }
+        func predict(_ options: [String]) throws -> (status: Int32, lines: [Prediction], stderr: String) {
+            let result = try runProcess([try digitsDistBinary(), "predict", "--checkpoint", checkpoint] + options, timeout: 300)
+            return (result.status, try result.stdout.split(separator: "\n").map { try JSONDecoder().decode(Prediction.self, from: Data($0.utf8)) },
+                    result.stderr)
+        }
+        let plainLines = try predict(wavs), adaptedLines = try predict(["--adapt-batchnorm"] + wavs)
+        XCTAssertEqual(plainLines.status, 0, plainLines.stderr)
+        XCTAssertEqual(adaptedLines.status, 0, adaptedLines.stderr)
+        XCTAssertEqual(adaptedLines.lines.map(\.file), wavs)
+        XCTAssertNotEqual(adaptedLines.lines.map(\.probabilities), plainLines.lines.map(\.probabilities))
+        let withMissing = try predict(["--adapt-batchnorm", root + "/missing.wav"] + wavs)
+        XCTAssertNotEqual(withMissing.status, 0)
+        XCTAssertTrue(withMissing.stderr.contains(root + "/missing.wav"), withMissing.stderr)
+        XCTAssertEqual(withMissing.lines.map(\.probabilities), adaptedLines.lines.map(\.probabilities), "adapted to the readable files alone")
+        XCTAssertTrue(try predict(["--adapt-batchnorm", wavs[0]]).stderr.contains("--adapt-batchnorm with 1 file(s)"))
     }
 }
