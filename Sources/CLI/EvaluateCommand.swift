@@ -17,7 +17,8 @@ struct EvaluateCommand: ParsableCommand {
             their chunks' probabilities averaged. With --adapt-batchnorm every model's BatchNorm statistics are \
             first re-fitted to the evaluated clips' own (AdaBN: labels unused, the checkpoint left as it is), as \
             for a new caller or microphone whose recordings are at hand; such scores are transductive, not \
-            comparable with plain ones.
+            comparable with plain ones. --save-adapted FILE then writes the adapted model (one checkpoint), for \
+            predict to use on that caller's or site's later recordings one at a time.
 
             Examples:
               digits-dist evaluate --checkpoint runs/demo/fold-0/final.ckpt --data demo-data
@@ -25,6 +26,7 @@ struct EvaluateCommand: ParsableCommand {
               digits-dist evaluate --checkpoint runs/seed-1 --checkpoint runs/seed-2 --data held-out.csv
               digits-dist evaluate --checkpoint runs/demo --set prediction.tta_vocal_tract=0.1 --data held-out.csv
               digits-dist evaluate --checkpoint runs/demo --data one-callers-clips.csv --adapt-batchnorm
+              digits-dist evaluate --checkpoint runs/demo/final.ckpt --data site-clips --adapt-batchnorm --save-adapted site.ckpt
             """)
 
     @OptionGroup var ensemble: EnsembleOptions
@@ -36,11 +38,22 @@ struct EvaluateCommand: ParsableCommand {
     @Flag(help: "Re-fit each model's BatchNorm statistics to the evaluated clips (no labels used) before scoring them.")
     var adaptBatchnorm = false
 
+    @Option(help: ArgumentHelp("With --adapt-batchnorm and one model: write the adapted model to this checkpoint file.",
+                               valueName: "file"))
+    var saveAdapted: String?
+
+    func validate() throws {
+        if saveAdapted != nil && !adaptBatchnorm { throw ValidationError("--save-adapted needs --adapt-batchnorm") }
+    }
+
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
         try onEveryRank { world in
             let models = try ensemble.load().models
+            if let saveAdapted, models.count > 1 {
+                throw ValidationError("--save-adapted \(saveAdapted): saves one model, and the checkpoints given hold \(models.count)")
+            }
             BLAS.setThreads(compute.blasThreads)
             let audio = models[0].metadata.audio
             let dataset = try Dataset.load(path: data)
@@ -49,6 +62,10 @@ struct EvaluateCommand: ParsableCommand {
             let metrics = try Trainer.evaluate(clips: Array(clips), dataset: dataset, cache: cache,
                                                classifiers: models.map { $0.classifier() }, communicator: world,
                                                adaptBatchNorm: adaptBatchnorm)
+            if let saveAdapted, world.rank == 0 {
+                try models[0].writeWithCurrentStatistics(to: saveAdapted)
+                Log.info("\(saveAdapted): \(models[0].path) with its BatchNorm statistics adapted to \(data)")
+            }
             if let metrics {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]

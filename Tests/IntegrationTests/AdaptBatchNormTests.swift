@@ -32,7 +32,7 @@ final class AdaptBatchNormTests: XCTestCase {
         let checkpoint = root + "/run"
         let files = try XCTUnwrap(FileManager.default.subpaths(atPath: checkpoint)).filter { $0.hasSuffix("final.ckpt") }
         XCTAssertEqual(files.count, 1)
-        let saved = try Data(contentsOf: URL(fileURLWithPath: checkpoint + "/" + files[0]))
+        let original = try Data(contentsOf: URL(fileURLWithPath: checkpoint + "/" + files[0]))
         func evaluate(ranks: Int, _ options: [String]) throws -> Metrics {
             let arguments = ["evaluate", "--checkpoint", checkpoint, "--data", unseen, "--cache-dir", root + "/cache", "--threads", "1"] + options
             let result = ranks == 1 ? try runProcess([try digitsDistBinary()] + arguments, timeout: 300)
@@ -47,7 +47,18 @@ final class AdaptBatchNormTests: XCTestCase {
         XCTAssertNotEqual(adapted, plain, "re-fitted statistics must change the scores")
         XCTAssertEqual(try evaluate(ranks: 1, ["--adapt-batchnorm"]), adapted, "adapting is deterministic")
         XCTAssertNotEqual(sharded, plain, "every rank must adapt (to statistics averaged over the shards)")
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: checkpoint + "/" + files[0])), saved, "the checkpoint is not rewritten")
+        // The adapted model saved scores the clips as the adapted evaluation did, now without adapting.
+        let saved = root + "/adapted.ckpt"
+        XCTAssertEqual(try evaluate(ranks: 1, ["--adapt-batchnorm", "--save-adapted", saved]), adapted)
+        let reloaded = try runProcess([try digitsDistBinary(), "evaluate", "--checkpoint", saved, "--data", unseen,
+                                       "--cache-dir", root + "/cache", "--threads", "1"], timeout: 300)
+        XCTAssertEqual(reloaded.status, 0, reloaded.summary)
+        XCTAssertEqual(try JSONDecoder().decode(Metrics.self, from: Data(reloaded.stdout.utf8)), adapted)
+        let refused = try runProcess([try digitsDistBinary(), "evaluate", "--checkpoint", checkpoint, "--data", unseen,
+                                      "--save-adapted", saved], timeout: 120)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("--save-adapted needs --adapt-batchnorm"), refused.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: checkpoint + "/" + files[0])), original, "the checkpoint is not rewritten")
 
         // predict adapts to the files it is given, all read first; one unreadable file is reported, the rest predicted.
         struct Prediction: Decodable { var file: String; var probabilities: [Double] }
