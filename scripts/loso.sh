@@ -65,8 +65,8 @@ for seed in $seeds; do
     for fold_speaker in $(held_out_speakers "$out/seed-$seed"); do
         fold=${fold_speaker%%:*} speaker=${fold_speaker#*:}
         members[$speaker]+=" --checkpoint $out/seed-$seed/fold-$fold/final.ckpt"
-        score=$(score "adapted-seed-$seed-$speaker" "$speaker" --checkpoint "$out/seed-$seed/fold-$fold/final.ckpt" --adapt-batchnorm)
-        printf '%s\t%s\t%s\n' "$seed" "$speaker" "$score" >>"$adapted"
+        adapted_score=$(score "adapted-seed-$seed-$speaker" "$speaker" --checkpoint "$out/seed-$seed/fold-$fold/final.ckpt" --adapt-batchnorm)
+        printf '%s\t%s\t%s\n' "$seed" "$speaker" "$adapted_score" >>"$adapted"
     done
 done
 # The seeds' models of each held-out speaker averaged (an ensemble), scored on that speaker: as they are,

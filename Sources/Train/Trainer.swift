@@ -387,7 +387,7 @@ public final class Trainer {
         for classifier in classifiers {
             if adaptBatchNorm {
                 try classifier.adaptBatchNorm(count: mine.count, clip: clip)
-                try averageBatchNormStatistics(of: classifier.model, weight: mine.count, communicator: communicator)
+                try averageAdaptedStatistics(of: classifier.model, weight: mine.count, communicator: communicator)
             }
             let own = try classifier.classify(count: mine.count, clip: clip)
             for i in probabilities.indices { probabilities[i] += own[i] / Float(classifiers.count) }
@@ -403,7 +403,7 @@ public final class Trainer {
 
     /// Each rank adapted its model to its own shard: every rank takes the shards' statistics averaged,
     /// weighted by their clip counts, so the sharded evaluation scores one model.
-    static func averageBatchNormStatistics(of model: ResNet, weight: Int, communicator: Communicator) throws {
+    static func averageAdaptedStatistics(of model: ResNet, weight: Int, communicator: Communicator) throws {
         guard communicator.size > 1 else { return }
         let values = UnsafeMutablePointer<Float>.allocate(capacity: model.bufferCount + 1)
         defer { values.deallocate() }
