@@ -272,7 +272,9 @@ public final class Trainer {
             try bucketer.finish(scale: 1)
             if let communicationError { throw communicationError }
             try communicator.allReduceSum(lossAndStop, count: 2)
-            if !recipe.syncBatchNorm(ranks: ranks) { try averageBatchNormStatistics() }
+            if !recipe.syncBatchNorm(ranks: ranks) {
+                try Self.averageBatchNormStatistics(of: model, totalWeight: Float(ranks), communicator: communicator)
+            }
         }
         weightedLoss = lossAndStop[0]
         guard weightedLoss.isFinite else {
@@ -300,12 +302,18 @@ public final class Trainer {
         return (weightedLoss, lossAndStop[1] > 0)
     }
 
-    /// Per-rank BatchNorm leaves each rank with running statistics of its own shards; averaged over the ranks
-    /// after every step, every rank holds the same ones, so the sharded validation scores exactly the model
-    /// rank 0 saves, and a resume (every rank starting from the saved statistics) continues exactly.
-    private func averageBatchNormStatistics() throws {
+    /// Per-rank BatchNorm leaves each rank with running statistics of its own shards (after a training step,
+    /// or after adapting to its shard of the scored clips); averaged over the ranks, every rank holds the same
+    /// ones, so the sharded validation scores exactly the model rank 0 saves, and a resume (every rank starting
+    /// from the saved statistics) continues exactly. Each rank's statistics count `weight` times in the mean
+    /// (its clip count when adapting; 1 in training), `totalWeight` the ranks' sum. In place: a training step
+    /// allocates nothing.
+    static func averageBatchNormStatistics(of model: ResNet, weight: Float = 1, totalWeight: Float,
+                                           communicator: Communicator) throws {
+        guard totalWeight > 0 else { return }
+        if weight != 1 { for i in 0..<model.bufferCount { model.buffers[i] *= weight } }
         try communicator.allReduceSum(model.buffers, count: model.bufferCount)
-        let scale = 1 / Float(communicator.size)
+        let scale = 1 / totalWeight
         for i in 0..<model.bufferCount { model.buffers[i] *= scale }
     }
 
@@ -387,7 +395,10 @@ public final class Trainer {
         for classifier in classifiers {
             if adaptBatchNorm {
                 try classifier.adaptBatchNorm(count: mine.count, clip: clip)
-                try averageAdaptedStatistics(of: classifier.model, weight: mine.count, communicator: communicator)
+                if communicator.size > 1 {
+                    try averageBatchNormStatistics(of: classifier.model, weight: Float(mine.count), totalWeight: Float(clips.count),
+                                                   communicator: communicator)
+                }
             }
             let own = try classifier.classify(count: mine.count, clip: clip)
             for i in probabilities.indices { probabilities[i] += own[i] / Float(classifiers.count) }
@@ -399,19 +410,6 @@ public final class Trainer {
         return ClassificationMetrics(probabilities: gatheredProbabilities.flatMap { $0 },
                                      labels: allClips.map { dataset.clips[$0].label },
                                      speakers: allClips.map { dataset.clips[$0].speaker })
-    }
-
-    /// Each rank adapted its model to its own shard: every rank takes the shards' statistics averaged,
-    /// weighted by their clip counts, so the sharded evaluation scores one model.
-    static func averageAdaptedStatistics(of model: ResNet, weight: Int, communicator: Communicator) throws {
-        guard communicator.size > 1 else { return }
-        let values = UnsafeMutablePointer<Float>.allocate(capacity: model.bufferCount + 1)
-        defer { values.deallocate() }
-        for i in 0..<model.bufferCount { values[i] = model.buffers[i] * Float(weight) }
-        values[model.bufferCount] = Float(weight)
-        try communicator.allReduceSum(values, count: model.bufferCount + 1)
-        guard values[model.bufferCount] > 0 else { return }
-        for i in 0..<model.bufferCount { model.buffers[i] = values[i] / values[model.bufferCount] }
     }
 
     /// The run's state after `step` steps: weights, BatchNorm statistics, optimizer moments and position.
