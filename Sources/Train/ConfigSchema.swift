@@ -85,7 +85,7 @@ extension ConfigKey {
         .init("dataset.data_sample", .double(0.001...1), .double(1), "share of the data used (for quick runs)"),
         .init("dataset.data_sample_choice", .list, .list(["Train", "Validation"]), "which splits data_sample applies to"),
         .init("dataset.extra_training_data", .string, none,
-              "a folder or CSV of extra clips (e.g. `digits-dist synth` voices) added to every run's training set and never validated on"),
+              "a folder or CSV of extra clips (e.g. `digits-dist synth` or `scripts/synth-kokoro.py` voices) added to every run's training set and never validated on"),
         .init("dataset.folds", .list, .list(["0"]), "folds (validation splits) to run; 'all' runs every fold"),
         .init("dataset.fold_seed", .int(0...Int(Int32.max)), .int(0),
               "seed of the speaker folds: they depend on the dataset and this alone, so runs of any environment.seed share them"),
