@@ -155,8 +155,15 @@ def main():
 
     voices = voice_pool(styles, np.random.default_rng(args.seed))[:args.speakers]
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "voices.json"), "w") as f:
-        json.dump([{"name": v["name"], "mix": v["mix"], "rate": v["rate"]} for v in voices], f, indent=1)
+    description = os.path.join(args.out, "voices.json")
+    if os.path.exists(description):
+        with open(description) as f:
+            earlier = json.load(f).get("seed")
+        if earlier != args.seed:  # kept files would mix two seeds' voices under the same names
+            sys.exit(f"synth-kokoro: {args.out} holds the voices of --seed {earlier}; give another --out")
+    with open(description, "w") as f:
+        json.dump({"seed": args.seed, "voices": [{"name": v["name"], "mix": v["mix"], "rate": v["rate"]}
+                                                 for v in voices]}, f, indent=1)
     started, made = time.time(), 0
     for index, voice in enumerate(voices):
         for digit in range(10):
