@@ -7,6 +7,8 @@ import Train
 ///   → Flatten → Gemm(fc, transB) → logits [N, classes] → Softmax(axis 1) → probabilities [N, classes].
 /// Every BatchNorm is folded into the convolution before it, which then gets a bias:
 ///   W' = W·γ/√(var + ε),  b' = β − mean·γ/√(var + ε),  computed in Double and stored as Float.
+/// A SubSpectral one (`architecture.subspectral_bands`), whose scale changes along the mel rows, cannot be
+/// folded into a convolution: it becomes Mul and Add by [1, C, rows, 1] tensors after it.
 /// Dropout is the identity in eval mode and has no node. The graph is read off the model's tensor slots
 /// (torchvision names), and every slot must end up in it, so a layout change cannot export silently wrong.
 public enum ONNXExport {
@@ -23,18 +25,20 @@ public enum ONNXExport {
                                                                   .value(m.inputHeight), .value(m.inputWidth)])
         builder.graph.input = [input]
 
-        var x = try builder.convBatchNorm(input.name, conv: "conv1", norm: "bn1", stride: 2)
-        x = builder.node("Relu", [x], name: "relu")
-        x = builder.node("MaxPool", [x], name: "maxpool",
-                         [.init("kernel_shape", .ints([3, 3])), .init("strides", .ints([2, 2])), .init("pads", .ints([1, 1, 1, 1]))])
+        var x = Tensor(name: input.name, rows: m.inputHeight)
+        x = try builder.convBatchNorm(x, conv: "conv1", norm: "bn1", stride: 2)
+        x.name = builder.node("Relu", [x.name], name: "relu")
+        x.name = builder.node("MaxPool", [x.name], name: "maxpool",
+                              [.init("kernel_shape", .ints([3, 3])), .init("strides", .ints([2, 2])), .init("pads", .ints([1, 1, 1, 1]))])
+        x.rows = (x.rows - 1) / 2 + 1
         for block in model.parameterSlots.map(\.name)
         where block.hasPrefix("layer") && block.hasSuffix(".conv1.weight") {
             x = try builder.residualBlock(x, prefix: String(block.dropLast(".conv1.weight".count)))
         }
-        x = builder.node("GlobalAveragePool", [x], name: "avgpool")
-        x = builder.node("Flatten", [x], name: "flatten", [.init("axis", .int(1))])
+        let pooled = builder.node("GlobalAveragePool", [x.name], name: "avgpool")
+        let flat = builder.node("Flatten", [pooled], name: "flatten", [.init("axis", .int(1))])
         let fcWeight = try builder.initializer("fc.weight"), fcBias = try builder.initializer("fc.bias")
-        let logits = builder.node("Gemm", [x, fcWeight, fcBias], name: "logits", [.init("transB", .int(1))])
+        let logits = builder.node("Gemm", [flat, fcWeight, fcBias], name: "logits", [.init("transB", .int(1))])
         let probabilities = builder.node("Softmax", [logits], name: "probabilities", [.init("axis", .int(1))])
         builder.graph.output = [logits, probabilities].map {
             ONNX.ValueInfoProto(name: $0, shape: [.parameter("N"), .value(model.classes)])
@@ -54,6 +58,12 @@ public struct ONNXExportError: Error, CustomStringConvertible {
     public let path: String
     public let problem: String
     public var description: String { "\(path): \(problem)" }
+}
+
+/// A node's output and its mel rows (H), which a SubSpectral BatchNorm's bands are cut from.
+private struct Tensor {
+    var name: String
+    var rows: Int
 }
 
 /// Appends nodes and initializers to a graph, reading tensors by name from the model's flat buffers.
@@ -97,35 +107,47 @@ private struct GraphBuilder {
         return name
     }
 
-    /// Conv `conv` ([Cout][Cin][k][k], padding k/2) with BatchNorm `norm` folded in; returns the output's name.
-    mutating func convBatchNorm(_ input: String, conv: String, norm: String, stride: Int) throws -> String {
+    /// Conv `conv` ([Cout][Cin][k][k], padding k/2) then BatchNorm `norm`: folded into the convolution, or
+    /// with sub-bands applied after it as Mul and Add by [1, Cout, rows, 1].
+    mutating func convBatchNorm(_ input: Tensor, conv: String, norm: String, stride: Int) throws -> Tensor {
         let (shape, weight) = try tensor(conv + ".weight")
-        let gamma = try tensor(norm + ".weight").values, beta = try tensor(norm + ".bias").values
+        let (normShape, gamma) = try tensor(norm + ".weight")
+        let beta = try tensor(norm + ".bias").values
         let mean = try tensor(norm + ".running_mean", buffer: true).values
         let variance = try tensor(norm + ".running_var", buffer: true).values
         let outChannels = shape[0], kernel = shape[3], perChannel = shape.dropFirst().reduce(1, *)
-        var foldedWeight = [Float](repeating: 0, count: outChannels * perChannel)
-        var foldedBias = [Float](repeating: 0, count: outChannels)
-        for o in 0..<outChannels {
-            let scale = Double(gamma[o]) / (Double(variance[o]) + ResNet.batchNormEpsilon).squareRoot()
-            for i in 0..<perChannel {
-                foldedWeight[o * perChannel + i] = Float(Double(weight[o * perChannel + i]) * scale)
-            }
-            foldedBias[o] = Float(Double(beta[o]) - Double(mean[o]) * scale)
-        }
-        graph.initializer.append(ONNX.TensorProto(dims: shape, floatData: foldedWeight, name: conv + ".weight"))
-        graph.initializer.append(ONNX.TensorProto(dims: [outChannels], floatData: foldedBias, name: conv + ".bias"))
-        let padding = kernel / 2
-        return node("Conv", [input, conv + ".weight", conv + ".bias"], name: norm, [
+        let padding = kernel / 2, rows = (input.rows + 2 * padding - kernel) / stride + 1
+        let subBands = normShape[0] / outChannels
+        // Per (channel, band) group g = c·subBands + s: x ↦ x·scale[g] + shift[g].
+        let scale = (0..<normShape[0]).map { Double(gamma[$0]) / (Double(variance[$0]) + ResNet.batchNormEpsilon).squareRoot() }
+        let shift = (0..<normShape[0]).map { Double(beta[$0]) - Double(mean[$0]) * scale[$0] }
+        let attributes: [ONNX.AttributeProto] = [
             .init("kernel_shape", .ints([kernel, kernel])), .init("strides", .ints([stride, stride])),
             .init("pads", .ints([padding, padding, padding, padding])),
-        ])
+        ]
+        guard subBands > 1 else {
+            let foldedWeight = (0..<outChannels * perChannel).map { Float(Double(weight[$0]) * scale[$0 / perChannel]) }
+            graph.initializer.append(ONNX.TensorProto(dims: shape, floatData: foldedWeight, name: conv + ".weight"))
+            graph.initializer.append(ONNX.TensorProto(dims: [outChannels], floatData: shift.map(Float.init), name: conv + ".bias"))
+            return Tensor(name: node("Conv", [input.name, conv + ".weight", conv + ".bias"], name: norm, attributes), rows: rows)
+        }
+        _ = try initializer(conv + ".weight")
+        let convolved = node("Conv", [input.name, conv + ".weight"], name: conv, attributes)
+        // Row r of the output lies in band s when ⌊s·rows/S⌋ ≤ r < ⌊(s+1)·rows/S⌋ (BatchNorm2d's bands).
+        let bandOfRow = (0..<rows).map { r in (0..<subBands).last { $0 * rows / subBands <= r }! }
+        let perRow: ([Double]) -> [Float] = { values in
+            (0..<outChannels).flatMap { c in bandOfRow.map { Float(values[c * subBands + $0]) } }
+        }
+        graph.initializer.append(ONNX.TensorProto(dims: [1, outChannels, rows, 1], floatData: perRow(scale), name: norm + ".scale"))
+        graph.initializer.append(ONNX.TensorProto(dims: [1, outChannels, rows, 1], floatData: perRow(shift), name: norm + ".shift"))
+        let scaled = node("Mul", [convolved, norm + ".scale"], name: norm + ".mul")
+        return Tensor(name: node("Add", [scaled, norm + ".shift"], name: norm), rows: rows)
     }
 
     /// torchvision's Basic (conv1, conv2) or Bottleneck (conv1, conv2, conv3) block `prefix` ("layer2.0"):
     /// ReLU after every unit but the last, the stride on the first 3×3 convolution, and on the first block
     /// of stages 2–4 only; the shortcut is the input or the `downsample` projection; then add and ReLU.
-    mutating func residualBlock(_ input: String, prefix: String) throws -> String {
+    mutating func residualBlock(_ input: Tensor, prefix: String) throws -> Tensor {
         let units = (1...3).map { "\(prefix).conv\($0)" }.filter { parameterSlots[$0 + ".weight"] != nil }
         let isFirstOfStage = prefix.hasSuffix(".0") && !prefix.hasPrefix("layer1.")
         let strideUnit = units.count == 3 ? 1 : 0
@@ -133,15 +155,15 @@ private struct GraphBuilder {
         for (index, conv) in units.enumerated() {
             x = try convBatchNorm(x, conv: conv, norm: "\(prefix).bn\(index + 1)",
                                   stride: isFirstOfStage && index == strideUnit ? 2 : 1)
-            if index < units.count - 1 { x = node("Relu", [x], name: "\(prefix).relu\(index + 1)") }
+            if index < units.count - 1 { x.name = node("Relu", [x.name], name: "\(prefix).relu\(index + 1)") }
         }
         var shortcut = input
         if parameterSlots["\(prefix).downsample.0.weight"] != nil {
             shortcut = try convBatchNorm(input, conv: "\(prefix).downsample.0", norm: "\(prefix).downsample.1",
                                          stride: isFirstOfStage ? 2 : 1)
         }
-        let sum = node("Add", [x, shortcut], name: "\(prefix).add")
-        return node("Relu", [sum], name: "\(prefix).relu")
+        let sum = node("Add", [x.name, shortcut.name], name: "\(prefix).add")
+        return Tensor(name: node("Relu", [sum], name: "\(prefix).relu"), rows: x.rows)
     }
 
     func checkEveryTensorIsUsed() throws {

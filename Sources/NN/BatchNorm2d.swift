@@ -4,7 +4,7 @@
 /// channel, and in a fixed order, so deterministic. With `rectified` (the output of a fused ReLU) the
 /// ReLU's backward happens in the same pass: u is zeroed in place where the output was clipped.
 @inline(__always)
-private func sumAndDot(_ u: UnsafeMutablePointer<Float>, _ v: UnsafePointer<Float>, _ n: Int,
+private func sumAndDotOfRun(_ u: UnsafeMutablePointer<Float>, _ v: UnsafePointer<Float>, _ n: Int,
                        maskingBy rectified: UnsafePointer<Float>? = nil) -> (Double, Double) {
     typealias Lanes = SIMD16<Float>
     var sum = 0.0, dot = 0.0, i = 0
@@ -43,10 +43,18 @@ private func sumAndDot(_ u: UnsafeMutablePointer<Float>, _ v: UnsafePointer<Floa
 ///
 /// A following ReLU can be fused (`rectifies`): it saves a full read-and-write pass over the activation
 /// in both directions, the largest non-GEMM cost of a ResNet step.
+///
+/// With `subBands` S > 1 it is SubSpectral Normalization (Chang et al. 2021): the H (mel) axis is cut into
+/// S bands of rows and each (channel, band) pair is normalised and scaled on its own, as if it were a
+/// channel: a voice's low and high bands no longer share one mean and scale. Group g = c·S + s holds rows
+/// [⌊s·H/S⌋, ⌊(s+1)·H/S⌋) of channel c; every per-channel array ([C] above) is then [C·S].
 final class BatchNorm2d {
     let channels: Int
     let rectifies: Bool
     let spatial: Int  // H·W
+    let height, width, subBands: Int
+    /// Normalised groups: channels × subBands.
+    let groups: Int
     let momentum = 0.1
     let epsilon = BatchNorm2d.epsilon
     /// PyTorch's default (see `ResNet.batchNormEpsilon`).
@@ -61,18 +69,24 @@ final class BatchNorm2d {
     /// Training forwards since `startCumulativeStatistics()`; nil: the running statistics move by `momentum`.
     private var cumulativeUpdates: Int?
 
-    init(_ context: NetworkContext, name: String, channels: Int, height: Int, width: Int, rectifies: Bool = false) {
+    /// `subBands` is capped at `height`, so every band has at least one row.
+    init(_ context: NetworkContext, name: String, channels: Int, height: Int, width: Int, rectifies: Bool = false,
+         subBands: Int = 1) {
         self.channels = channels
         self.rectifies = rectifies
         spatial = height * width
+        self.height = height
+        self.width = width
+        self.subBands = max(1, min(subBands, height))
+        groups = channels * self.subBands
         self.context = context
-        weight = context.reserveParameter(name + ".weight", shape: [channels])
-        bias = context.reserveParameter(name + ".bias", shape: [channels])
-        runningMean = context.reserveBuffer(name + ".running_mean", shape: [channels])
-        runningVar = context.reserveBuffer(name + ".running_var", shape: [channels])
-        mean = .allocate(capacity: channels)
-        inverseStd = .allocate(capacity: channels)
-        reduction = .allocate(capacity: 2 * channels + 1)
+        weight = context.reserveParameter(name + ".weight", shape: [groups])
+        bias = context.reserveParameter(name + ".bias", shape: [groups])
+        runningMean = context.reserveBuffer(name + ".running_mean", shape: [groups])
+        runningVar = context.reserveBuffer(name + ".running_var", shape: [groups])
+        mean = .allocate(capacity: groups)
+        inverseStd = .allocate(capacity: groups)
+        reduction = .allocate(capacity: 2 * groups + 1)
     }
 
     deinit {
@@ -83,10 +97,10 @@ final class BatchNorm2d {
 
     /// Weight 1, bias 0, running mean 0, running variance 1 (PyTorch's reset_parameters).
     func initialize() {
-        (context.parameters + weight.offset).update(repeating: 1, count: channels)
-        (context.parameters + bias.offset).update(repeating: 0, count: channels)
-        (context.buffers + runningMean.offset).update(repeating: 0, count: channels)
-        (context.buffers + runningVar.offset).update(repeating: 1, count: channels)
+        (context.parameters + weight.offset).update(repeating: 1, count: groups)
+        (context.parameters + bias.offset).update(repeating: 0, count: groups)
+        (context.buffers + runningMean.offset).update(repeating: 0, count: groups)
+        (context.buffers + runningVar.offset).update(repeating: 1, count: groups)
     }
 
     /// From now on the running statistics are the plain average over the training forwards that follow
@@ -94,56 +108,59 @@ final class BatchNorm2d {
     func startCumulativeStatistics() { cumulativeUpdates = 0 }
     func stopCumulativeStatistics() { cumulativeUpdates = nil }
 
-    private func reduceAcrossRanks(count: Int) -> Double {
-        reduction[2 * channels] = Double(count)
-        context.batchNormReduce?(reduction, 2 * channels + 1)
-        return reduction[2 * channels]
+    /// Sums the reduction vector over ranks with `batch`·H·W (a channel's values here) as its count; returns
+    /// the samples over all ranks.
+    private func reduceAcrossRanks(batch: Int) -> Double {
+        reduction[2 * groups] = Double(batch * spatial)
+        context.batchNormReduce?(reduction, 2 * groups + 1)
+        return reduction[2 * groups] / Double(spatial)
     }
 
     /// input [C][B][H][W] → output [C][B][H][W] (then max(·, 0) when rectifying); output may alias input.
     func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch: Int, training: Bool) {
-        let n = batch * spatial
         let runMean = context.buffers + runningMean.offset, runVar = context.buffers + runningVar.offset
         let job = ForwardJob(input: input, output: output, gamma: context.parameters + weight.offset,
                              beta: context.parameters + bias.offset, mean: mean, inverseStd: inverseStd,
-                             reduction: reduction, n: n, channels: channels, rectifies: rectifies)
+                             reduction: reduction, bands: bands(batch: batch), groups: groups, rectifies: rectifies)
         lastForwardWasTraining = training
         if training {
-            parallelChunks(channels, job) { job, lower, upper in
+            parallelChunks(groups, job) { job, lower, upper in
                 let j = job.load(as: ForwardJob.self)
-                for c in lower..<upper {
-                    let x = j.input + c * j.n
-                    (j.reduction[c], j.reduction[j.channels + c]) = sumAndDot(UnsafeMutablePointer(mutating: x), x, j.n)
+                for g in lower..<upper {
+                    (j.reduction[g], j.reduction[j.groups + g]) = j.bands.sumAndDot(group: g, UnsafeMutablePointer(mutating: j.input), j.input)
                 }
             }
-            let total = reduceAcrossRanks(count: n)
+            let totalBatch = reduceAcrossRanks(batch: batch)
             let momentum = cumulativeUpdates.map { 1 / Double($0 + 1) } ?? self.momentum
             cumulativeUpdates = cumulativeUpdates.map { $0 + 1 }
-            for c in 0..<channels {
-                let m = reduction[c] / total
-                let variance = max(reduction[channels + c] / total - m * m, 0)
-                mean[c] = m
-                inverseStd[c] = 1 / (variance + epsilon).squareRoot()
+            for g in 0..<groups {
+                let total = totalBatch * Double(job.bands.valuesPerSample(group: g))
+                let m = reduction[g] / total
+                let variance = max(reduction[groups + g] / total - m * m, 0)
+                mean[g] = m
+                inverseStd[g] = 1 / (variance + epsilon).squareRoot()
                 let unbiased = total > 1 ? variance * total / (total - 1) : variance
-                runMean[c] = Float((1 - momentum) * Double(runMean[c]) + momentum * m)
-                runVar[c] = Float((1 - momentum) * Double(runVar[c]) + momentum * unbiased)
+                runMean[g] = Float((1 - momentum) * Double(runMean[g]) + momentum * m)
+                runVar[g] = Float((1 - momentum) * Double(runVar[g]) + momentum * unbiased)
             }
         } else {
-            for c in 0..<channels {
-                mean[c] = Double(runMean[c])
-                inverseStd[c] = 1 / (Double(runVar[c]) + epsilon).squareRoot()
+            for g in 0..<groups {
+                mean[g] = Double(runMean[g])
+                inverseStd[g] = 1 / (Double(runVar[g]) + epsilon).squareRoot()
             }
         }
-        parallelChunks(channels, job) { job, lower, upper in
+        parallelChunks(groups, job) { job, lower, upper in
             let j = job.load(as: ForwardJob.self)
-            for c in lower..<upper {
-                let scale = Float(Double(j.gamma[c]) * j.inverseStd[c])
-                let shift = j.beta[c] - Float(j.mean[c]) * scale
-                let x = j.input + c * j.n, y = j.output + c * j.n
-                if j.rectifies {
-                    for i in 0..<j.n { y[i] = ReLU.apply(x[i] * scale + shift) }
-                } else {
-                    for i in 0..<j.n { y[i] = x[i] * scale + shift }
+            for g in lower..<upper {
+                let scale = Float(Double(j.gamma[g]) * j.inverseStd[g])
+                let shift = j.beta[g] - Float(j.mean[g]) * scale
+                j.bands.forEachRun(group: g) { offset, n in
+                    let x = j.input + offset, y = j.output + offset
+                    if j.rectifies {
+                        for i in 0..<n { y[i] = ReLU.apply(x[i] * scale + shift) }
+                    } else {
+                        for i in 0..<n { y[i] = x[i] * scale + shift }
+                    }
                 }
             }
         }
@@ -155,60 +172,103 @@ final class BatchNorm2d {
     ///   dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂));  after an eval forward simply dx = γ/σ · dy.
     func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, doutput: UnsafeMutablePointer<Float>,
                   dinput: UnsafeMutablePointer<Float>, batch: Int) {
-        let n = batch * spatial
         var job = BackwardJob(input: input, output: output, doutput: doutput, dinput: dinput,
                               gamma: context.parameters + weight.offset, dgamma: context.gradients + weight.offset,
                               dbeta: context.gradients + bias.offset, mean: mean, inverseStd: inverseStd,
-                              reduction: reduction, n: n, channels: channels, rectifies: rectifies, total: 0)
-        parallelChunks(channels, job) { job, lower, upper in
+                              reduction: reduction, bands: bands(batch: batch), groups: groups, rectifies: rectifies,
+                              totalBatch: 0)
+        parallelChunks(groups, job) { job, lower, upper in
             let j = job.load(as: BackwardJob.self)
-            for c in lower..<upper {
-                let (sumDy, sumDyX) = sumAndDot(j.doutput + c * j.n, j.input + c * j.n, j.n,
-                                                maskingBy: j.rectifies ? j.output + c * j.n : nil)
-                let sumDyXhat = (sumDyX - j.mean[c] * sumDy) * j.inverseStd[c]
-                j.dbeta[c] += Float(sumDy)
-                j.dgamma[c] += Float(sumDyXhat)
-                j.reduction[c] = sumDy
-                j.reduction[j.channels + c] = sumDyXhat
+            for g in lower..<upper {
+                let (sumDy, sumDyX) = j.bands.sumAndDot(group: g, j.doutput, j.input,
+                                                        maskingBy: j.rectifies ? j.output : nil)
+                let sumDyXhat = (sumDyX - j.mean[g] * sumDy) * j.inverseStd[g]
+                j.dbeta[g] += Float(sumDy)
+                j.dgamma[g] += Float(sumDyXhat)
+                j.reduction[g] = sumDy
+                j.reduction[j.groups + g] = sumDyXhat
             }
         }
-        job.total = lastForwardWasTraining ? reduceAcrossRanks(count: n) : 0
-        parallelChunks(channels, job) { job, lower, upper in
+        job.totalBatch = lastForwardWasTraining ? reduceAcrossRanks(batch: batch) : 0
+        parallelChunks(groups, job) { job, lower, upper in
             let j = job.load(as: BackwardJob.self)
-            for c in lower..<upper {
-                let scale = Double(j.gamma[c]) * j.inverseStd[c]
-                let meanDy = j.total > 0 ? j.reduction[c] / j.total : 0
-                let meanDyXhat = j.total > 0 ? j.reduction[j.channels + c] / j.total : 0
+            for g in lower..<upper {
+                let total = j.totalBatch * Double(j.bands.valuesPerSample(group: g))
+                let scale = Double(j.gamma[g]) * j.inverseStd[g]
+                let meanDy = total > 0 ? j.reduction[g] / total : 0
+                let meanDyXhat = total > 0 ? j.reduction[j.groups + g] / total : 0
                 // dx = scale·dy − scale·meanDy − scale·meanDyXhat·(x − mean)·invStd, folded to a·dy + b·x + d
                 let a = Float(scale)
-                let b = Float(-scale * meanDyXhat * j.inverseStd[c])
-                let d = Float(-scale * meanDy + scale * meanDyXhat * j.inverseStd[c] * j.mean[c])
-                let dy = j.doutput + c * j.n, x = j.input + c * j.n, dx = j.dinput + c * j.n
-                for i in 0..<j.n { dx[i] = a * dy[i] + b * x[i] + d }
+                let b = Float(-scale * meanDyXhat * j.inverseStd[g])
+                let d = Float(-scale * meanDy + scale * meanDyXhat * j.inverseStd[g] * j.mean[g])
+                j.bands.forEachRun(group: g) { offset, n in
+                    let dy = j.doutput + offset, x = j.input + offset, dx = j.dinput + offset
+                    for i in 0..<n { dx[i] = a * dy[i] + b * x[i] + d }
+                }
             }
         }
-        context.gradientsReady?(weight.offset..<(bias.offset + channels))
+        context.gradientsReady?(weight.offset..<(bias.offset + groups))
+    }
+
+    private func bands(batch: Int) -> SubBands {
+        SubBands(batch: batch, height: height, width: width, count: subBands)
     }
 }
 
-/// A forward pass's pointers for the parallel per-channel loops.
+/// Where each normalised group's values lie in a [C][B][H][W] activation of `batch` samples: group
+/// g = c·count + s is rows [⌊s·H/count⌋, ⌊(s+1)·H/count⌋) of channel c's B planes. Without sub-bands
+/// (count 1) a channel's B planes are one contiguous run, summed in one pass as before sub-bands existed.
+private struct SubBands {
+    let batch, height, width, count: Int
+
+    func valuesPerSample(group g: Int) -> Int {
+        let s = g % count
+        return ((s + 1) * height / count - s * height / count) * width
+    }
+
+    /// body(offset, length) for each contiguous run of group g.
+    @inline(__always)
+    func forEachRun(group g: Int, _ body: (Int, Int) -> Void) {
+        let plane = height * width
+        if count == 1 { return body(g * batch * plane, batch * plane) }
+        let (c, s) = g.quotientAndRemainder(dividingBy: count)
+        let start = c * batch * plane + s * height / count * width, length = valuesPerSample(group: g)
+        for b in 0..<batch { body(start + b * plane, length) }
+    }
+
+    /// Σu and Σu·v over group g (see `sumAndDotOfRun`), the runs' sums added in order.
+    func sumAndDot(group g: Int, _ u: UnsafeMutablePointer<Float>, _ v: UnsafePointer<Float>,
+                   maskingBy rectified: UnsafePointer<Float>? = nil) -> (Double, Double) {
+        var sum = 0.0, dot = 0.0
+        forEachRun(group: g) { offset, n in
+            let (s, d) = sumAndDotOfRun(u + offset, v + offset, n, maskingBy: rectified.map { $0 + offset })
+            sum += s
+            dot += d
+        }
+        return (sum, dot)
+    }
+}
+
+/// A forward pass's pointers for the parallel per-group loops.
 private struct ForwardJob {
     let input: UnsafePointer<Float>
     let output: UnsafeMutablePointer<Float>
     let gamma, beta: UnsafePointer<Float>
     let mean, inverseStd, reduction: UnsafeMutablePointer<Double>
-    let n, channels: Int
+    let bands: SubBands
+    let groups: Int
     let rectifies: Bool
 }
 
-/// A backward pass's pointers for the parallel per-channel loops; `total` is the (global) element count.
+/// A backward pass's pointers for the parallel per-group loops; `totalBatch` is the (global) sample count.
 private struct BackwardJob {
     let input, output: UnsafePointer<Float>
     let doutput, dinput: UnsafeMutablePointer<Float>
     let gamma: UnsafePointer<Float>
     let dgamma, dbeta: UnsafeMutablePointer<Float>
     let mean, inverseStd, reduction: UnsafeMutablePointer<Double>
-    let n, channels: Int
+    let bands: SubBands
+    let groups: Int
     let rectifies: Bool
-    var total: Double
+    var totalBatch: Double
 }

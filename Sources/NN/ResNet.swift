@@ -30,12 +30,12 @@ final class ConvBatchNorm {
 
     init(_ context: NetworkContext, name: String, convName: String, normName: String, inChannels: Int, outChannels: Int,
          kernel: Int, stride: Int, padding: Int, inputHeight: Int, inputWidth: Int, maxBatch: Int,
-         appliesReLU: Bool) throws {
+         appliesReLU: Bool, subSpectralBands: Int) throws {
         conv = try Conv2d(context, name: name + convName, inChannels: inChannels, outChannels: outChannels,
                           kernel: kernel, stride: stride, padding: padding, inputHeight: inputHeight,
                           inputWidth: inputWidth, maxBatch: maxBatch)
         norm = BatchNorm2d(context, name: name + normName, channels: outChannels, height: conv.outputHeight,
-                           width: conv.outputWidth, rectifies: appliesReLU)
+                           width: conv.outputWidth, rectifies: appliesReLU, subBands: subSpectralBands)
         self.context = context
         convOutput = Activation(channels: outChannels, height: conv.outputHeight, width: conv.outputWidth,
                                 maxBatch: maxBatch)
@@ -81,7 +81,7 @@ final class ResidualBlock {
     var output: Activation { mainPath[mainPath.count - 1].output }
 
     init(_ context: NetworkContext, name: String, bottleneck: Bool, inChannels: Int, planes: Int, stride: Int,
-         inputHeight: Int, inputWidth: Int, maxBatch: Int) throws {
+         inputHeight: Int, inputWidth: Int, maxBatch: Int, subSpectralBands: Int) throws {
         self.context = context
         // (output channels, kernel, stride) of each main-path unit.
         let shapes = bottleneck
@@ -93,7 +93,8 @@ final class ResidualBlock {
             let unit = try ConvBatchNorm(context, name: name, convName: ".conv\(index + 1)", normName: ".bn\(index + 1)",
                                          inChannels: channels, outChannels: outChannels, kernel: kernel,
                                          stride: unitStride, padding: kernel / 2, inputHeight: height,
-                                         inputWidth: width, maxBatch: maxBatch, appliesReLU: index < shapes.count - 1)
+                                         inputWidth: width, maxBatch: maxBatch, appliesReLU: index < shapes.count - 1,
+                                         subSpectralBands: subSpectralBands)
             units.append(unit)
             (channels, height, width) = (outChannels, unit.conv.outputHeight, unit.conv.outputWidth)
         }
@@ -102,7 +103,7 @@ final class ResidualBlock {
             ? try ConvBatchNorm(context, name: name, convName: ".downsample.0", normName: ".downsample.1",
                                 inChannels: inChannels, outChannels: channels, kernel: 1, stride: stride, padding: 0,
                                 inputHeight: inputHeight, inputWidth: inputWidth, maxBatch: maxBatch,
-                                appliesReLU: false)
+                                appliesReLU: false, subSpectralBands: subSpectralBands)
             : nil
     }
 
@@ -153,7 +154,8 @@ final class ResidualBlock {
 /// torchvision's ResNet for `inputChannels`-channel spectrograms: conv1 7×7/2 → bn → relu → maxpool 3×3/2
 /// → layer1…layer4 (width·{1, 2, 4, 8} channels, ×4 for bottlenecks) → global average pool →
 /// optional dropout → fc. Parameter names, order and initialisation follow torchvision, so a
-/// state_dict maps one to one onto `parameterSlots` / `bufferSlots`.
+/// state_dict maps one to one onto `parameterSlots` / `bufferSlots`. With `subSpectralBands` S > 1 every
+/// BatchNorm is SubSpectral Normalization over S mel bands (its arrays [C·S] instead of [C]).
 ///
 /// Every activation is allocated once for `maxBatch` at init; a training step allocates nothing
 /// (scripts/count-step-allocations.sh measures it). Gradients ACCUMULATE: backward adds to `gradients`,
@@ -163,7 +165,7 @@ final class ResidualBlock {
 /// bitwise the same for any thread count.
 public final class ResNet {
     public let architecture: Architecture
-    public let width, inputChannels, inputHeight, inputWidth, maxBatch, classes: Int
+    public let width, inputChannels, inputHeight, inputWidth, maxBatch, classes, subSpectralBands: Int
     public let dropout: Float
 
     private let context = NetworkContext()
@@ -179,13 +181,14 @@ public final class ResNet {
     private var lastBatch = 0
 
     public init(arch: Architecture, width: Int = 64, inputChannels: Int = 1, inputHeight: Int, inputWidth: Int,
-                maxBatch: Int, classes: Int = 10, dropout: Float = 0, seed: UInt64) throws {
+                maxBatch: Int, classes: Int = 10, dropout: Float = 0, subSpectralBands: Int = 1, seed: UInt64) throws {
         try require(width >= 1, "width", width, "must be a positive channel count")
         try require(inputChannels >= 1, "input channel count", inputChannels, "must be at least 1")
         try require(inputHeight >= 1 && inputWidth >= 1, "input size", "\(inputHeight)x\(inputWidth)", "must be positive")
         try require(maxBatch >= 1, "maximum batch size", maxBatch, "must be at least 1")
         try require(classes >= 1, "class count", classes, "must be at least 1")
         try require(dropout >= 0 && dropout < 1, "dropout probability", dropout, "must be in [0, 1)")
+        try require(subSpectralBands >= 1, "sub-spectral band count", subSpectralBands, "must be at least 1")
         architecture = arch
         self.width = width
         self.inputChannels = inputChannels
@@ -194,11 +197,13 @@ public final class ResNet {
         self.maxBatch = maxBatch
         self.classes = classes
         self.dropout = dropout
+        self.subSpectralBands = subSpectralBands
 
         input = Activation(channels: inputChannels, height: inputHeight, width: inputWidth, maxBatch: maxBatch)
         stem = try ConvBatchNorm(context, name: "", convName: "conv1", normName: "bn1", inChannels: inputChannels,
                                  outChannels: width, kernel: 7, stride: 2, padding: 3, inputHeight: inputHeight,
-                                 inputWidth: inputWidth, maxBatch: maxBatch, appliesReLU: true)
+                                 inputWidth: inputWidth, maxBatch: maxBatch, appliesReLU: true,
+                                 subSpectralBands: subSpectralBands)
         maxPool = try MaxPool2d(channels: width, height: stem.conv.outputHeight, width: stem.conv.outputWidth,
                                 kernel: 3, stride: 2, padding: 1, maxBatch: maxBatch)
         pooled = Activation(channels: width, height: maxPool.outputHeight, width: maxPool.outputWidth, maxBatch: maxBatch)
@@ -211,7 +216,7 @@ public final class ResNet {
                 let block = try ResidualBlock(context, name: "layer\(stage + 1).\(index)", bottleneck: arch.usesBottleneck,
                                               inChannels: channels, planes: planes,
                                               stride: stage > 0 && index == 0 ? 2 : 1, inputHeight: height,
-                                              inputWidth: columns, maxBatch: maxBatch)
+                                              inputWidth: columns, maxBatch: maxBatch, subSpectralBands: subSpectralBands)
                 blocks.append(block)
                 (channels, height, columns) = (block.output.channels, block.output.height, block.output.width)
             }

@@ -39,6 +39,8 @@ extension ConfigKey {
         .init("architecture.backbone", .choice(["resnet18", "resnet34", "resnet50"]), .string("resnet50"), "ResNet depth"),
         .init("architecture.width", .int(1...512), .int(64), "channels of the first stage (64 = standard ResNet)"),
         .init("architecture.dropout", .double(0.0...0.99), .double(0), "dropout before the classifier"),
+        .init("architecture.subspectral_bands", .int(1...64), .int(1),
+              "BatchNorm per band of mel rows (SubSpectral Normalization); 1 = plain BatchNorm"),
         .init("architecture.pool", .choice(["Average"]), .string("Average"), "global pooling before the classifier"),
         .init("architecture.pretrained", .bool, .bool(false), "start from torchvision weights given with --pretrained FILE"),
 

@@ -3,7 +3,8 @@ import NN
 
 /// torchvision ResNet weights from a safetensors file (`--pretrained FILE`): every tensor of the same
 /// name and shape is copied in, the first convolution's RGB kernels are summed into our one input
-/// channel, and the classifier (`fc.*`) keeps its fresh initialisation, since it has other classes.
+/// channel, a SubSpectral BatchNorm's bands each start as their channel's BatchNorm, and the classifier
+/// (`fc.*`) keeps its fresh initialisation, since it has other classes.
 public enum PretrainedWeights {
     public struct Report: Sendable {
         public var loaded: Int
@@ -85,6 +86,12 @@ public enum PretrainedWeights {
                     }
                 }
                 report.summedToOneChannel.append(slot.name)
+            } else if slot.shape.count == 1, entry.shape.count == 1, entry.shape[0] > 0,
+                      slot.shape[0] > entry.shape[0], slot.shape[0] % entry.shape[0] == 0,
+                      slot.shape[0] / entry.shape[0] <= model.subSpectralBands {
+                // A SubSpectral BatchNorm's [C·S] from a plain one's [C]: every band starts as its channel.
+                let bands = slot.shape[0] / entry.shape[0]
+                for g in 0..<slot.count { storage[slot.offset + g] = values[g / bands] }
             } else {
                 throw fail("tensor \(slot.name) has shape \(entry.shape), this model's is \(slot.shape) (architecture.width must be 64 for torchvision weights)")
             }

@@ -36,7 +36,8 @@ public struct TrainedModel {
         try saved.apply(inferenceOverrides: inferenceOverrides)
         inference = saved.inferencePlan
         model = try ResNet(arch: Architecture(parsing: m.architecture), width: m.width, inputHeight: m.inputHeight,
-                           inputWidth: chunkFrames, maxBatch: batch, classes: m.classes, dropout: Float(m.dropout), seed: 0)
+                           inputWidth: chunkFrames, maxBatch: batch, classes: m.classes, dropout: Float(m.dropout),
+                           subSpectralBands: saved.int("architecture.subspectral_bands"), seed: 0)
         model.precision = try precision ?? Precision.choose(
             mixed: saved.bool("environment.mixed_precision_inference"),
             override: ProcessInfo.processInfo.environment["DIGITS_DIST_BF16"]).precision

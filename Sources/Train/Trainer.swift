@@ -62,7 +62,7 @@ public final class Trainer {
         evaluationBatch = max(maxLocalBatch, 32)
         model = try ResNet(arch: recipe.architecture, width: recipe.width, inputHeight: recipe.audio.melBins,
                            inputWidth: recipe.cropFrames, maxBatch: evaluationBatch, classes: 10,
-                           dropout: Float(recipe.dropout), seed: recipe.seed)
+                           dropout: Float(recipe.dropout), subSpectralBands: recipe.subSpectralBands, seed: recipe.seed)
         model.precision = recipe.precision.training
         optimizer = try AdamW(parameterCount: model.parameterCount, weightDecay: recipe.weightDecay)
         averages = recipe.weightAverageDecay > 0

@@ -10,6 +10,8 @@ public struct TrainingRecipe: Sendable {
     public var architecture: Architecture
     public var width: Int
     public var dropout: Double
+    /// `architecture.subspectral_bands`: every BatchNorm normalises this many mel bands apart.
+    public var subSpectralBands: Int
     public var audio: AudioSettings
     /// Frames in one training crop (`audio.training_chunk_seconds`).
     public var cropFrames: Int
@@ -62,6 +64,7 @@ public struct TrainingRecipe: Sendable {
         architecture = try Architecture(parsing: config.string("architecture.backbone"))
         width = config.int("architecture.width")
         dropout = config.double("architecture.dropout")
+        subSpectralBands = config.int("architecture.subspectral_bands")
         audio = config.audioSettings
         try audio.validate()
         cropFrames = LogMelExtractor.frameCount(

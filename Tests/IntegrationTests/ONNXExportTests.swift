@@ -47,9 +47,11 @@ final class ONNXExportTests: XCTestCase {
     /// A checkpoint of `arch` with random BatchNorm γ ∈ [0.5, 1.5], β ∈ [−0.5, 0.5], and running
     /// statistics from 30 training-mode passes over `features` (means and variances of dB-scale data,
     /// nowhere near 0 and 1).
-    func writeCheckpoint(_ arch: Architecture, width: Int, features: [Float], fold: Int? = nil, to path: String) throws {
+    func writeCheckpoint(_ arch: Architecture, width: Int, subSpectralBands: Int = 1, features: [Float], fold: Int? = nil,
+                         to path: String) throws {
         let batch = features.count / (melBins * frames)
-        let model = try ResNet(arch: arch, width: width, inputHeight: melBins, inputWidth: frames, maxBatch: batch, seed: 7)
+        let model = try ResNet(arch: arch, width: width, inputHeight: melBins, inputWidth: frames, maxBatch: batch,
+                               subSpectralBands: subSpectralBands, seed: 7)
         var rng = SplitMix64(seed: 99)
         for slot in model.parameterSlots where slot.shape.count == 1 && slot.name != "fc.bias" {
             let (low, spread): (Float, Float) = slot.name.hasSuffix(".weight") ? (0.5, 1) : (-0.5, 1)
@@ -58,7 +60,8 @@ final class ONNXExportTests: XCTestCase {
         for _ in 0..<30 { _ = try features.withUnsafeBufferPointer { try model.forward(input: $0.baseAddress!, batch: batch, training: true) } }
         let metadata = CheckpointMetadata(
             architecture: arch.rawValue, width: width, classes: 10, dropout: 0.2, inputHeight: melBins, inputWidth: frames,
-            audio: AudioSettings(), config: "", fold: fold, validationSpeakers: [], seed: 7, step: 30, optimizerStep: 30,
+            audio: AudioSettings(), config: subSpectralBands > 1 ? "architecture:\n  subspectral_bands: \(subSpectralBands)\n" : "",
+            fold: fold, validationSpeakers: [], seed: 7, step: 30, optimizerStep: 30,
             epochLossSum: 0, datasetKey: "", ranks: 1, metrics: nil, bestMetrics: nil)
         let buffers = Array(UnsafeBufferPointer(start: model.buffers, count: model.bufferCount))
         XCTAssertGreaterThan(buffers.map(abs).max()!, 10, "running statistics far from PyTorch's initial 0 and 1")
@@ -73,12 +76,12 @@ final class ONNXExportTests: XCTestCase {
     }
 
     /// Exports `arch`, runs it in onnxruntime on batches of 1 and 3 clips and compares with our forward.
-    func exportAndCompare(_ arch: Architecture, width: Int) throws {
+    func exportAndCompare(_ arch: Architecture, width: Int, subSpectralBands: Int = 1) throws {
         try requireONNXRuntime()
         let clips = 3, plane = melBins * frames
         let values = try features(count: clips)
         let checkpoint = "\(root)/\(arch).ckpt", onnx = "\(root)/\(arch).onnx"
-        try writeCheckpoint(arch, width: width, features: values, to: checkpoint)
+        try writeCheckpoint(arch, width: width, subSpectralBands: subSpectralBands, features: values, to: checkpoint)
 
         let exported = try export(["--checkpoint", checkpoint, "--onnx", onnx])
         XCTAssertEqual(exported.status, 0, exported.summary)
@@ -95,10 +98,12 @@ final class ONNXExportTests: XCTestCase {
             XCTAssertEqual(check.status, 0, check.summary)
             let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(check.stdout.utf8)) as? [String: Any], check.summary)
             XCTAssertEqual(report["opset"] as? Int, 13)
-            // BatchNorm is folded into the convolutions: the graph has none of its own.
+            // BatchNorm is folded into the convolutions, or with sub-bands a Mul and Add after them: the graph
+            // has none of its own.
             let operators = try XCTUnwrap(report["operators"] as? [String], check.summary)
             XCTAssertTrue(operators.contains("Conv"), "\(operators)")
             XCTAssertFalse(operators.contains("BatchNormalization"), "\(operators)")
+            XCTAssertEqual(operators.contains("Mul"), subSpectralBands > 1, "\(operators)")
             func shape(_ group: String, _ name: String) -> String? {
                 ((report[group] as? [String: [Any]])?[name]).map { $0.map { "\($0)" }.joined(separator: ", ") }
             }
@@ -119,7 +124,7 @@ final class ONNXExportTests: XCTestCase {
             XCTAssertEqual(theirLogits.count, batch * 10)
             let difference = zip(ours, theirs).map { abs($0 - $1) }.max()!
             let logitDifference = zip(ourLogits, theirLogits).map { abs($0 - $1) }.max()!
-            print("ONNX \(arch) width \(width) N=\(batch): max |Δprobability| \(difference), max |Δlogit| \(logitDifference), "
+            print("ONNX \(arch) width \(width) sub-bands \(subSpectralBands) N=\(batch): max |Δprobability| \(difference), max |Δlogit| \(logitDifference), "
                 + "logits in [\(ourLogits.min()!), \(ourLogits.max()!)], probabilities \(ours.map { String(format: "%.3f", $0) })")
             XCTAssertLessThanOrEqual(difference, 1e-4, "\(arch) N=\(batch)")
             // The comparison says something only if the probabilities are not all saturated at 0 or 1.
@@ -133,6 +138,12 @@ final class ONNXExportTests: XCTestCase {
 
     func testResNet50BottleneckExportRunsInOnnxruntimeWithOurProbabilities() throws {
         try exportAndCompare(.resnet50, width: 4)
+    }
+
+    /// SubSpectral BatchNorm in 5 bands: of bn1's 64 rows (12, 13, 13, 13, 13), layer1's 32, layer2's 16 and
+    /// layer3's 8, uneven, and capped at one band per row in layer4's 4.
+    func testSubSpectralExportRunsInOnnxruntimeWithOurProbabilities() throws {
+        try exportAndCompare(.resnet18, width: 4, subSpectralBands: 5)
     }
 
     /// The graph, without onnxruntime: torchvision's layer count and tensor names, BatchNorm folded away,

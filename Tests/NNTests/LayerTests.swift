@@ -204,9 +204,10 @@ final class ConvolutionTests: XCTestCase {
 final class BatchNormTests: XCTestCase {
     private let channels = 3, batch = 2, height = 3, width = 5
 
-    private func makeNorm(rectifies: Bool = false) -> (NetworkContext, BatchNorm2d) {
+    private func makeNorm(rectifies: Bool = false, subBands: Int = 1) -> (NetworkContext, BatchNorm2d) {
         let context = makeContext()
-        let norm = BatchNorm2d(context, name: "bn", channels: channels, height: height, width: width, rectifies: rectifies)
+        let norm = BatchNorm2d(context, name: "bn", channels: channels, height: height, width: width, rectifies: rectifies,
+                               subBands: subBands)
         context.allocate()
         norm.initialize()
         var rng = Xoshiro256(seed: 3)
@@ -289,9 +290,43 @@ final class BatchNormTests: XCTestCase {
         XCTAssertNotEqual(single[0], output[0], "training mode normalises with the batch's own statistics")
     }
 
+    /// SubSpectral Normalization against a naive loop: channel c's rows cut into bands [0, 1) and [1, 3)
+    /// (⌊s·3/2⌋), each (channel, band) normalised by its own batch statistics and its own γ, β, and its own
+    /// running averages moved; more bands than rows are capped at one band per row.
+    func testSubBandsNormaliseEachBandOfRowsApart() {
+        let subBands = 2, bandRows = [0..<1, 1..<3]
+        let (context, norm) = makeNorm(subBands: subBands)
+        XCTAssertEqual(context.parameterCount, 2 * channels * subBands)
+        var rng = Xoshiro256(seed: 14)
+        let plane = height * width
+        let input = Buffer(random: channels * batch * plane, rng: &rng, scale: 3)
+        for i in 0..<input.count { input[i] += Float(i % plane / width) * 4 }  // each row its own level
+        let output = Buffer(input.count)
+        norm.forward(input: input.pointer, output: output.pointer, batch: batch, training: true)
+        for c in 0..<channels {
+            for (s, rows) in bandRows.enumerated() {
+                let g = c * subBands + s
+                let indices = (0..<batch).flatMap { b in rows.flatMap { r in (0..<width).map { (c * batch + b) * plane + r * width + $0 } } }
+                let x = indices.map { Double(input[$0]) }, n = Double(x.count)
+                let mean = x.reduce(0, +) / n
+                let biased = x.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / n
+                let gamma = Double(context.parameters[g]), beta = Double(context.parameters[channels * subBands + g])
+                for (i, index) in indices.enumerated() {
+                    XCTAssertEqual(Double(output[index]), (x[i] - mean) / (biased + 1e-5).squareRoot() * gamma + beta,
+                                   accuracy: 1e-5, "channel \(c) band \(s)")
+                }
+                XCTAssertEqual(Double(context.buffers[g]), 0.1 * mean, accuracy: 1e-6)
+                XCTAssertEqual(Double(context.buffers[channels * subBands + g]), 0.9 + 0.1 * biased * n / (n - 1),
+                               accuracy: 1e-5)
+            }
+        }
+        XCTAssertEqual(makeNorm(subBands: 7).0.parameterCount, 2 * channels * height, "one band per row at most")
+    }
+
     func testBackwardMatchesFiniteDifferencesInBothModesWithAndWithoutFusedReLU() {
-        for (training, rectifies) in [(true, false), (false, false), (true, true), (false, true)] {
-            let (context, norm) = makeNorm(rectifies: rectifies)
+        for (training, rectifies, subBands) in [(true, false, 1), (false, false, 1), (true, true, 1), (false, true, 1),
+                                                (true, false, 2), (true, true, 3), (false, true, 2)] {
+            let (context, norm) = makeNorm(rectifies: rectifies, subBands: subBands)
             var rng = Xoshiro256(seed: 6)
             let input = Buffer(random: channels * batch * height * width, rng: &rng, scale: 2)
             let output = Buffer(input.count), upstream = Buffer(random: input.count, rng: &rng)
@@ -305,7 +340,7 @@ final class BatchNormTests: XCTestCase {
             doutput.pointer.update(from: upstream.pointer, count: input.count)
             norm.backward(input: input.pointer, output: output.pointer, doutput: doutput.pointer, dinput: dinput.pointer,
                           batch: batch)
-            let label = (training ? "training" : "eval") + (rectifies ? " + relu" : "")
+            let label = (training ? "training" : "eval") + (rectifies ? " + relu" : "") + " in \(subBands) bands"
             // A smaller step with the ReLU, so that no output crosses its kink.
             let step: Float = rectifies ? 1e-3 : 1e-2
             assertGradientsClose(dinput.array, numericGradient(input.pointer, count: input.count, step: step, loss: loss),

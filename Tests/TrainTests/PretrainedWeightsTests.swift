@@ -74,6 +74,27 @@ final class PretrainedWeightsTests: XCTestCase {
         XCTAssertEqual(fcAfter, fcBefore, "the 10-digit classifier keeps its own initialisation")
     }
 
+    /// Into a SubSpectral model each band of a BatchNorm starts as its channel's (layer4's one row is one band).
+    func testSubSpectralBandsEachStartAsTheirChannelsBatchNorm() throws {
+        let plain = try ResNet(arch: .resnet18, width: 4, inputHeight: 32, inputWidth: 16, maxBatch: 2, seed: 3)
+        let path = temporaryPath()
+        let written = try writeTorchvisionLike(for: plain, to: path)
+        let banded = try ResNet(arch: .resnet18, width: 4, inputHeight: 32, inputWidth: 16, maxBatch: 2, subSpectralBands: 2, seed: 3)
+        let report = try PretrainedWeights.load(path: path, into: banded)
+        XCTAssertEqual(report.loaded, banded.parameterSlots.count - 2 + banded.bufferSlots.count)
+        var bandedCount = 0
+        for slot in banded.parameterSlots + banded.bufferSlots where slot.shape.count == 1 && !slot.name.hasPrefix("fc.") {
+            let storage = banded.parameterSlots.contains(slot) ? banded.parameters : banded.buffers
+            let loaded = Array(UnsafeBufferPointer(start: storage + slot.offset, count: slot.count))
+            let source = written[slot.name]!.map { slot.name == "bn1.running_mean" ? Float(Float16($0)) : $0 }
+            let bands = slot.count / source.count
+            XCTAssertEqual(bands, slot.name.hasPrefix("layer4.") ? 1 : 2, slot.name)
+            XCTAssertEqual(loaded, (0..<slot.count).map { source[$0 / bands] }, slot.name)
+            bandedCount += bands == 2 ? 1 : 0
+        }
+        XCTAssertGreaterThan(bandedCount, 20)
+    }
+
     func testMismatchesNameTheTensorAndTheFile() throws {
         let narrow = try ResNet(arch: .resnet18, width: 4, inputHeight: 32, inputWidth: 16, maxBatch: 2, seed: 3)
         let path = temporaryPath()
