@@ -49,8 +49,8 @@ struct BenchTrainCommand: ParsableCommand {
     var layers = false
 
     @Option(name: .customLong("set"), help: ArgumentHelp(
-        "A run config key=value for the training crops (repeatable); with any, the crops of one step (window, "
-            + "augmentations, normalisation) are timed beside the step.", valueName: "key=value"))
+        "A run config key=value (repeatable): architecture.subspectral_bands shapes the model; with any, the crops "
+            + "of one step (window, augmentations, normalisation) are timed beside the step.", valueName: "key=value"))
     var settings: [String] = []
 
     @Flag(help: "Time the training crops of the default config beside the step.")
@@ -75,6 +75,7 @@ struct BenchTrainCommand: ParsableCommand {
             var bucketer: GradientBucketer?
             let result = try TrainBenchmark.run(arch: architecture, width: model.width, batch: model.batch,
                                                 threads: threadCount, precision: precision, steps: steps,
+                                                subSpectralBands: config.int("architecture.subspectral_bands"),
                                                 distribute: world.size == 1 ? nil : { network in
                 let bytes = bucketMegabytes.map { Int($0 * 1_048_576) }
                     ?? GradientBucketer.automaticBucketBytes(count: network.parameterCount)

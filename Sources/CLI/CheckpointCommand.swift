@@ -30,7 +30,9 @@ struct CheckpointCommand: ParsableCommand {
                 let checkpoint = try Checkpoint.read(from: path)
                 let m = checkpoint.metadata
                 print("checkpoint: \(path) (verifies: CRC-32C ok)")
-                print("model: \(m.architecture) width \(m.width), \(m.classes) classes, input \(m.inputHeight)x\(m.inputWidth), dropout \(m.dropout)")
+                let subBands = try RunConfig.parseSaved(yaml: m.config, source: path).int("architecture.subspectral_bands")
+                print("model: \(m.architecture) width \(m.width), \(m.classes) classes, input \(m.inputHeight)x\(m.inputWidth), dropout \(m.dropout)"
+                    + (subBands > 1 ? ", BatchNorm in \(subBands) mel bands" : ""))
                 print("run: fold \(m.fold.map(String.init) ?? "-") (validation speakers \(m.validationSpeakers.joined(separator: ","))), "
                     + "seed \(m.seed), step \(m.step), written by \(m.ranks) rank\(m.ranks == 1 ? "" : "s")")
                 if let metrics = m.metrics {

@@ -38,8 +38,9 @@ private func sumAndDotOfRun(_ u: UnsafeMutablePointer<Float>, _ v: UnsafePointer
 /// running averages by momentum 0.1 using the unbiased variance; evaluation uses the running statistics.
 ///
 /// Synchronised BN across ranks: both passes first build a per-channel reduction vector
-/// [Σ₀ … Σ_{C−1}, Σ'₀ … Σ'_{C−1}, count] in Double and hand it to `context.batchNormReduce` (an in-place
-/// all-reduce) before using it, so with the hook set every rank normalises with global statistics.
+/// [Σ₀ … Σ_{C−1}, Σ'₀ … Σ'_{C−1}, count] in Double (count: one channel's values, B·H·W) and hand it to
+/// `context.batchNormReduce` (an in-place all-reduce) before using it, so with the hook set every rank
+/// normalises with global statistics.
 ///
 /// A following ReLU can be fused (`rectifies`): it saves a full read-and-write pass over the activation
 /// in both directions, the largest non-GEMM cost of a ResNet step.

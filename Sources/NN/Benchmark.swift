@@ -55,12 +55,13 @@ public enum TrainBenchmark {
     /// what each step must do between backward and the optimizer (complete the gradient all-reduce).
     public static func run(arch: Architecture, width: Int, batch: Int, threads: Int, precision: Precision = .fp32,
                            steps: Int, warmupSteps: Int = 2,
-                           inputHeight: Int = 128, inputWidth: Int = 44, seed: UInt64 = 0,
+                           inputHeight: Int = 128, inputWidth: Int = 44, subSpectralBands: Int = 1, seed: UInt64 = 0,
                            distribute: ((ResNet) throws -> () throws -> Void)? = nil) throws -> Result {
         try require(steps >= 1, "benchmark steps", steps, "must be at least 1")
         try require(warmupSteps >= 0, "warm-up steps", warmupSteps, "must be non-negative")
         let loop = try TrainingStepLoop(arch: arch, width: width, batch: batch, threads: threads, precision: precision,
-                                        inputHeight: inputHeight, inputWidth: inputWidth, seed: seed)
+                                        inputHeight: inputHeight, inputWidth: inputWidth,
+                                        subSpectralBands: subSpectralBands, seed: seed)
         let model = loop.model
         let completeGradients = try distribute?(model)
         for _ in 0..<warmupSteps { try loop.step(completeGradients: completeGradients) }
@@ -127,11 +128,11 @@ public final class TrainingStepLoop {
     private let labels: [Int]
 
     public init(arch: Architecture, width: Int, batch: Int, threads: Int, precision: Precision = .fp32,
-                inputHeight: Int = 128, inputWidth: Int = 44, seed: UInt64 = 0) throws {
+                inputHeight: Int = 128, inputWidth: Int = 44, subSpectralBands: Int = 1, seed: UInt64 = 0) throws {
         try require(threads >= 1, "thread count", threads, "must be at least 1")
         BLAS.setThreads(threads)
         model = try ResNet(arch: arch, width: width, inputHeight: inputHeight, inputWidth: inputWidth, maxBatch: batch,
-                           seed: seed)
+                           subSpectralBands: subSpectralBands, seed: seed)
         model.precision = precision
         optimizer = try AdamW(parameterCount: model.parameterCount)
         self.batch = batch

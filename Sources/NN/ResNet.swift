@@ -273,7 +273,8 @@ public final class ResNet {
     }
 
     /// Synchronised BatchNorm: an in-place sum over ranks of `count` Doubles. Each BatchNorm layer calls it
-    /// once in forward (per-channel Σx, Σx², element count) and once in backward (Σdy, Σdy·x̂, count).
+    /// once in forward (per-channel Σx, Σx², element count; per channel and band with sub-spectral bands) and
+    /// once in backward (Σdy, Σdy·x̂, count).
     /// Nil (the default) normalises with this process's batch only.
     public var batchNormReduce: ((UnsafeMutablePointer<Double>, Int) -> Void)? {
         get { context.batchNormReduce }

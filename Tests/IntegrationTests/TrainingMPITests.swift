@@ -90,6 +90,17 @@ final class TrainingMPITests: XCTestCase {
         assertAgreeWithinRounding(mixed[0], mixed[1], "mixup, 2 ranks vs 1")
         XCTAssertGreaterThan(zip(mixed[0].moment, reference.moment).map { abs($0 - $1) }.max()!,
                              Self.roundingBound * reference.moment.map(abs).max()!, "mixup must change training")
+        // SubSpectral BatchNorm's statistics, one set per (channel, mel band), are synchronised the same way.
+        var banded: [(weights: [Float], moment: [Float])] = []
+        for ranks in [1, 2] {
+            let run = try mpirun(ranks, trainArguments(out: "\(root)/ssn\(ranks)", cache: root + "/cache",
+                                                       extra: ["--set", "training.sync_batchnorm=true",
+                                                               "--set", "architecture.subspectral_bands=4"]), timeout: 300)
+            XCTAssertEqual(run.status, 0, run.summary)
+            banded.append(try state("\(root)/ssn\(ranks)/final.ckpt"))
+        }
+        XCTAssertGreaterThan(banded[0].weights.count, reference.weights.count, "a γ and β per band")
+        assertAgreeWithinRounding(banded[0], banded[1], "sub-bands, 2 ranks vs 1")
         // Control: per-rank BatchNorm statistics on 4 ranks of 2 clips each really do change the gradients,
         // so the agreement above is not an accident of a check that could not fail.
         let perRank = try mpirun(4, trainArguments(out: "\(root)/local", cache: root + "/cache",
