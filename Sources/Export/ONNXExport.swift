@@ -47,7 +47,8 @@ public enum ONNXExport {
 
         return ONNX.ModelProto(
             irVersion: irVersion, producerName: "digits-dist", producerVersion: "1",
-            docString: "\(m.architecture) width \(m.width), \(m.classes) classes, eval mode with BatchNorm folded; "
+            docString: "\(m.architecture) width \(m.width), \(m.classes) classes, eval mode with BatchNorm "
+                + (model.subSpectralBands > 1 ? "in \(model.subSpectralBands) mel bands as Mul and Add; " : "folded; ")
                 + "input: log-mel dB, \(m.inputHeight) mel bins × \(m.inputWidth) frames at \(m.audio.sampleRate) Hz, "
                 + "hop \(m.audio.hopSize)",
             graph: builder.graph, opsetImport: [ONNX.OperatorSetIdProto(version: opsetVersion)])
