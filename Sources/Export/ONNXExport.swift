@@ -25,20 +25,18 @@ public enum ONNXExport {
                                                                   .value(m.inputHeight), .value(m.inputWidth)])
         builder.graph.input = [input]
 
-        var x = Tensor(name: input.name, rows: m.inputHeight)
-        x = try builder.convBatchNorm(x, conv: "conv1", norm: "bn1", stride: 2)
-        x.name = builder.node("Relu", [x.name], name: "relu")
-        x.name = builder.node("MaxPool", [x.name], name: "maxpool",
-                              [.init("kernel_shape", .ints([3, 3])), .init("strides", .ints([2, 2])), .init("pads", .ints([1, 1, 1, 1]))])
-        x.rows = (x.rows - 1) / 2 + 1
+        var x = try builder.convBatchNorm(input.name, conv: "conv1", norm: "bn1", stride: 2)
+        x = builder.node("Relu", [x], name: "relu")
+        x = builder.node("MaxPool", [x], name: "maxpool",
+                         [.init("kernel_shape", .ints([3, 3])), .init("strides", .ints([2, 2])), .init("pads", .ints([1, 1, 1, 1]))])
         for block in model.parameterSlots.map(\.name)
         where block.hasPrefix("layer") && block.hasSuffix(".conv1.weight") {
             x = try builder.residualBlock(x, prefix: String(block.dropLast(".conv1.weight".count)))
         }
-        let pooled = builder.node("GlobalAveragePool", [x.name], name: "avgpool")
-        let flat = builder.node("Flatten", [pooled], name: "flatten", [.init("axis", .int(1))])
+        x = builder.node("GlobalAveragePool", [x], name: "avgpool")
+        x = builder.node("Flatten", [x], name: "flatten", [.init("axis", .int(1))])
         let fcWeight = try builder.initializer("fc.weight"), fcBias = try builder.initializer("fc.bias")
-        let logits = builder.node("Gemm", [flat, fcWeight, fcBias], name: "logits", [.init("transB", .int(1))])
+        let logits = builder.node("Gemm", [x, fcWeight, fcBias], name: "logits", [.init("transB", .int(1))])
         let probabilities = builder.node("Softmax", [logits], name: "probabilities", [.init("axis", .int(1))])
         builder.graph.output = [logits, probabilities].map {
             ONNX.ValueInfoProto(name: $0, shape: [.parameter("N"), .value(model.classes)])
@@ -61,12 +59,6 @@ public struct ONNXExportError: Error, CustomStringConvertible {
     public var description: String { "\(path): \(problem)" }
 }
 
-/// A node's output and its mel rows (H), which a SubSpectral BatchNorm's bands are cut from.
-private struct Tensor {
-    var name: String
-    var rows: Int
-}
-
 /// Appends nodes and initializers to a graph, reading tensors by name from the model's flat buffers.
 private struct GraphBuilder {
     var graph = ONNX.GraphProto(name: "digits_dist_resnet")
@@ -74,6 +66,8 @@ private struct GraphBuilder {
     private let path: String
     private let parameterSlots: [String: TensorSlot]
     private let bufferSlots: [String: TensorSlot]
+    /// Each banded BatchNorm's band of each row (`ResNet.subSpectralBandOfRow`).
+    private let bandOfRow: [String: [Int]]
     private var used: Set<String> = []
 
     init(model: ResNet, path: String) {
@@ -81,6 +75,7 @@ private struct GraphBuilder {
         self.path = path
         parameterSlots = Dictionary(uniqueKeysWithValues: model.parameterSlots.map { ($0.name, $0) })
         bufferSlots = Dictionary(uniqueKeysWithValues: model.bufferSlots.map { ($0.name, $0) })
+        bandOfRow = model.subSpectralBandOfRow
     }
 
     /// Adds a node whose single output is named `name`, and returns that name.
@@ -110,15 +105,14 @@ private struct GraphBuilder {
 
     /// Conv `conv` ([Cout][Cin][k][k], padding k/2) then BatchNorm `norm`: folded into the convolution, or
     /// with sub-bands applied after it as Mul and Add by [1, Cout, rows, 1].
-    mutating func convBatchNorm(_ input: Tensor, conv: String, norm: String, stride: Int) throws -> Tensor {
+    mutating func convBatchNorm(_ input: String, conv: String, norm: String, stride: Int) throws -> String {
         let (shape, weight) = try tensor(conv + ".weight")
         let (normShape, gamma) = try tensor(norm + ".weight")
         let beta = try tensor(norm + ".bias").values
         let mean = try tensor(norm + ".running_mean", buffer: true).values
         let variance = try tensor(norm + ".running_var", buffer: true).values
         let outChannels = shape[0], kernel = shape[3], perChannel = shape.dropFirst().reduce(1, *)
-        let padding = kernel / 2, rows = (input.rows + 2 * padding - kernel) / stride + 1
-        let subBands = normShape[0] / outChannels
+        let padding = kernel / 2, subBands = normShape[0] / outChannels
         // Per (channel, band) group g = c·subBands + s: x ↦ x·scale[g] + shift[g].
         let scale = (0..<normShape[0]).map { Double(gamma[$0]) / (Double(variance[$0]) + ResNet.batchNormEpsilon).squareRoot() }
         let shift = (0..<normShape[0]).map { Double(beta[$0]) - Double(mean[$0]) * scale[$0] }
@@ -130,25 +124,27 @@ private struct GraphBuilder {
             let foldedWeight = (0..<outChannels * perChannel).map { Float(Double(weight[$0]) * scale[$0 / perChannel]) }
             graph.initializer.append(ONNX.TensorProto(dims: shape, floatData: foldedWeight, name: conv + ".weight"))
             graph.initializer.append(ONNX.TensorProto(dims: [outChannels], floatData: shift.map(Float.init), name: conv + ".bias"))
-            return Tensor(name: node("Conv", [input.name, conv + ".weight", conv + ".bias"], name: norm, attributes), rows: rows)
+            return node("Conv", [input, conv + ".weight", conv + ".bias"], name: norm, attributes)
+        }
+        guard let bandOfRow = bandOfRow[norm] else {
+            throw ONNXExportError(path: path, problem: "\(norm) has \(normShape[0]) values for \(outChannels) channels")
         }
         _ = try initializer(conv + ".weight")
-        let convolved = node("Conv", [input.name, conv + ".weight"], name: conv, attributes)
-        // Row r of the output lies in band s when ⌊s·rows/S⌋ ≤ r < ⌊(s+1)·rows/S⌋ (BatchNorm2d's bands).
-        let bandOfRow = (0..<rows).map { r in (0..<subBands).last { $0 * rows / subBands <= r }! }
+        let convolved = node("Conv", [input, conv + ".weight"], name: conv, attributes)
+        let rows = bandOfRow.count
         let perRow: ([Double]) -> [Float] = { values in
             (0..<outChannels).flatMap { c in bandOfRow.map { Float(values[c * subBands + $0]) } }
         }
         graph.initializer.append(ONNX.TensorProto(dims: [1, outChannels, rows, 1], floatData: perRow(scale), name: norm + ".scale"))
         graph.initializer.append(ONNX.TensorProto(dims: [1, outChannels, rows, 1], floatData: perRow(shift), name: norm + ".shift"))
         let scaled = node("Mul", [convolved, norm + ".scale"], name: norm + ".mul")
-        return Tensor(name: node("Add", [scaled, norm + ".shift"], name: norm), rows: rows)
+        return node("Add", [scaled, norm + ".shift"], name: norm)
     }
 
     /// torchvision's Basic (conv1, conv2) or Bottleneck (conv1, conv2, conv3) block `prefix` ("layer2.0"):
     /// ReLU after every unit but the last, the stride on the first 3×3 convolution, and on the first block
     /// of stages 2–4 only; the shortcut is the input or the `downsample` projection; then add and ReLU.
-    mutating func residualBlock(_ input: Tensor, prefix: String) throws -> Tensor {
+    mutating func residualBlock(_ input: String, prefix: String) throws -> String {
         let units = (1...3).map { "\(prefix).conv\($0)" }.filter { parameterSlots[$0 + ".weight"] != nil }
         let isFirstOfStage = prefix.hasSuffix(".0") && !prefix.hasPrefix("layer1.")
         let strideUnit = units.count == 3 ? 1 : 0
@@ -156,15 +152,15 @@ private struct GraphBuilder {
         for (index, conv) in units.enumerated() {
             x = try convBatchNorm(x, conv: conv, norm: "\(prefix).bn\(index + 1)",
                                   stride: isFirstOfStage && index == strideUnit ? 2 : 1)
-            if index < units.count - 1 { x.name = node("Relu", [x.name], name: "\(prefix).relu\(index + 1)") }
+            if index < units.count - 1 { x = node("Relu", [x], name: "\(prefix).relu\(index + 1)") }
         }
         var shortcut = input
         if parameterSlots["\(prefix).downsample.0.weight"] != nil {
             shortcut = try convBatchNorm(input, conv: "\(prefix).downsample.0", norm: "\(prefix).downsample.1",
                                          stride: isFirstOfStage ? 2 : 1)
         }
-        let sum = node("Add", [x.name, shortcut.name], name: "\(prefix).add")
-        return Tensor(name: node("Relu", [sum], name: "\(prefix).relu"), rows: x.rows)
+        let sum = node("Add", [x, shortcut], name: "\(prefix).add")
+        return node("Relu", [sum], name: "\(prefix).relu")
     }
 
     func checkEveryTensorIsUsed() throws {

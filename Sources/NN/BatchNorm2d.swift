@@ -50,7 +50,6 @@ private func sumAndDotOfRun(_ u: UnsafeMutablePointer<Float>, _ v: UnsafePointer
 /// channel: a voice's low and high bands no longer share one mean and scale. Group g = c·S + s holds rows
 /// [⌊s·H/S⌋, ⌊(s+1)·H/S⌋) of channel c; every per-channel array ([C] above) is then [C·S].
 final class BatchNorm2d {
-    let channels: Int
     let rectifies: Bool
     let spatial: Int  // H·W
     let height, width, subBands: Int
@@ -73,7 +72,6 @@ final class BatchNorm2d {
     /// `subBands` is capped at `height`, so every band has at least one row.
     init(_ context: NetworkContext, name: String, channels: Int, height: Int, width: Int, rectifies: Bool = false,
          subBands: Int = 1) {
-        self.channels = channels
         self.rectifies = rectifies
         spatial = height * width
         self.height = height
@@ -214,6 +212,12 @@ final class BatchNorm2d {
     private func bands(batch: Int) -> SubBands {
         SubBands(batch: batch, height: height, width: width, count: subBands)
     }
+
+    /// The band (0..<subBands) of each of the H rows this layer normalises.
+    var bandOfEachRow: [Int] {
+        let bands = bands(batch: 1)
+        return (0..<height).map { row in (0..<subBands).last { bands.firstRow(ofBand: $0) <= row }! }
+    }
 }
 
 /// Where each normalised group's values lie in a [C][B][H][W] activation of `batch` samples: group
@@ -222,9 +226,11 @@ final class BatchNorm2d {
 private struct SubBands {
     let batch, height, width, count: Int
 
+    func firstRow(ofBand s: Int) -> Int { s * height / count }
+
     func valuesPerSample(group g: Int) -> Int {
         let s = g % count
-        return ((s + 1) * height / count - s * height / count) * width
+        return (firstRow(ofBand: s + 1) - firstRow(ofBand: s)) * width
     }
 
     /// body(offset, length) for each contiguous run of group g.
@@ -233,7 +239,7 @@ private struct SubBands {
         let plane = height * width
         if count == 1 { return body(g * batch * plane, batch * plane) }
         let (c, s) = g.quotientAndRemainder(dividingBy: count)
-        let start = c * batch * plane + s * height / count * width, length = valuesPerSample(group: g)
+        let start = c * batch * plane + firstRow(ofBand: s) * width, length = valuesPerSample(group: g)
         for b in 0..<batch { body(start + b * plane, length) }
     }
 

@@ -290,9 +290,10 @@ public final class ResNet {
     /// The same for the multiply-adds the engine really runs: fewer for the Winograd convolutions.
     public var executedFlopsPerSample: Int { convolutions.reduce(fc.forwardFlopsPerSample) { $0 + $1.executedFlopsPerSample } }
 
-    private var convolutions: [Conv2d] {
-        ([stem] + blocks.flatMap { $0.mainPath + ($0.projection.map { [$0] } ?? []) }).map(\.conv)
-    }
+    private var convolutions: [Conv2d] { units.map(\.conv) }
+
+    /// Every convolution + BatchNorm unit, in network order.
+    private var units: [ConvBatchNorm] { [stem] + blocks.flatMap { $0.mainPath + ($0.projection.map { [$0] } ?? []) } }
 
     // MARK: Training step
 
@@ -356,10 +357,19 @@ public final class ResNet {
     /// forwards `body` runs (AdaBN, Li et al. 2016: a trained network's normalisation re-fitted, without
     /// labels, to the data it is about to classify). Weights are not touched.
     public func reestimateBatchNormStatistics(_ body: () throws -> Void) rethrows {
-        let norms = ([stem] + blocks.flatMap { $0.mainPath + ($0.projection.map { [$0] } ?? []) }).map(\.norm)
+        let norms = units.map(\.norm)
         for norm in norms { norm.startCumulativeStatistics() }
         defer { for norm in norms { norm.stopCumulativeStatistics() } }
         try body()
+    }
+
+    /// For every BatchNorm with sub-spectral bands (torchvision name, "layer1.0.bn1"), the band of each of
+    /// its mel rows: where its [C·S] arrays apply, for exporters that cannot fold it into the convolution.
+    public var subSpectralBandOfRow: [String: [Int]] {
+        let norms = units.map(\.norm)
+        return Dictionary(uniqueKeysWithValues: norms.filter { $0.subBands > 1 }.map {
+            (String($0.weight.name.dropLast(".weight".count)), $0.bandOfEachRow)
+        })
     }
 
     /// The ε of every BatchNorm's variance, for exporters that fold them into the convolutions.
