@@ -14,10 +14,11 @@ struct EvaluateCommand: ParsableCommand {
             ([true][predicted]), per-speaker and per-digit accuracy. A run folder with several fold models \
             is scored as their average (k-fold ensemble); so are the models of every --checkpoint given (runs \
             of other seeds or recipes: an ensemble). Clips are cut into the training chunk length and \
-            their chunks' probabilities averaged. With --adapt-batchnorm every model's BatchNorm statistics are \
-            first re-fitted to the evaluated clips' own (AdaBN: labels unused, the checkpoint left as it is), as \
-            for a new caller or microphone whose recordings are at hand; such scores are transductive, not \
-            comparable with plain ones. --save-adapted FILE then writes the adapted model (one checkpoint), for \
+            their chunks' probabilities averaged. With --adapt-batchnorm every model is first fitted to the \
+            evaluated clips, their labels unused and the checkpoint left as it is: its BatchNorm scales and shifts \
+            by --adapt-epochs passes of entropy minimisation (TENT; every rank on all the clips), then its \
+            BatchNorm statistics re-fitted to the clips' own (AdaBN), as for a new caller or microphone whose \
+            recordings are at hand; such scores are transductive, not comparable with plain ones. --save-adapted FILE then writes the adapted model (one checkpoint), for \
             predict to use on that caller's or site's later recordings one at a time.
 
             Examples:
@@ -34,9 +35,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Dataset folder or CSV.")
     var data: String
 
-    /// AdaBN: transductive, so its scores are not comparable with a plain evaluation's.
-    @Flag(help: "Re-fit each model's BatchNorm statistics to the evaluated clips (no labels used) before scoring them.")
-    var adaptBatchnorm = false
+    @OptionGroup var adapt: AdaptOptions
 
     @Option(help: ArgumentHelp("With --adapt-batchnorm and one model: write the adapted model to this checkpoint file.",
                                valueName: "file"))
@@ -45,7 +44,7 @@ struct EvaluateCommand: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
 
     func validate() throws {
-        if saveAdapted != nil && !adaptBatchnorm { throw ValidationError("--save-adapted needs --adapt-batchnorm") }
+        if saveAdapted != nil && !adapt.adaptBatchnorm { throw ValidationError("--save-adapted needs --adapt-batchnorm") }
     }
 
     func run() throws {
@@ -61,10 +60,10 @@ struct EvaluateCommand: ParsableCommand {
             let clips = dataset.clips.indices.filter { cache.frames(ofClip: $0) > 0 }
             let metrics = try Trainer.evaluate(clips: Array(clips), dataset: dataset, cache: cache,
                                                classifiers: models.map { $0.classifier() }, communicator: world,
-                                               adaptBatchNorm: adaptBatchnorm)
+                                               adaptBatchNorm: adapt.adaptBatchnorm, adaptEpochs: adapt.adaptEpochs)
             if let saveAdapted, world.rank == 0 {
-                try models[0].writeWithCurrentStatistics(to: saveAdapted)
-                Log.info("\(saveAdapted): \(models[0].path) with its BatchNorm statistics adapted to \(data)")
+                try models[0].writeAdapted(to: saveAdapted)
+                Log.info("\(saveAdapted): \(models[0].path) with its BatchNorm adapted to \(data)")
             }
             if let metrics {
                 let encoder = JSONEncoder()

@@ -206,8 +206,11 @@ final class BatchNorm2d {
                 }
             }
         }
-        context.gradientsReady?(weight.offset..<(bias.offset + groups))
+        context.gradientsReady?(parameterRange)
     }
+
+    /// Where this layer's scales and shifts lie in the parameter buffer.
+    var parameterRange: Range<Int> { weight.offset..<(bias.offset + groups) }
 
     private func bands(batch: Int) -> SubBands {
         SubBands(batch: batch, height: height, width: width, count: subBands)

@@ -363,6 +363,9 @@ public final class ResNet {
         try body()
     }
 
+    /// Each BatchNorm's scales and shifts in `parameters`, in network order: what test-time adaptation moves.
+    public var batchNormParameterRanges: [Range<Int>] { units.map(\.norm.parameterRange) }
+
     /// For every BatchNorm with sub-spectral bands (torchvision name, "layer1.0.bn1"), the band of each of
     /// its mel rows: where its [C·S] arrays apply, for exporters that cannot fold it into the convolution.
     public var subSpectralBandOfRow: [String: [Int]] {

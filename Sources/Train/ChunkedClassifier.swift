@@ -76,14 +76,59 @@ public final class ChunkedClassifier {
         try model.reestimateBatchNormStatistics { _ = try classify(count: count, clip: clip, eachChunk: nil, training: true) }
     }
 
+    /// TENT (Wang et al. 2021): `epochs` passes over these clips' chunks, shuffled and in training mode (each
+    /// batch normalised by its own statistics), each batch's mean softmax entropy lowered by one Adam step of
+    /// the BatchNorm scales and shifts alone; no labels, every other weight as trained. The model grows
+    /// confident on the caller's own recordings, so it needs a batch of them; `adaptBatchNorm` then re-fits
+    /// the statistics to the adapted network.
+    public func adaptByEntropy(count: Int, clip: (Int) -> ClipFeatures, epochs: Int, learningRate: Float = 1e-3) throws {
+        guard epochs > 0 else { return }
+        let model = self.model, parameters = model.parameterCount
+        let optimizer = try AdamW(parameterCount: parameters, weightDecay: 0)
+        // Zero gradients leave Adam's moments at zero, so the weights outside these ranges do not move.
+        let adapted = model.batchNormParameterRanges.sorted { $0.lowerBound < $1.lowerBound }
+        let frozen = zip([0] + adapted.map(\.upperBound), adapted.map(\.lowerBound) + [parameters]).map { $0..<$1 }
+        let dlogits = UnsafeMutablePointer<Float>.allocate(capacity: batch * Self.classes)
+        defer { dlogits.deallocate() }
+        for epoch in 0..<epochs {
+            _ = try classify(count: count, clip: clip, eachChunk: nil, training: true, shuffleSeed: UInt64(epoch)) { logits, rows in
+                Self.meanEntropyGradient(logits: logits, rows: rows, into: dlogits)
+                model.zeroGradients()
+                model.backward(dlogits: dlogits)
+                for range in frozen { (model.gradients + range.lowerBound).update(repeating: 0, count: range.count) }
+                try optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: learningRate)
+            }
+        }
+        model.zeroGradients()
+    }
+
+    /// ∂/∂z of the batch's mean entropy H = −Σ p·log p of p = softmax(z): −p_k·(log p_k + H) / rows.
+    static func meanEntropyGradient(logits: UnsafePointer<Float>, rows: Int, into dlogits: UnsafeMutablePointer<Float>) {
+        var probabilities = [Float](repeating: 0, count: classes)
+        for row in 0..<rows {
+            softmax(logits + row * classes, into: &probabilities)
+            let entropy = -probabilities.reduce(Float(0)) { $0 + ($1 > 0 ? $1 * log($1) : 0) }
+            for (k, p) in probabilities.enumerated() {
+                dlogits[row * classes + k] = p > 0 ? -p * (log(p) + entropy) / Float(rows) : 0
+            }
+        }
+    }
+
+    /// The clips' mean probabilities; `shuffleSeed` mixes the chunks' order (else clip by clip, as a folder lists
+    /// them: one digit after another) and `afterForward` sees each batch's logits and size after its forward.
     private func classify(count: Int, clip: (Int) -> ClipFeatures, eachChunk: ((Int, Int, UnsafeBufferPointer<Float>) -> Void)?,
-                          training: Bool) throws -> [Float] {
+                          training: Bool, shuffleSeed: UInt64? = nil,
+                          afterForward: ((UnsafePointer<Float>, Int) throws -> Void)? = nil) throws -> [Float] {
         let classes = Self.classes, variants = plan.variants
         var rows: [(clip: Int, start: Int, variant: Int)] = []
         for i in 0..<count {
             for start in LogMelCrop.chunkStarts(clipFrames: clip(i).frames, frames: cropFrames) {
                 for variant in variants.indices { rows.append((i, start, variant)) }
             }
+        }
+        if let shuffleSeed {
+            var rng = SplitMix64(seed: 0x7E47_0000 ^ shuffleSeed)
+            for i in stride(from: rows.count - 1, to: 0, by: -1) { rows.swapAt(i, rng.nextInt(below: i + 1)) }
         }
         var sums = [Float](repeating: 0, count: count * classes)
         var weights = [Double](repeating: 0, count: count)
@@ -121,6 +166,7 @@ public final class ChunkedClassifier {
                                          clipFrames: features.frames, changed: warped)
             }
             let logits = try model.forward(input: input, batch: group.count, training: training)
+            try afterForward?(logits, group.count)
             for (slot, row) in group.enumerated() {
                 Self.softmax(logits + slot * classes, into: &probabilities)
                 for k in 0..<classes { sums[row.clip * classes + k] += Float(rowWeights[slot]) * probabilities[k] }

@@ -13,7 +13,7 @@ public struct TrainedModel {
     /// How whole clips are classified: the run's inference keys.
     public let inference: InferencePlan
     /// The checkpoint section the BatchNorm statistics came from: "buffers", or the moving average's.
-    let buffersSection: String
+    let parametersSection, buffersSection: String
 
     /// Loads `path`; `chunkSeconds` sets the inference chunk (default: the training crop); `precision` the
     /// arithmetic (default: the run's `environment.mixed_precision_inference` on this CPU).
@@ -43,8 +43,9 @@ public struct TrainedModel {
             override: ProcessInfo.processInfo.environment["DIGITS_DIST_BF16"]).precision
         // A run with `training.ema_decay` saved its weights' moving average too: that is the model to use.
         let averaged = checkpoint.section("ema.parameters") != nil
+        parametersSection = averaged ? "ema.parameters" : "parameters"
         buffersSection = averaged ? "ema.buffers" : "buffers"
-        for (name, destination, count) in [(averaged ? "ema.parameters" : "parameters", model.parameters, model.parameterCount),
+        for (name, destination, count) in [(parametersSection, model.parameters, model.parameterCount),
                                            (buffersSection, model.buffers, model.bufferCount)] {
             guard let values = checkpoint.section(name), values.count == count else {
                 throw CheckpointError(path: path, problem: "section \(name) does not fit a \(m.architecture) of width \(m.width)")
@@ -82,14 +83,18 @@ public struct TrainedModel {
         return members
     }
 
-    /// Writes the checkpoint this model was read from with the model's BatchNorm statistics as they are now
-    /// (adapted: `ChunkedClassifier.adaptBatchNorm`) in place of the saved ones, everything else as it was.
-    public func writeWithCurrentStatistics(to destination: String) throws {
+    /// Writes the checkpoint this model was read from with the model's weights and BatchNorm statistics as they
+    /// are now (adapted: `ChunkedClassifier.adaptByEntropy`, `adaptBatchNorm`) in place of the saved ones,
+    /// everything else as it was.
+    public func writeAdapted(to destination: String) throws {
         var checkpoint = try Checkpoint.read(from: path)
-        guard let index = checkpoint.sections.firstIndex(where: { $0.name == buffersSection }) else {
-            throw CheckpointError(path: path, problem: "has no section \(buffersSection)")
+        for (name, values, count) in [(parametersSection, model.parameters, model.parameterCount),
+                                      (buffersSection, model.buffers, model.bufferCount)] {
+            guard let index = checkpoint.sections.firstIndex(where: { $0.name == name }) else {
+                throw CheckpointError(path: path, problem: "has no section \(name)")
+            }
+            checkpoint.sections[index].values = Array(UnsafeBufferPointer(start: values, count: count))
         }
-        checkpoint.sections[index].values = Array(UnsafeBufferPointer(start: model.buffers, count: model.bufferCount))
         try checkpoint.write(to: destination)
     }
 

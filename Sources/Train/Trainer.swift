@@ -385,15 +385,19 @@ public final class Trainer {
 
     /// Also serves `digits-dist evaluate`: several classifiers (a k-fold run's models) are averaged.
     public static func evaluate(clips: [Int], dataset: Dataset, cache: FeatureCache, classifiers: [ChunkedClassifier],
-                                communicator: Communicator, adaptBatchNorm: Bool = false) throws -> ClassificationMetrics? {
+                                communicator: Communicator, adaptBatchNorm: Bool = false,
+                                adaptEpochs: Int = 0) throws -> ClassificationMetrics? {
         let mine = stride(from: communicator.rank, to: clips.count, by: communicator.size).map { clips[$0] }
         var probabilities = [Float](repeating: 0, count: mine.count * ChunkedClassifier.classes)
-        let clip = { (i: Int) -> ChunkedClassifier.ClipFeatures in
-            let features = cache.features(ofClip: mine[i])
-            return (features.baseAddress!, cache.frames(ofClip: mine[i]), cache.silenceLevel(ofClip: mine[i]))
-        }
+        let features = { (list: [Int]) in { (i: Int) -> ChunkedClassifier.ClipFeatures in
+            let values = cache.features(ofClip: list[i])
+            return (values.baseAddress!, cache.frames(ofClip: list[i]), cache.silenceLevel(ofClip: list[i]))
+        } }
+        let clip = features(mine)
         for classifier in classifiers {
             if adaptBatchNorm {
+                // Every rank adapts the weights on all the clips, so they do not depend on the rank count.
+                try classifier.adaptByEntropy(count: clips.count, clip: features(clips), epochs: adaptEpochs)
                 try classifier.adaptBatchNorm(count: mine.count, clip: clip)
                 if communicator.size > 1 {
                     try averageBatchNormStatistics(of: classifier.model, weight: Float(mine.count), totalWeight: Float(clips.count),

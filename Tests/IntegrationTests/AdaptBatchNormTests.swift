@@ -1,8 +1,9 @@
 import Foundation
 import XCTest
 
-/// `evaluate --adapt-batchnorm` and `predict --adapt-batchnorm`: each model's BatchNorm statistics re-fitted
-/// to the clips before they are scored (in one process and sharded over ranks); the checkpoint stays as it was.
+/// `evaluate --adapt-batchnorm` and `predict --adapt-batchnorm`: each model's BatchNorm scales and shifts (entropy
+/// minimisation) and statistics re-fitted to the clips before they are scored (in one process and sharded over
+/// ranks); the checkpoint stays as it was.
 final class AdaptBatchNormTests: XCTestCase {
     struct Metrics: Decodable, Equatable {
         var clips: Int
@@ -47,6 +48,14 @@ final class AdaptBatchNormTests: XCTestCase {
         XCTAssertNotEqual(adapted, plain, "re-fitted statistics must change the scores")
         XCTAssertEqual(try evaluate(ranks: 1, ["--adapt-batchnorm"]), adapted, "adapting is deterministic")
         XCTAssertNotEqual(sharded, plain, "every rank must adapt")
+        // The default adapts BatchNorm's scales and shifts too (TENT), before the statistics alone are re-fitted.
+        let statisticsOnly = try evaluate(ranks: 1, ["--adapt-batchnorm", "--adapt-epochs", "0"])
+        XCTAssertNotEqual(statisticsOnly, adapted, "the entropy passes must change the model")
+        XCTAssertNotEqual(statisticsOnly, plain)
+        let negative = try runProcess([try digitsDistBinary(), "evaluate", "--checkpoint", checkpoint, "--data", unseen,
+                                       "--adapt-batchnorm", "--adapt-epochs=-1"], timeout: 120)
+        XCTAssertNotEqual(negative.status, 0)
+        XCTAssertTrue(negative.stderr.contains("--adapt-epochs -1: must be 0 or more"), negative.stderr)
         // Every rank scores with the same statistics (the shards' averaged): rank 0 saves them, and the saved
         // model scored plainly over two ranks gives what the adapted sharded evaluation gave.
         let savedSharded = root + "/adapted-sharded.ckpt"

@@ -66,6 +66,65 @@ final class ChunkedClassifierTests: XCTestCase {
         XCTAssertLessThan(gapAfter, 1e-3)
     }
 
+    func testMeanEntropyGradientMatchesFiniteDifferences() {
+        var rng = Xoshiro256(seed: 9)
+        let rows = 3, classes = ChunkedClassifier.classes
+        var logits = (0..<(rows * classes)).map { _ in Float(3 * rng.nextGaussian()) }
+        func meanEntropy() -> Double {
+            var probabilities = [Float](repeating: 0, count: classes), total = 0.0
+            for row in 0..<rows {
+                ChunkedClassifier.softmax(logits.withUnsafeBufferPointer { $0.baseAddress! + row * classes }, into: &probabilities)
+                total -= probabilities.reduce(0.0) { $0 + Double($1) * log(Double($1)) }
+            }
+            return total / Double(rows)
+        }
+        var gradient = [Float](repeating: 0, count: logits.count)
+        ChunkedClassifier.meanEntropyGradient(logits: logits, rows: rows, into: &gradient)
+        for i in logits.indices {
+            let kept = logits[i], step: Float = 1e-2
+            logits[i] = kept + step
+            let above = meanEntropy()
+            logits[i] = kept - step
+            let below = meanEntropy()
+            logits[i] = kept
+            XCTAssertEqual(Double(gradient[i]), (above - below) / Double(2 * step), accuracy: 2e-3, "logit \(i)")
+        }
+    }
+
+    /// TENT moves BatchNorm's scales and shifts alone, the same way each time, and leaves the model surer of
+    /// the clips it adapted to than re-fitting the statistics alone does.
+    func testAdaptingByEntropyMovesOnlyBatchNormAndLowersTheEntropy() throws {
+        let melBins = 16, frames = 8, count = 24
+        var rng = Xoshiro256(seed: 6)
+        let flat = (0..<(count * melBins * frames)).map { _ in Float(rng.nextGaussian()) }
+        func adapted(epochs: Int) throws -> (weights: [Float], probabilities: [Float], ranges: [Range<Int>]) {
+            let model = try ResNet(arch: .resnet18, width: 4, inputHeight: melBins, inputWidth: frames, maxBatch: 4, seed: 7)
+            let classifier = ChunkedClassifier(model: model, melBins: melBins, cropFrames: frames, batch: 4, plan: InferencePlan())
+            let probabilities = try flat.withUnsafeBufferPointer { values in
+                let features = { (i: Int) -> ChunkedClassifier.ClipFeatures in (values.baseAddress! + i * melBins * frames, frames, 0) }
+                try classifier.adaptByEntropy(count: count, clip: features, epochs: epochs, learningRate: 1e-2)
+                try classifier.adaptBatchNorm(count: count, clip: features)
+                return try classifier.classify(count: count, clip: features)
+            }
+            return (Array(UnsafeBufferPointer(start: model.parameters, count: model.parameterCount)), probabilities,
+                    model.batchNormParameterRanges)
+        }
+        func meanEntropy(_ p: [Float]) -> Double { -p.reduce(0.0) { $0 + ($1 > 0 ? Double($1) * log(Double($1)) : 0) } / Double(count) }
+        let statisticsOnly = try adapted(epochs: 0), tent = try adapted(epochs: 4)
+        XCTAssertEqual(try adapted(epochs: 4).weights, tent.weights, "deterministic")
+        let normalised = Set(tent.ranges.flatMap { Array($0) })
+        var moved = 0
+        for i in tent.weights.indices {
+            if normalised.contains(i) {
+                if tent.weights[i] != statisticsOnly.weights[i] { moved += 1 }
+            } else {
+                XCTAssertEqual(tent.weights[i].bitPattern, statisticsOnly.weights[i].bitPattern, "weight \(i) is not BatchNorm's")
+            }
+        }
+        XCTAssertGreaterThan(moved, normalised.count / 2, "BatchNorm's scales and shifts move")
+        XCTAssertLessThan(meanEntropy(tent.probabilities), meanEntropy(statisticsOnly.probabilities) - 0.03)
+    }
+
     func testMeanPowerIsTheMeanOfThePowersAtAnyLevel() {
         for level: Float in [-100, 0, 40] {
             let window: [Float] = [level, level - 10, level - 20, level - 30]
