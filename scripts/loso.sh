@@ -55,8 +55,8 @@ for fold_speaker in $(held_out_speakers "$out/seed-$first"); do
     { echo "audio,label,speaker"; for wav in "$recordings"/*_"$speaker"_*.wav; do name=$(basename "$wav"); echo "$wav,${name%%_*},$speaker"; done; } \
         >"$out/speaker-$speaker.csv"
 done
-# Each fold's model with its BatchNorm statistics re-fitted to the held-out speaker's own clips (`evaluate
-# --adapt-batchnorm`, no labels used): what adapting to a caller's recordings gives. Transductive, so it is
+# Each fold's model with its BatchNorm (scales and shifts by entropy minimisation, then statistics) fitted to the
+# held-out speaker's own clips (`evaluate --adapt-batchnorm`, no labels used): what adapting to a caller's recordings gives. Transductive, so it is
 # reported apart from the scores above.
 adapted="$out/adapted.tsv"
 : >"$adapted"
