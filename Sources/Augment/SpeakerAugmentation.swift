@@ -9,6 +9,9 @@ import NN
 ///   VTLP warps the frequency axis, so a voice sounds as from a shorter or longer vocal tract;
 /// - equalizer: each mel band moved by a smooth random curve of up to ± `equalizer` dB (the colouring of a
 ///   different microphone, room or phone line: `equalizerCurve`);
+/// - reverberation: with probability `reverbProbability`, a room's late reverberation added in power: each
+///   band's power smeared forward in time by an exponential tail that decays 60 dB in a reverberation time drawn
+///   uniformly in 0.1…`reverbMaxSeconds`, its energy 0–15 dB below the direct sound's (`addReverberation`);
 /// - gain: every value moved by U(−gain, gain) dB (a louder or quieter recording);
 /// - noise: with probability `noiseProbability`, noise added in power at a signal-to-noise ratio drawn
 ///   uniformly in `noiseSNR` dB, relative to the crop's mean power: a window of one of `recordedNoise`'s
@@ -23,6 +26,10 @@ public struct SpeakerAugmentation: Sendable, Equatable {
     public var vocalTract = 0.0
     public var equalizer = 0.0
     public var gain = 0.0
+    public var reverbProbability = 0.0
+    public var reverbMaxSeconds = 0.8
+    /// Seconds between frames (the hop): how far a reverberation tail decays from one frame to the next.
+    public var frameSeconds = 512.0 / 22_050
     public var noiseProbability = 0.0
     public var noiseSNR = 10.0...40.0
     public var frequencyMasks = 0, frequencyMaskBins = 0
@@ -34,7 +41,8 @@ public struct SpeakerAugmentation: Sendable, Equatable {
 
     /// Whether no augmentation is on (the crop is left as it is).
     public var isIdentity: Bool {
-        tempo == 0 && vocalTract == 0 && equalizer == 0 && gain == 0 && noiseProbability == 0
+        tempo == 0 && vocalTract == 0 && equalizer == 0 && gain == 0 && reverbProbability == 0
+            && noiseProbability == 0
             && (frequencyMasks == 0 || frequencyMaskBins == 0) && (timeMasks == 0 || timeMaskFrames == 0)
     }
 
@@ -65,6 +73,12 @@ public struct SpeakerAugmentation: Sendable, Equatable {
                 let row = crop + m * frames
                 for t in 0..<frames { row[t] += lift }
             }
+        }
+        if reverbProbability > 0, rng.nextUniformDouble() < reverbProbability {
+            let seconds = 0.1 + (max(0.1, reverbMaxSeconds) - 0.1) * rng.nextUniformDouble()
+            let directToReverberant = 15 * rng.nextUniformDouble()
+            Self.addReverberation(crop, melBins: melBins, frames: frames, decayPerFrame: pow(10, -6 * frameSeconds / seconds),
+                                  tailDecibelsBelowDirect: directToReverberant)
         }
         if gain > 0 {
             let shift = Float(gain * (2 * rng.nextUniformDouble() - 1))
@@ -162,6 +176,24 @@ public struct SpeakerAugmentation: Sendable, Equatable {
                 bits >>= 10
                 left -= 1
                 crop[i] = log(scratch[i] + noise) / toPower
+            }
+        }
+    }
+
+    /// P'(t) = P(t) + tail(t) in each band, tail(t) = a·(tail(t − 1) + c·P(t − 1)): every frame's power
+    /// echoes on in the frames after it as c·a^k, a = `decayPerFrame`, with c set so that the whole echo
+    /// Σ_k c·a^k = c·a/(1 − a) is `tailDecibelsBelowDirect` dB below the frame it echoes.
+    static func addReverberation(_ crop: UnsafeMutablePointer<Float>, melBins: Int, frames: Int, decayPerFrame a: Double,
+                                 tailDecibelsBelowDirect: Double) {
+        let toPower = Float(M_LN10 / 10)
+        let c = Float(pow(10, -tailDecibelsBelowDirect / 10) * (1 - a) / a), decay = Float(a)
+        for m in 0..<melBins {
+            let row = crop + m * frames
+            var tail: Float = 0, previous: Float = 0
+            for t in 0..<frames {
+                tail = decay * (tail + c * previous)
+                previous = exp(row[t] * toPower)
+                row[t] = log(previous + tail) / toPower
             }
         }
     }

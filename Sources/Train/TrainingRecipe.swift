@@ -166,6 +166,9 @@ extension SpeakerAugmentation {
         vocalTract = config.double("augmentation.vocal_tract")
         equalizer = config.double("augmentation.equalizer_db")
         gain = config.double("augmentation.gain_db")
+        reverbProbability = config.double("augmentation.reverb_probability")
+        reverbMaxSeconds = config.double("augmentation.reverb_max_seconds")
+        frameSeconds = Double(config.audioSettings.hopSize) / Double(config.audioSettings.sampleRate)
         noiseProbability = config.double("augmentation.noise_probability")
         let lowest = config.double("augmentation.noise_min_snr_db"), highest = config.double("augmentation.noise_max_snr_db")
         guard lowest <= highest else {

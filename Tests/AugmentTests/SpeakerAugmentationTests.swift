@@ -28,6 +28,7 @@ final class SpeakerAugmentationTests: XCTestCase {
         all.vocalTract = 0.15
         all.equalizer = 8
         all.gain = 6
+        all.reverbProbability = 0.5
         all.noiseProbability = 1
         all.frequencyMasks = 2
         all.frequencyMaskBins = 3
@@ -104,6 +105,30 @@ final class SpeakerAugmentationTests: XCTestCase {
         XCTAssertEqual(crop, wordCrop())
         SpeakerAugmentation.resample(&crop, melBins: melBins, frames: frames, scratch: &scratch, alongTime: true, factor: 2)
         for m in 0..<melBins { for t in 0..<frames where t % 2 == 0 { XCTAssertEqual(crop[m * frames + t], wordCrop()[m * frames + t / 2]) } }
+    }
+
+    func testReverberationEchoesAFrameWithItsDecayAndEnergy() {
+        // One frame at 0 dB in −200 dB silence: every later frame is its echo c·a^k.
+        let frames = 40, a = 0.8, below = 6.0
+        var crop = [Float](repeating: -200, count: 2 * frames)
+        crop[3] = 0
+        crop[frames + 3] = 0
+        SpeakerAugmentation.addReverberation(&crop, melBins: 2, frames: frames, decayPerFrame: a, tailDecibelsBelowDirect: below)
+        XCTAssertEqual(crop[3], 0, accuracy: 1e-5, "the direct sound is kept")
+        XCTAssertLessThan(crop[2], -198, "nothing before it but the silence's own echo")
+        for k in 1..<30 { XCTAssertEqual(crop[3 + k] - crop[3 + k + 1], Float(-10 * log10(a)), accuracy: 1e-3) }
+        let tail = (4..<frames).map { pow(10, Double(crop[$0]) / 10) }.reduce(0, +)
+        XCTAssertEqual(10 * log10(tail), -below, accuracy: 0.05, "the tail's energy, 6 dB below the frame's")
+        XCTAssertEqual(Array(crop[0..<frames]), Array(crop[frames...]), "every band alike")
+        var reverb = SpeakerAugmentation()
+        reverb.reverbProbability = 1
+        var changed = 0
+        for position in 0..<20 {
+            let out = augmented(reverb, position: position)
+            XCTAssertTrue(zip(out, wordCrop()).allSatisfy { $0 >= $1 - 1e-4 }, "reverberation only adds power")
+            if out != wordCrop() { changed += 1 }
+        }
+        XCTAssertEqual(changed, 20)
     }
 
     func testNoiseOnlyAddsPowerAndLiftsSilenceMoreThanTheWord() {

@@ -59,7 +59,7 @@ final class ResumeTests: XCTestCase {
         try AudioFile.writeWAV(path: noise + "/hiss.wav", samples: (0..<32_000).map { _ in 0.1 * hiss.nextFloat() - 0.05 },
                                sampleRate: 16_000)
         let augmentations = ["augmentation.noise_folder=" + noise,"augmentation.time_shift_seconds=0.2", "augmentation.trim_seconds=0.05", "augmentation.tempo=0.1", "augmentation.vocal_tract=0.1", "augmentation.equalizer_db=6",
-                             "augmentation.gain_db=6", "augmentation.noise_probability=0.5", "augmentation.frequency_masks=2",
+                             "augmentation.gain_db=6", "augmentation.reverb_probability=0.5", "augmentation.noise_probability=0.5", "augmentation.frequency_masks=2",
                              "augmentation.time_masks=2", "augmentation.mix_audio=Mixup", "training.label_smoothing=0.1",
                              "training.ema_decay=0.9"]
         let settings = augmentations.flatMap { ["--set", $0] }
