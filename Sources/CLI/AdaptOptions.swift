@@ -7,11 +7,18 @@ struct AdaptOptions: ParsableArguments {
                              + "--adapt-epochs passes of entropy minimisation, then its statistics re-fitted."))
     var adaptBatchnorm = false
 
-    @Option(help: ArgumentHelp("With --adapt-batchnorm: passes over the clips lowering the model's entropy on them (TENT); "
-                               + "0 re-fits the statistics alone (AdaBN).", valueName: "n"))
-    var adaptEpochs = 10
+    @Option(name: .customLong("adapt-epochs"),
+            help: ArgumentHelp("With --adapt-batchnorm: passes over the clips lowering the model's entropy on them (TENT; "
+                               + "default 10); 0 re-fits the statistics alone (AdaBN).", valueName: "n"))
+    var givenEpochs: Int?
+
+    /// Entropy passes before the statistics are re-fitted.
+    var adaptEpochs: Int { givenEpochs ?? 10 }
 
     func validate() throws {
-        guard adaptEpochs >= 0 else { throw ValidationError("--adapt-epochs \(adaptEpochs): must be 0 or more") }
+        if let givenEpochs {
+            guard adaptBatchnorm else { throw ValidationError("--adapt-epochs needs --adapt-batchnorm") }
+            guard givenEpochs >= 0 else { throw ValidationError("--adapt-epochs \(givenEpochs): must be 0 or more") }
+        }
     }
 }

@@ -56,6 +56,10 @@ final class AdaptBatchNormTests: XCTestCase {
                                        "--adapt-batchnorm", "--adapt-epochs=-1"], timeout: 120)
         XCTAssertNotEqual(negative.status, 0)
         XCTAssertTrue(negative.stderr.contains("--adapt-epochs -1: must be 0 or more"), negative.stderr)
+        let alone = try runProcess([try digitsDistBinary(), "evaluate", "--checkpoint", checkpoint, "--data", unseen,
+                                    "--adapt-epochs", "3"], timeout: 120)
+        XCTAssertNotEqual(alone.status, 0)
+        XCTAssertTrue(alone.stderr.contains("--adapt-epochs needs --adapt-batchnorm"), alone.stderr)
         // Every rank scores with the same statistics (the shards' averaged): rank 0 saves them, and the saved
         // model scored plainly over two ranks gives what the adapted sharded evaluation gave.
         let savedSharded = root + "/adapted-sharded.ckpt"
