@@ -40,7 +40,7 @@ let package = Package(
         // NN: layers (forward + backward), ResNet, losses, AdamW on OpenBLAS (and CBF16 in mixed precision).
         .target(name: "NN", dependencies: ["CBLAS", "CBF16"], path: "Sources/NN", swiftSettings: optimized),
         // Augment: speaker-robust augmentations of training crops (SpecAugment, tempo, VTLP, gain, noise, mixup).
-        .target(name: "Augment", dependencies: ["Datasets", "NN"], path: "Sources/Augment", swiftSettings: optimized),
+        .target(name: "Augment", dependencies: ["Audio", "Datasets", "NN"], path: "Sources/Augment", swiftSettings: optimized),
         // Dist: the MPI communicator.
         .target(name: "Dist", dependencies: ["CMPI"], path: "Sources/Dist", swiftSettings: optimized),
         // Train: configs, the training loop, metrics, checkpoints.

@@ -1,3 +1,4 @@
+import Audio
 import Datasets
 import Foundation
 import NN
@@ -29,7 +30,7 @@ public struct SpeakerAugmentation: Sendable, Equatable {
     public var reverbProbability = 0.0
     public var reverbMaxSeconds = 0.8
     /// Seconds between frames (the hop): how far a reverberation tail decays from one frame to the next.
-    public var frameSeconds = 512.0 / 22_050
+    public var frameSeconds = Double(AudioSettings().hopSize) / Double(AudioSettings().sampleRate)
     public var noiseProbability = 0.0
     public var noiseSNR = 10.0...40.0
     public var frequencyMasks = 0, frequencyMaskBins = 0
@@ -75,7 +76,7 @@ public struct SpeakerAugmentation: Sendable, Equatable {
             }
         }
         if reverbProbability > 0, rng.nextUniformDouble() < reverbProbability {
-            let seconds = 0.1 + (max(0.1, reverbMaxSeconds) - 0.1) * rng.nextUniformDouble()
+            let seconds = 0.1 + (reverbMaxSeconds - 0.1) * rng.nextUniformDouble()
             let directToReverberant = 15 * rng.nextUniformDouble()
             Self.addReverberation(crop, melBins: melBins, frames: frames, decayPerFrame: pow(10, -6 * frameSeconds / seconds),
                                   tailDecibelsBelowDirect: directToReverberant)

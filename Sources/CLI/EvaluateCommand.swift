@@ -18,8 +18,9 @@ struct EvaluateCommand: ParsableCommand {
             evaluated clips, their labels unused and the checkpoint left as it is: its BatchNorm scales and shifts \
             by --adapt-epochs passes of entropy minimisation (TENT; every rank on all the clips), then its \
             BatchNorm statistics re-fitted to the clips' own (AdaBN), as for a new caller or microphone whose \
-            recordings are at hand; such scores are transductive, not comparable with plain ones. --save-adapted FILE then writes the adapted model (one checkpoint), for \
-            predict to use on that caller's or site's later recordings one at a time.
+            recordings are at hand; such scores are transductive, not comparable with plain ones. \
+            --save-adapted FILE then writes the adapted model (one checkpoint), for predict to use on that \
+            caller's or site's later recordings one at a time.
 
             Examples:
               digits-dist evaluate --checkpoint runs/demo/fold-0/final.ckpt --data demo-data

@@ -1,4 +1,5 @@
 import Foundation
+import Train
 import XCTest
 
 /// `evaluate --adapt-batchnorm` and `predict --adapt-batchnorm`: each model's BatchNorm scales and shifts (entropy
@@ -69,6 +70,10 @@ final class AdaptBatchNormTests: XCTestCase {
         let saved = root + "/adapted.ckpt"
         XCTAssertEqual(try evaluate(ranks: 1, ["--adapt-batchnorm", "--save-adapted", saved]), adapted)
         XCTAssertEqual(try evaluate(ranks: 1, [], checkpoint: saved), adapted)
+        // Every rank runs the entropy passes on all the clips: the adapted weights do not depend on the rank count.
+        XCTAssertEqual(try Checkpoint.read(from: savedSharded).section("parameters"), try Checkpoint.read(from: saved).section("parameters"))
+        XCTAssertNotEqual(try Checkpoint.read(from: saved).section("parameters"),
+                          try Checkpoint.read(from: checkpoint + "/" + files[0]).section("parameters"), "the weights are adapted")
         let refused = try runProcess([try digitsDistBinary(), "evaluate", "--checkpoint", checkpoint, "--data", unseen,
                                       "--save-adapted", saved], timeout: 120)
         XCTAssertNotEqual(refused.status, 0)
