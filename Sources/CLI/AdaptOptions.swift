@@ -1,4 +1,5 @@
 import ArgumentParser
+import Train
 
 /// `--adapt-batchnorm` and `--adapt-epochs`: evaluate and predict fit the models to the clips they are about to
 /// score, without their labels (transductive: such scores are not comparable with plain ones).
@@ -9,7 +10,8 @@ struct AdaptOptions: ParsableArguments {
 
     @Option(name: .customLong("adapt-epochs"),
             help: ArgumentHelp("With --adapt-batchnorm: passes over the clips lowering the model's entropy on them (TENT; "
-                               + "default 10); 0 re-fits the statistics alone (AdaBN).", valueName: "n"))
+                               + "default 10; each pass reads at most \(ChunkedClassifier.maxAdaptationChunksPerPass) chunks, a random subset of a larger set); "
+                               + "0 re-fits the statistics alone (AdaBN).", valueName: "n"))
     var givenEpochs: Int?
 
     /// Entropy passes before the statistics are re-fitted.

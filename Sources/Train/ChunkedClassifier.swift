@@ -80,9 +80,13 @@ public final class ChunkedClassifier {
     /// batch normalised by its own statistics), each batch's mean softmax entropy lowered by one Adam step of
     /// the BatchNorm scales and shifts alone; no labels, every other weight as trained. The model grows
     /// confident on the caller's own recordings, so it needs a batch of them; `adaptBatchNorm` then re-fits
-    /// the statistics to the adapted network.
-    public func adaptByEntropy(count: Int, clip: (Int) -> ClipFeatures, epochs: Int, learningRate: Float = 1e-3) throws {
-        guard epochs > 0 else { return }
+    /// the statistics to the adapted network. A pass reads at most `maxChunksPerPass` chunks, a fresh random
+    /// subset each pass when there are more, so a site's 30,000 clips cost what a few thousand do. Returns the
+    /// Adam steps taken.
+    @discardableResult
+    public func adaptByEntropy(count: Int, clip: (Int) -> ClipFeatures, epochs: Int, learningRate: Float = 1e-3,
+                               maxChunksPerPass: Int = ChunkedClassifier.maxAdaptationChunksPerPass) throws -> Int {
+        guard epochs > 0 else { return 0 }
         let model = self.model, parameters = model.parameterCount
         let optimizer = try AdamW(parameterCount: parameters, weightDecay: 0)
         // Zero gradients leave Adam's moments at zero, so the weights outside these ranges do not move.
@@ -91,7 +95,8 @@ public final class ChunkedClassifier {
         let dlogits = UnsafeMutablePointer<Float>.allocate(capacity: batch * Self.classes)
         defer { dlogits.deallocate() }
         for epoch in 0..<epochs {
-            _ = try classify(count: count, clip: clip, eachChunk: nil, training: true, shuffleSeed: UInt64(epoch)) { logits, rows in
+            _ = try classify(count: count, clip: clip, eachChunk: nil, training: true, shuffleSeed: UInt64(epoch),
+                             maxRows: maxChunksPerPass) { logits, rows in
                 Self.meanEntropyGradient(logits: logits, rows: rows, into: dlogits)
                 model.zeroGradients()
                 model.backward(dlogits: dlogits)
@@ -100,6 +105,7 @@ public final class ChunkedClassifier {
             }
         }
         model.zeroGradients()
+        return optimizer.step
     }
 
     /// ∂/∂z of the batch's mean entropy H = −Σ p·log p of p = softmax(z): −p_k·(log p_k + H) / rows.
@@ -114,10 +120,14 @@ public final class ChunkedClassifier {
         }
     }
 
+    /// Chunks one entropy pass reads at most (`adaptByEntropy`): 128 Adam steps of 32.
+    public static let maxAdaptationChunksPerPass = 4096
+
     /// The clips' mean probabilities; `shuffleSeed` mixes the chunks' order (else clip by clip, as a folder lists
-    /// them: one digit after another) and `afterForward` sees each batch's logits and size after its forward.
+    /// them: one digit after another), of which the first `maxRows` are read (a clip none of whose chunks is read
+    /// gets zeros), and `afterForward` sees each batch's logits and size after its forward.
     private func classify(count: Int, clip: (Int) -> ClipFeatures, eachChunk: ((Int, Int, UnsafeBufferPointer<Float>) -> Void)?,
-                          training: Bool, shuffleSeed: UInt64? = nil,
+                          training: Bool, shuffleSeed: UInt64? = nil, maxRows: Int = .max,
                           afterForward: ((UnsafePointer<Float>, Int) throws -> Void)? = nil) throws -> [Float] {
         let classes = Self.classes, variants = plan.variants
         var rows: [(clip: Int, start: Int, variant: Int)] = []
@@ -130,6 +140,7 @@ public final class ChunkedClassifier {
             var rng = SplitMix64(seed: 0x7E47_0000 ^ shuffleSeed)
             for i in stride(from: rows.count - 1, to: 0, by: -1) { rows.swapAt(i, rng.nextInt(below: i + 1)) }
         }
+        if rows.count > maxRows { rows.removeLast(rows.count - maxRows) }
         var sums = [Float](repeating: 0, count: count * classes)
         var weights = [Double](repeating: 0, count: count)
         var rowWeights = [Double](repeating: 1, count: batch)
@@ -174,7 +185,9 @@ public final class ChunkedClassifier {
                 if row.variant == 0 { probabilities.withUnsafeBufferPointer { eachChunk?(row.clip, row.start, $0) } }
             }
         }
-        for i in 0..<count { for k in 0..<classes { sums[i * classes + k] = Float(Double(sums[i * classes + k]) / weights[i]) } }
+        for i in 0..<count where weights[i] > 0 {
+            for k in 0..<classes { sums[i * classes + k] = Float(Double(sums[i * classes + k]) / weights[i]) }
+        }
         return sums
     }
 

@@ -125,6 +125,26 @@ final class ChunkedClassifierTests: XCTestCase {
         XCTAssertLessThan(meanEntropy(tent.probabilities), meanEntropy(statisticsOnly.probabilities) - 0.03)
     }
 
+    /// A pass over more chunks than `maxChunksPerPass` reads that many (a large site costs what a small one
+    /// does); a pass over fewer reads them all.
+    func testEntropyPassesReadAtMostTheirChunkBudget() throws {
+        let melBins = 16, frames = 8, count = 24
+        var rng = Xoshiro256(seed: 8)
+        let flat = (0..<(count * melBins * frames)).map { _ in Float(rng.nextGaussian()) }
+        func adapt(epochs: Int, budget: Int) throws -> (steps: Int, weights: [Float]) {
+            let model = try ResNet(arch: .resnet18, width: 4, inputHeight: melBins, inputWidth: frames, maxBatch: 4, seed: 7)
+            let classifier = ChunkedClassifier(model: model, melBins: melBins, cropFrames: frames, batch: 4, plan: InferencePlan())
+            let steps = try flat.withUnsafeBufferPointer { values in
+                try classifier.adaptByEntropy(count: count, clip: { (values.baseAddress! + $0 * melBins * frames, frames, 0) },
+                                              epochs: epochs, learningRate: 1e-2, maxChunksPerPass: budget)
+            }
+            return (steps, Array(UnsafeBufferPointer(start: model.parameters, count: model.parameterCount)))
+        }
+        XCTAssertEqual(try adapt(epochs: 3, budget: 100).steps, 3 * 6, "24 chunks in batches of 4, under the budget")
+        XCTAssertEqual(try adapt(epochs: 3, budget: 24).weights, try adapt(epochs: 3, budget: 100).weights, "a budget of all is no budget")
+        XCTAssertEqual(try adapt(epochs: 3, budget: 6).steps, 3 * 2, "6 chunks a pass: a batch of 4 and one of 2")
+    }
+
     func testMeanPowerIsTheMeanOfThePowersAtAnyLevel() {
         for level: Float in [-100, 0, 40] {
             let window: [Float] = [level, level - 10, level - 20, level - 30]
