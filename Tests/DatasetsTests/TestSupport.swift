@@ -19,5 +19,5 @@ func temporaryFolder(_ test: XCTestCase) throws -> String {
 func touch(_ path: String) {
     try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                              withIntermediateDirectories: true)
-    FileManager.default.createFile(atPath: path, contents: Data())
+    precondition(FileManager.default.createFile(atPath: path, contents: Data()), "could not create \(path)")
 }

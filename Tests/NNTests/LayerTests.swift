@@ -162,7 +162,7 @@ final class ConvolutionTests: XCTestCase {
     private func assertConvolutionMatchesDefinitions(_ shape: (Int, Int, Int, Int, Int, Int, Int), batch: Int,
                                                      threads: Int32, _ rng: inout Xoshiro256,
                                                      seed: UInt64? = nil) throws -> [[Float]] {
-        let (cin, cout, k, s, p, h, w) = shape
+        let (cin, cout, k, _, _, h, w) = shape
         var rng = seed.map { Xoshiro256(seed: $0) } ?? rng
         let (context, conv) = try randomConvolution(shape, maxBatch: batch, &rng)
         let g = conv.geometry, outH = g.outputHeight, outW = g.outputWidth
