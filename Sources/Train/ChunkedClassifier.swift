@@ -120,7 +120,7 @@ public final class ChunkedClassifier {
         }
     }
 
-    /// Chunks one entropy pass reads at most (`adaptByEntropy`): 128 Adam steps of 32.
+    /// Chunks one entropy pass reads at most (`adaptByEntropy`): 128 Adam steps at the usual batch of 32.
     public static let maxAdaptationChunksPerPass = 4096
 
     /// The clips' mean probabilities; `shuffleSeed` mixes the chunks' order (else clip by clip, as a folder lists
