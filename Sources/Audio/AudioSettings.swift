@@ -9,6 +9,8 @@ public struct AudioSettings: Hashable, Codable, Sendable {
     public var fftSize: Int = 2048
     /// Hop between frames (`hop_length`).
     public var hopSize: Int = 512
+    /// Seconds between two frames' starts (one hop).
+    public var hopSeconds: Double { Double(hopSize) / Double(sampleRate) }
     /// Number of mel bands (`n_mels`).
     public var melBins: Int = 128
     /// Lowest and highest mel band edges in Hz (`fmin`, `fmax`).

@@ -30,7 +30,7 @@ public struct SpeakerAugmentation: Sendable, Equatable {
     public var reverbProbability = 0.0
     public var reverbMaxSeconds = 0.8
     /// Seconds between frames (the hop): how far a reverberation tail decays from one frame to the next.
-    public var frameSeconds = Double(AudioSettings().hopSize) / Double(AudioSettings().sampleRate)
+    public var frameSeconds = AudioSettings().hopSeconds
     public var noiseProbability = 0.0
     public var noiseSNR = 10.0...40.0
     public var frequencyMasks = 0, frequencyMaskBins = 0

@@ -55,7 +55,7 @@ struct BenchFeaturesCommand: ParsableCommand {
             var seconds = 0.0
             for clip in dataset.clips {
                 let (_, frames) = try extractor.logMel(path: clip.path)
-                seconds += Double(frames - 1) * Double(settings.hopSize) / Double(settings.sampleRate)
+                seconds += Double(frames - 1) * settings.hopSeconds
             }
             let elapsed = Date().timeIntervalSince(start)
             print(String(format: "digits-dist features: %.0f clips/s on 1 core (%d clips, %.1f s of audio, %.2f s)",

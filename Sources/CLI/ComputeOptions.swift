@@ -70,7 +70,7 @@ struct ComputeOptions: ParsableArguments {
         let noise = try RecordedNoise(cache: openCache(dataset: recordings, settings: settings, directory: directory,
                                                        workers: config.int("environment.number_of_workers"), world: world))
         Log.info(String(format: "augmentation.noise_folder: %d noise recordings (%.0f s) from %@", noise.usable.count,
-                        noise.seconds(hopSeconds: Double(settings.hopSize) / Double(settings.sampleRate)), recordings.root))
+                        noise.seconds(hopSeconds: settings.hopSeconds), recordings.root))
         return noise
     }
 }

@@ -168,7 +168,7 @@ extension SpeakerAugmentation {
         gain = config.double("augmentation.gain_db")
         reverbProbability = config.double("augmentation.reverb_probability")
         reverbMaxSeconds = config.double("augmentation.reverb_max_seconds")
-        frameSeconds = Double(config.audioSettings.hopSize) / Double(config.audioSettings.sampleRate)
+        frameSeconds = config.audioSettings.hopSeconds
         noiseProbability = config.double("augmentation.noise_probability")
         let lowest = config.double("augmentation.noise_min_snr_db"), highest = config.double("augmentation.noise_max_snr_db")
         guard lowest <= highest else {
