@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 arch=${1:-resnet18} width=${2:-16} batch=${3:-32} steps=${4:-20} repeats=${5:-3}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 model=(--arch "$arch" --width "$width" --batch "$batch" --steps "$steps")
-common=("${model[@]}" --threads 1 --no-peak)
+# Plain BatchNorm, as DDP's torchvision model (training's default normalises in 4 mel bands).
+common=("${model[@]}" --threads 1 --no-peak --set architecture.subspectral_bands=1)
 rates() { grep -o '[0-9.]* samples/s' | tail -1 | cut -d' ' -f1; }
 results=()
 for _ in $(seq "$repeats"); do

@@ -17,9 +17,11 @@ rows=(
     "no tempo|augmentation.tempo=0"
     "no vocal-tract warp|augmentation.vocal_tract=0"
     "no gain|augmentation.gain_db=0"
+    "no reverberation|augmentation.reverb_probability=0"
     "no noise|augmentation.noise_probability=0"
     "no frequency masks|augmentation.frequency_masks=0"
     "no time masks|augmentation.time_masks=0"
+    "plain BatchNorm (no sub-spectral bands)|architecture.subspectral_bands=1"
 )
 table="$out/table.md"
 printf '| run | change | LOSO mean ± std | per-seed means |\n|---|---|---|---|\n' >"$table"

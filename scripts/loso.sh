@@ -7,7 +7,8 @@
 # its BatchNorm re-fitted to the held-out speaker's clips (`evaluate --adapt-batchnorm`). When torch and librosa are installed, the
 # PyTorch peer (scripts/train-fsdd-pytorch.py) runs the same folds and seeds beside it at the run's epoch
 # count and learning rate: the plain recipe (centred short clips, no augmentation), or with
-# LOSO_PEER_AUGMENT=1 the defaults' augmentations and PerClip written again in numpy (`--augment`).
+# LOSO_PEER_AUGMENT=1 the defaults' augmentations and PerClip written again in numpy (`--augment`: those of
+# 2026-12-07, without reverberation, in plain BatchNorm).
 #   scripts/loso.sh [SEEDS] [--set key=value ...]
 #   scripts/loso.sh "1 2 3"                                       # the defaults (configs/fsdd.yaml: 20 epochs)
 #   scripts/loso.sh "1 2 3" --set audio.short_clip_position=Start # one change against them
@@ -15,7 +16,8 @@
 #       --set audio.spectrogram_normalization=No --set augmentation.time_shift_seconds=0 \
 #       --set augmentation.tempo=0 --set augmentation.vocal_tract=0 --set augmentation.gain_db=0 \
 #       --set augmentation.noise_probability=0 --set augmentation.frequency_masks=0 \
-#       --set augmentation.time_masks=0                           # the plain seed recipe (the peer's)
+#       --set augmentation.time_masks=0 --set augmentation.reverb_probability=0 \
+#       --set architecture.subspectral_bands=1                    # the plain seed recipe (the peer's)
 # Environment: FSDD (the recordings folder), LOSO_OUT (run folders, default runs/loso),
 # LOSO_PEER=0 skips the PyTorch peer, LOSO_PEER_AUGMENT=1 trains it with the defaults' augmentations,
 # LOSO_LIBROSA_CACHE (the peer's features, default in /tmp).

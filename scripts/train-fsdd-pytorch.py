@@ -18,8 +18,9 @@ would score: `--weight-decay 0.01` (AdamW's default), `--short-offset start` or 
 window's start, or at a random place in training), `--pad zero` (pad with 0 dB), `--crop audio` (crop 1 s of zero-padded audio,
 log-mel of the crop with top_db relative to it; evaluate on the first 1 s of audio).
 
-`--augment` trains with digits-dist's defaults (configs/fsdd.yaml as it is) written again here in numpy, to
-see whether PyTorch gets more out of them than we do: a short clip moved by up to ± 6 frames (0.15 s) around
+`--augment` trains with digits-dist's defaults of 2026-12-07 (configs/fsdd.yaml with
+`augmentation.reverb_probability=0 architecture.subspectral_bands=1`: no reverberation, plain BatchNorm)
+written again here in numpy, to see whether PyTorch gets more out of them than we do: a short clip moved by up to ± 6 frames (0.15 s) around
 the centre, the crop stretched in time and its mel axis warped by 1 ± U(0.1) (linear interpolation, edges
 held), ± 6 dB gain, on half the crops white noise at 10-40 dB SNR (power exponentially distributed around
 the crop's mean power over the SNR), then `PerClip` (minus the clip's mean, over its std, both moved by what

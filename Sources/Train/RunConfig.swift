@@ -70,14 +70,16 @@ public struct RunConfig: Sendable {
 
     /// The resolved config a checkpoint or a run folder saved. Every key is written there, so a key missing
     /// predates it and stands for the behaviour of that time: short clips at the start of the crop, features
-    /// not normalised, folds drawn by the training seed. A resume then compares like with like (and is
-    /// refused, naming the key, where today's default would train differently).
+    /// not normalised, folds drawn by the training seed, plain BatchNorm, no reverberation. A resume then
+    /// compares like with like (and is refused, naming the key, where today's default would train differently).
     public static func parseSaved(yaml text: String, source path: String) throws -> RunConfig {
         var config = try parse(yaml: text, source: path)
         let before: [String: ConfigValue] = [
             "audio.short_clip_position": .string("Start"),
             "audio.spectrogram_normalization": .string("No"),
             "dataset.fold_seed": config.values["environment.seed", default: .int(0)],
+            "architecture.subspectral_bands": .int(1),
+            "augmentation.reverb_probability": .double(0),
         ]
         for (key, value) in before where !config.explicitKeys.contains(key) { config.values[key] = value }
         return config

@@ -73,7 +73,8 @@ final class ResumeTests: XCTestCase {
         // Control: the augmentations really act (one epoch with and without them).
         var weights: [[Float]] = []
         let off = ["augmentation.time_shift_seconds=0", "augmentation.tempo=0", "augmentation.vocal_tract=0", "augmentation.gain_db=0",
-                   "augmentation.noise_probability=0", "augmentation.frequency_masks=0", "augmentation.time_masks=0"]
+                   "augmentation.reverb_probability=0", "augmentation.noise_probability=0", "augmentation.frequency_masks=0",
+                   "augmentation.time_masks=0"]
         for (name, extra) in [("plain", off.flatMap { ["--set", $0] }), ("augmented", settings)] {
             let run = try mpirun(2, arguments(out: root + "/" + name, ["--set", "training.epochs=1"] + extra), timeout: 300)
             XCTAssertEqual(run.status, 0, run.summary)
@@ -178,10 +179,14 @@ final class ResumeTests: XCTestCase {
     }
 
     /// Float rounding differs between rank counts and grows with every step, so this resume continues for
-    /// 16 steps of a 24-step run: from the step-8 checkpoint of a finished 2-rank run, on 1 rank.
+    /// 16 steps of a 24-step run: from the step-8 checkpoint of a finished 2-rank run, on 1 rank. In plain
+    /// BatchNorm without reverberation: with the defaults' 4 sub-spectral bands and reverberation the weights
+    /// ended 2.2e-4 apart on OpenBLAS's Haswell kernels, where a ReLU input that rounding moves across zero
+    /// weighs 4 times as much in its group's statistics (TrainingMPITests, above `assertAgreeWithinRounding`).
     func testResumingOnFewerRanksEndsWithinFloatRounding() throws {
         let out = root + "/fewer"
-        let short = ["--set", "training.epochs=2", "--set", "training.keep_checkpoints=100"]
+        let short = ["--set", "training.epochs=2", "--set", "training.keep_checkpoints=100",
+                     "--set", "architecture.subspectral_bands=1", "--set", "augmentation.reverb_probability=0"]
         let full = try mpirun(2, arguments(out: out, short), timeout: 300)
         XCTAssertEqual(full.status, 0, full.summary)
         let expected = try parameters(out + "/final.ckpt")

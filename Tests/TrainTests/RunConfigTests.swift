@@ -15,18 +15,23 @@ final class RunConfigTests: XCTestCase {
     }
 
     /// A checkpoint's saved config lists every key; one written before a key existed means the behaviour
-    /// of that time: short clips at the start, features not normalised, folds by the training seed.
+    /// of that time: short clips at the start, features not normalised, folds by the training seed, plain
+    /// BatchNorm (a model saved so must be rebuilt so to read its weights), no reverberation.
     func testASavedConfigWithoutTheNewerKeysMeansTheBehaviourBeforeThem() throws {
         let old = try RunConfig.parseSaved(yaml: "training:\n  epochs: 3\nenvironment:\n  seed: 7\n", source: "old.ckpt")
         XCTAssertEqual(old.inferencePlan.normalization, .no)
         XCTAssertEqual(old.inferencePlan.shortClipPosition, .start)
         XCTAssertEqual(old.int("dataset.fold_seed"), 7)
+        XCTAssertEqual(old.int("architecture.subspectral_bands"), 1)
+        XCTAssertEqual(old.double("augmentation.reverb_probability"), 0)
         var written = RunConfig()
         written.set("environment.seed", to: .int(7))
         let current = try RunConfig.parseSaved(yaml: written.yaml, source: "new.ckpt")
         XCTAssertEqual(current.inferencePlan.normalization, .perClip)
         XCTAssertEqual(current.inferencePlan.shortClipPosition, .center)
         XCTAssertEqual(current.int("dataset.fold_seed"), 0)
+        XCTAssertEqual(current.int("architecture.subspectral_bands"), 4)
+        XCTAssertEqual(current.double("augmentation.reverb_probability"), 0.5)
     }
 
     func testTheSeedConfigLoadsAsItIs() throws {
