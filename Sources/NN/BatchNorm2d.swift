@@ -1,37 +1,49 @@
-/// Σu and Σu·v over a contiguous run: the batch statistics Σx, Σx² (u = v = x) and backward's Σdy, Σdy·x.
-/// Accumulated in 16 Float lanes per block of 1024 values and the blocks in Double — vectorised (Swift
-/// will not reorder a scalar float sum by itself) yet accurate over the tens of thousands of values of a
-/// channel, and in a fixed order, so deterministic. With `rectified` (the output of a fused ReLU) the
-/// ReLU's backward happens in the same pass: u is zeroed in place where the output was clipped.
+/// Σu and Σu·v over `runs` runs of `length` values, `stride` apart: the batch statistics Σx, Σx² (u = v = x)
+/// and backward's Σdy, Σdy·x of one normalised group. Accumulated in 16 Float lanes (and a scalar for what
+/// does not fill them) per block of 1024 values and the blocks in Double — vectorised (Swift will not
+/// reorder a scalar float sum by itself) yet accurate over the tens of thousands of values of a channel,
+/// and in a fixed order, so deterministic. The lanes carry over from run to run: a sub-band's runs are a
+/// few values long in the deep layers (layer4's are 2), and reducing the lanes after each would cost more
+/// than the run. With `rectified` (the output of a fused ReLU) the ReLU's backward happens in the same pass:
+/// u is zeroed in place where the output was clipped.
 @inline(__always)
-private func sumAndDotOfRun(_ u: UnsafeMutablePointer<Float>, _ v: UnsafePointer<Float>, _ n: Int,
-                       maskingBy rectified: UnsafePointer<Float>? = nil) -> (Double, Double) {
+private func sumAndDotOfRuns(_ u: UnsafeMutablePointer<Float>, _ v: UnsafePointer<Float>, length: Int, runs: Int,
+                             stride: Int, maskingBy rectified: UnsafePointer<Float>? = nil) -> (Double, Double) {
     typealias Lanes = SIMD16<Float>
-    var sum = 0.0, dot = 0.0, i = 0
-    while i < n {
-        let blockEnd = min(n, i + 1024)
-        var laneSum = Lanes(), laneDot = Lanes()
-        while i + Lanes.scalarCount <= blockEnd {
-            var a: Lanes = loadVector(u + i)
-            if let rectified {
-                a.replace(with: 0, where: loadVector(rectified + i) .<= 0)
-                storeVector(a, u + i)
+    let block = 1024
+    var sum = 0.0, dot = 0.0
+    var laneSum = Lanes(), laneDot = Lanes(), tailSum: Float = 0, tailDot: Float = 0
+    var inBlock = 0  // values in the lanes and tails since they were last added to the Doubles
+    for run in 0..<runs {
+        let u = u + run * stride, v = v + run * stride, rectified = rectified.map { $0 + run * stride }
+        var i = 0
+        while i < length {
+            let blockEnd = min(length, i + block - inBlock)
+            inBlock += blockEnd - i
+            while i + Lanes.scalarCount <= blockEnd {
+                var a: Lanes = loadVector(u + i)
+                if let rectified {
+                    a.replace(with: 0, where: loadVector(rectified + i) .<= 0)
+                    storeVector(a, u + i)
+                }
+                laneSum += a
+                laneDot += a * loadVector(v + i)
+                i += Lanes.scalarCount
             }
-            laneSum += a
-            laneDot += a * loadVector(v + i)
-            i += Lanes.scalarCount
+            while i < blockEnd {
+                if let rectified { u[i] = ReLU.gradient(output: rectified[i], u[i]) }
+                tailSum += u[i]
+                tailDot += u[i] * v[i]
+                i += 1
+            }
+            if inBlock == block {
+                sum += Double(laneSum.sum()) + Double(tailSum)
+                dot += Double(laneDot.sum()) + Double(tailDot)
+                (laneSum, laneDot, tailSum, tailDot, inBlock) = (Lanes(), Lanes(), 0, 0, 0)
+            }
         }
-        var tailSum: Float = 0, tailDot: Float = 0
-        while i < blockEnd {
-            if let rectified { u[i] = ReLU.gradient(output: rectified[i], u[i]) }
-            tailSum += u[i]
-            tailDot += u[i] * v[i]
-            i += 1
-        }
-        sum += Double(laneSum.sum()) + Double(tailSum)
-        dot += Double(laneDot.sum()) + Double(tailDot)
     }
-    return (sum, dot)
+    return (sum + (Double(laneSum.sum()) + Double(tailSum)), dot + (Double(laneDot.sum()) + Double(tailDot)))
 }
 
 /// BatchNorm2d as PyTorch: training normalises with the batch statistics (biased variance) and moves the
@@ -236,26 +248,29 @@ private struct SubBands {
         return (firstRow(ofBand: s + 1) - firstRow(ofBand: s)) * width
     }
 
+    /// Group g's values: `runs` contiguous runs of `length` values, the first at `start`, `stride` apart
+    /// (without sub-bands one run of the channel's B planes).
+    @inline(__always)
+    func layout(group g: Int) -> (start: Int, length: Int, runs: Int, stride: Int) {
+        let plane = height * width
+        if count == 1 { return (g * batch * plane, batch * plane, 1, 0) }
+        let (c, s) = g.quotientAndRemainder(dividingBy: count)
+        return (c * batch * plane + firstRow(ofBand: s) * width, valuesPerSample(group: g), batch, plane)
+    }
+
     /// body(offset, length) for each contiguous run of group g.
     @inline(__always)
     func forEachRun(group g: Int, _ body: (Int, Int) -> Void) {
-        let plane = height * width
-        if count == 1 { return body(g * batch * plane, batch * plane) }
-        let (c, s) = g.quotientAndRemainder(dividingBy: count)
-        let start = c * batch * plane + firstRow(ofBand: s) * width, length = valuesPerSample(group: g)
-        for b in 0..<batch { body(start + b * plane, length) }
+        let runs = layout(group: g)
+        for run in 0..<runs.runs { body(runs.start + run * runs.stride, runs.length) }
     }
 
-    /// Σu and Σu·v over group g (see `sumAndDotOfRun`), the runs' sums added in order.
+    /// Σu and Σu·v over group g (see `sumAndDotOfRuns`).
     func sumAndDot(group g: Int, _ u: UnsafeMutablePointer<Float>, _ v: UnsafePointer<Float>,
                    maskingBy rectified: UnsafePointer<Float>? = nil) -> (Double, Double) {
-        var sum = 0.0, dot = 0.0
-        forEachRun(group: g) { offset, n in
-            let (s, d) = sumAndDotOfRun(u + offset, v + offset, n, maskingBy: rectified.map { $0 + offset })
-            sum += s
-            dot += d
-        }
-        return (sum, dot)
+        let runs = layout(group: g)
+        return sumAndDotOfRuns(u + runs.start, v + runs.start, length: runs.length, runs: runs.runs, stride: runs.stride,
+                               maskingBy: rectified.map { $0 + runs.start })
     }
 }
 
