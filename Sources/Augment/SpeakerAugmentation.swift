@@ -186,17 +186,23 @@ public struct SpeakerAugmentation: Sendable, Equatable {
     /// Σ_k c·a^k = c·a/(1 − a) is `tailDecibelsBelowDirect` dB below the frame it echoes.
     static func addReverberation(_ crop: UnsafeMutablePointer<Float>, melBins: Int, frames: Int, decayPerFrame a: Double,
                                  tailDecibelsBelowDirect: Double) {
-        let toPower = Float(M_LN10 / 10)
+        // In powers relative to the crop's peak (the echo is linear in power, so the peak factors out): the
+        // two conversions are loops over the whole crop that vectorise, the echo one pass along each band.
+        let count = melBins * frames
+        var peak = -Float.infinity
+        for i in 0..<count { peak = max(peak, crop[i]) }
+        for i in 0..<count { crop[i] = LogMelCrop.relativePower(decibels: crop[i], peak: peak) }
         let c = Float(pow(10, -tailDecibelsBelowDirect / 10) * (1 - a) / a), decay = Float(a)
         for m in 0..<melBins {
             let row = crop + m * frames
             var tail: Float = 0, previous: Float = 0
             for t in 0..<frames {
                 tail = decay * (tail + c * previous)
-                previous = exp(row[t] * toPower)
-                row[t] = log(previous + tail) / toPower
+                previous = row[t]
+                row[t] = previous + tail
             }
         }
+        for i in 0..<count { crop[i] = peak + LogMelCrop.decibels(ofPower: crop[i]) }
     }
 
     /// Exp(1) at the midpoints of 1,024 equal-probability bins: −log(1 − (k + ½)/1024).

@@ -99,6 +99,21 @@ public enum LogMelCrop {
         return Float(bitPattern: UInt32(Int32(whole) + 127) << 23) * p
     }
 
+    /// 10·log10(x) for a power x > 0 (x below Float's smallest normal counts as it), within 10⁻⁵ dB: the
+    /// inverse of `relativePower`. The exponent's bits plus ln of the mantissa, folded into [√½, √2), by
+    /// the series 2·atanh(s), s = (m − 1)/(m + 1), to s⁹; a loop the compiler vectorises where a libm call
+    /// per value made the reverberation cost a third of a training crop.
+    @inlinable @inline(__always)
+    public static func decibels(ofPower x: Float) -> Float {
+        let bits = max(x, .leastNormalMagnitude).bitPattern
+        let folds = (bits & 0x007F_FFFF) > 0x0035_04F3  // mantissa above √2: halve it, one more in the exponent
+        let m = Float(bitPattern: (bits & 0x007F_FFFF) | (folds ? 0x3F00_0000 : 0x3F80_0000))
+        let exponent = Float(Int32(bitPattern: bits >> 23) - (folds ? 126 : 127))
+        let t = (m - 1) / (m + 1), t2 = t * t
+        let lnMantissa = 2 * t * (1 + t2 * (1 / 3 + t2 * (1 / 5 + t2 * (1 / 7 + t2 / 9))))
+        return 3.010_299_96 * exponent + 4.342_944_8 * lnMantissa
+    }
+
     /// Chunk starts of inference method "Fix": 0, frames, 2·frames, … while inside the clip (at least one).
     public static func chunkStarts(clipFrames: Int, frames: Int) -> StrideTo<Int> {
         stride(from: 0, to: max(clipFrames, 1), by: frames)

@@ -54,6 +54,23 @@ final class ShortClipPositionTests: XCTestCase {
         XCTAssertEqual(LogMelCrop.exp2OfNonPositive(0), 1, accuracy: 1e-7)
         XCTAssertEqual(LogMelCrop.exp2OfNonPositive(-.infinity), 0, accuracy: 1e-37)
     }
+
+    func testDecibelsOfAPowerAreWithinTheirBoundOfLibmAndInvertTheRelativePower() {
+        var worst = 0.0, x = Float.leastNormalMagnitude
+        while x < 1e30 {
+            worst = max(worst, abs(Double(LogMelCrop.decibels(ofPower: x)) - 10 * Foundation.log10(Double(x))))
+            x *= 1.000_37
+        }
+        // The series' truncation (2·t¹¹/11 at |t| ≤ 0.172: 7·10⁻¹⁰) is nothing beside Float's roundings of a
+        // result up to 376 dB in size (an ulp there is 3·10⁻⁵); near 0 dB they are 10⁻⁷.
+        XCTAssertLessThan(worst, 1e-4)
+        for decibels in stride(from: Float(-100), through: 0, by: 0.37) {
+            XCTAssertEqual(LogMelCrop.decibels(ofPower: LogMelCrop.relativePower(decibels: decibels, peak: 0)), decibels,
+                           accuracy: 1e-5)
+        }
+        XCTAssertEqual(LogMelCrop.decibels(ofPower: 1), 0, accuracy: 1e-7)
+        XCTAssertEqual(LogMelCrop.decibels(ofPower: 0), LogMelCrop.decibels(ofPower: .leastNormalMagnitude))
+    }
 }
 
 final class SpectrogramNormalizationTests: XCTestCase {
