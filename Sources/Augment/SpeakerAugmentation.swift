@@ -151,34 +151,31 @@ public struct SpeakerAugmentation: Sendable, Equatable {
     }
 
     /// x ← 10·log10(10^(x/10) + n) with n = P̄·10^(−snr/10)·u, P̄ the crop's mean power and u the cell's
-    /// noise power at a mean of 1: `recording`'s (count floats) when given, else E ~ Exp(1). In Float with
-    /// natural exponentials (10^(x/10) = e^(x·ln10/10)), each cell's power computed once (kept in
-    /// `scratch`) and E drawn from a table of its quantiles: two transcendental calls a cell, the cost that
-    /// matters on the rank's step (see `bench train --crops`).
+    /// noise power at a mean of 1: `recording`'s (count floats) when given, else E ~ Exp(1). Each cell's power
+    /// is computed once (kept in `scratch`, relative to the crop's peak, which the noise level scales with)
+    /// and E drawn from a table of its quantiles: the cost that matters on the rank's step (see `bench train
+    /// --crops`).
     static func addNoise(_ crop: UnsafeMutablePointer<Float>, count: Int, snrDecibels: Double,
                          scratch: UnsafeMutablePointer<Float>, recording: UnsafePointer<Float>? = nil,
                          rng: inout SplitMix64) {
-        let toPower = Float(M_LN10 / 10)
+        let peak = relativePowers(of: crop, count: count, into: scratch)
         var power = 0.0
-        for i in 0..<count {
-            scratch[i] = exp(crop[i] * toPower)
-            power += Double(scratch[i])
-        }
+        for i in 0..<count { power += Double(scratch[i]) }
         let level = Float(power / Double(count) * pow(10, -snrDecibels / 10))
         if let recording {
-            for i in 0..<count { crop[i] = log(scratch[i] + level * recording[i]) / toPower }
-            return
-        }
-        var bits: UInt64 = 0, left = 0
-        exponentialQuantiles.withUnsafeBufferPointer { quantiles in
-            for i in 0..<count {
-                if left == 0 { (bits, left) = (rng.next(), 6) }  // six 10-bit draws per 64 random bits
-                let noise = level * quantiles[Int(bits & 1023)]
-                bits >>= 10
-                left -= 1
-                crop[i] = log(scratch[i] + noise) / toPower
+            for i in 0..<count { scratch[i] += level * recording[i] }
+        } else {
+            var bits: UInt64 = 0, left = 0
+            exponentialQuantiles.withUnsafeBufferPointer { quantiles in
+                for i in 0..<count {
+                    if left == 0 { (bits, left) = (rng.next(), 6) }  // six 10-bit draws per 64 random bits
+                    scratch[i] += level * quantiles[Int(bits & 1023)]
+                    bits >>= 10
+                    left -= 1
+                }
             }
         }
+        setDecibels(crop, count: count, ofPowers: scratch, peak: peak)
     }
 
     /// P'(t) = P(t) + tail(t) in each band, tail(t) = a·(tail(t − 1) + c·P(t − 1)): every frame's power
@@ -186,12 +183,8 @@ public struct SpeakerAugmentation: Sendable, Equatable {
     /// Σ_k c·a^k = c·a/(1 − a) is `tailDecibelsBelowDirect` dB below the frame it echoes.
     static func addReverberation(_ crop: UnsafeMutablePointer<Float>, melBins: Int, frames: Int, decayPerFrame a: Double,
                                  tailDecibelsBelowDirect: Double) {
-        // In powers relative to the crop's peak (the echo is linear in power, so the peak factors out): the
-        // two conversions are loops over the whole crop that vectorise, the echo one pass along each band.
         let count = melBins * frames
-        var peak = -Float.infinity
-        for i in 0..<count { peak = max(peak, crop[i]) }
-        for i in 0..<count { crop[i] = LogMelCrop.relativePower(decibels: crop[i], peak: peak) }
+        let peak = relativePowers(of: crop, count: count, into: crop)
         let c = Float(pow(10, -tailDecibelsBelowDirect / 10) * (1 - a) / a), decay = Float(a)
         for m in 0..<melBins {
             let row = crop + m * frames
@@ -202,7 +195,23 @@ public struct SpeakerAugmentation: Sendable, Equatable {
                 row[t] = previous + tail
             }
         }
-        for i in 0..<count { crop[i] = peak + LogMelCrop.decibels(ofPower: crop[i]) }
+        setDecibels(crop, count: count, ofPowers: crop, peak: peak)
+    }
+
+    /// powers[i] = the power of crop[i] (dB) relative to the crop's peak, whose dB it returns: noise and echoes
+    /// add in power, and relative to the peak no level overflows. A loop that vectorises (`relativePower`), as
+    /// its inverse `setDecibels` does, where libm's exp and log per cell cost most of a crop's augmentation.
+    static func relativePowers(of crop: UnsafePointer<Float>, count: Int, into powers: UnsafeMutablePointer<Float>) -> Float {
+        var peak = -Float.infinity
+        for i in 0..<count { peak = max(peak, crop[i]) }
+        for i in 0..<count { powers[i] = LogMelCrop.relativePower(decibels: crop[i], peak: peak) }
+        return peak
+    }
+
+    /// crop[i] = the dB of powers[i], a power relative to `peak` dB (the inverse of `relativePowers`).
+    static func setDecibels(_ crop: UnsafeMutablePointer<Float>, count: Int, ofPowers powers: UnsafePointer<Float>,
+                            peak: Float) {
+        for i in 0..<count { crop[i] = peak + LogMelCrop.decibels(ofPower: powers[i]) }
     }
 
     /// Exp(1) at the midpoints of 1,024 equal-probability bins: −log(1 − (k + ½)/1024).
