@@ -99,8 +99,8 @@ public enum LogMelCrop {
         return Float(bitPattern: UInt32(Int32(whole) + 127) << 23) * p
     }
 
-    /// 10·log10(x) for a power x > 0 (x below Float's smallest normal counts as it), within 10⁻⁵ dB: the
-    /// inverse of `relativePower`. The exponent's bits plus ln of the mantissa, folded into [√½, √2), by
+    /// 10·log10(x) for a power x > 0 (x below Float's smallest normal counts as it), within 10⁻⁴ dB (Float's
+    /// own rounding of results up to ±380 dB; 10⁻⁶ near 0 dB): the inverse of `relativePower`. The exponent's bits plus ln of the mantissa, folded into [√½, √2), by
     /// the series 2·atanh(s), s = (m − 1)/(m + 1), to s⁹; a loop the compiler vectorises where a libm call
     /// per value made the reverberation cost a third of a training crop.
     @inlinable @inline(__always)
