@@ -158,7 +158,7 @@ public struct SpeakerAugmentation: Sendable, Equatable {
     static func addNoise(_ crop: UnsafeMutablePointer<Float>, count: Int, snrDecibels: Double,
                          scratch: UnsafeMutablePointer<Float>, recording: UnsafePointer<Float>? = nil,
                          rng: inout SplitMix64) {
-        let peak = relativePowers(of: crop, count: count, into: scratch)
+        let peak = LogMelCrop.relativePowers(of: crop, count: count, into: scratch)
         var power = 0.0
         for i in 0..<count { power += Double(scratch[i]) }
         let level = Float(power / Double(count) * pow(10, -snrDecibels / 10))
@@ -175,7 +175,7 @@ public struct SpeakerAugmentation: Sendable, Equatable {
                 }
             }
         }
-        setDecibels(crop, count: count, ofPowers: scratch, peak: peak)
+        LogMelCrop.setDecibels(crop, count: count, ofPowers: scratch, peak: peak)
     }
 
     /// P'(t) = P(t) + tail(t) in each band, tail(t) = a·(tail(t − 1) + c·P(t − 1)): every frame's power
@@ -184,7 +184,7 @@ public struct SpeakerAugmentation: Sendable, Equatable {
     static func addReverberation(_ crop: UnsafeMutablePointer<Float>, melBins: Int, frames: Int, decayPerFrame a: Double,
                                  tailDecibelsBelowDirect: Double) {
         let count = melBins * frames
-        let peak = relativePowers(of: crop, count: count, into: crop)
+        let peak = LogMelCrop.relativePowers(of: crop, count: count, into: crop)
         let c = Float(pow(10, -tailDecibelsBelowDirect / 10) * (1 - a) / a), decay = Float(a)
         for m in 0..<melBins {
             let row = crop + m * frames
@@ -195,23 +195,7 @@ public struct SpeakerAugmentation: Sendable, Equatable {
                 row[t] = previous + tail
             }
         }
-        setDecibels(crop, count: count, ofPowers: crop, peak: peak)
-    }
-
-    /// powers[i] = the power of crop[i] (dB) relative to the crop's peak, whose dB it returns: noise and echoes
-    /// add in power, and relative to the peak no level overflows. A loop that vectorises (`relativePower`), as
-    /// its inverse `setDecibels` does, where libm's exp and log per cell cost most of a crop's augmentation.
-    static func relativePowers(of crop: UnsafePointer<Float>, count: Int, into powers: UnsafeMutablePointer<Float>) -> Float {
-        var peak = -Float.infinity
-        for i in 0..<count { peak = max(peak, crop[i]) }
-        for i in 0..<count { powers[i] = LogMelCrop.relativePower(decibels: crop[i], peak: peak) }
-        return peak
-    }
-
-    /// crop[i] = the dB of powers[i], a power relative to `peak` dB (the inverse of `relativePowers`).
-    static func setDecibels(_ crop: UnsafeMutablePointer<Float>, count: Int, ofPowers powers: UnsafePointer<Float>,
-                            peak: Float) {
-        for i in 0..<count { crop[i] = peak + LogMelCrop.decibels(ofPower: powers[i]) }
+        LogMelCrop.setDecibels(crop, count: count, ofPowers: crop, peak: peak)
     }
 
     /// Exp(1) at the midpoints of 1,024 equal-probability bins: −log(1 − (k + ½)/1024).

@@ -58,8 +58,7 @@ public enum LogMelCrop {
         /// The power-weighted mean time of a log-mel dB clip, in frames from its start (frame t spans
         /// [t, t + 1)); the middle for a clip without power.
         static func energyCentroid(_ clip: UnsafePointer<Float>, melBins: Int, clipFrames: Int) -> Double {
-            var loudest = -Float.infinity
-            for i in 0..<(melBins * clipFrames) { loudest = max(loudest, clip[i]) }
+            let loudest = LogMelCrop.peak(of: clip, count: melBins * clipFrames)
             guard loudest.isFinite else { return Double(clipFrames) / 2 }
             var total = 0.0, moment = 0.0
             for m in 0..<melBins {
@@ -100,9 +99,10 @@ public enum LogMelCrop {
     }
 
     /// 10·log10(x) for a power x > 0 (x below Float's smallest normal counts as it), within 10⁻⁴ dB (Float's
-    /// own rounding of results up to ±380 dB; 10⁻⁶ near 0 dB): the inverse of `relativePower`. The exponent's bits plus ln of the mantissa, folded into [√½, √2), by
-    /// the series 2·atanh(s), s = (m − 1)/(m + 1), to s⁹; a loop the compiler vectorises where a libm call
-    /// per value made the reverberation cost a third of a training crop.
+    /// own rounding of results up to ±380 dB; 10⁻⁶ near 0 dB): the inverse of `relativePower`. The exponent's
+    /// bits plus ln of the mantissa, folded into [√½, √2), by the series 2·atanh(s), s = (m − 1)/(m + 1), to
+    /// s⁹; a loop the compiler vectorises where a libm call per value made the reverberation cost a third of a
+    /// training crop.
     @inlinable @inline(__always)
     public static func decibels(ofPower x: Float) -> Float {
         let bits = max(x, .leastNormalMagnitude).bitPattern
@@ -112,6 +112,31 @@ public enum LogMelCrop {
         let t = (m - 1) / (m + 1), t2 = t * t
         let lnMantissa = 2 * t * (1 + t2 * (1 / 3 + t2 * (1 / 5 + t2 * (1 / 7 + t2 / 9))))
         return 3.010_299_96 * exponent + 4.342_944_8 * lnMantissa
+    }
+
+    /// The loudest of `count` log-mel dB values: the reference their powers are taken relative to.
+    @inlinable
+    public static func peak(of decibels: UnsafePointer<Float>, count: Int) -> Float {
+        var loudest = -Float.infinity
+        for i in 0..<count { loudest = max(loudest, decibels[i]) }
+        return loudest
+    }
+
+    /// powers[i] = the power of decibels[i] relative to their peak, whose dB it returns (`powers` may be
+    /// `decibels` itself): noise and echoes add in power, and relative to the peak no level overflows.
+    @inlinable
+    public static func relativePowers(of decibels: UnsafePointer<Float>, count: Int,
+                                      into powers: UnsafeMutablePointer<Float>) -> Float {
+        let loudest = peak(of: decibels, count: count)
+        for i in 0..<count { powers[i] = relativePower(decibels: decibels[i], peak: loudest) }
+        return loudest
+    }
+
+    /// decibels[i] = the dB of powers[i], a power relative to `peak` dB (the inverse of `relativePowers`).
+    @inlinable
+    public static func setDecibels(_ decibels: UnsafeMutablePointer<Float>, count: Int, ofPowers powers: UnsafePointer<Float>,
+                                   peak: Float) {
+        for i in 0..<count { decibels[i] = peak + self.decibels(ofPower: powers[i]) }
     }
 
     /// Chunk starts of inference method "Fix": 0, frames, 2·frames, … while inside the clip (at least one).

@@ -194,8 +194,7 @@ public final class ChunkedClassifier {
     /// Mean power of a window of log-mel dB values (summed relative to its loudest value, so the sum cannot
     /// overflow whatever the recording's level).
     static func meanPower(_ window: UnsafePointer<Float>, count: Int) -> Double {
-        var loudest = -Float.infinity
-        for i in 0..<count { loudest = max(loudest, window[i]) }
+        let loudest = LogMelCrop.peak(of: window, count: count)
         var sum = 0.0
         for i in 0..<count { sum += Double(LogMelCrop.relativePower(decibels: window[i], peak: loudest)) }
         return sum / Double(count) * pow(10, Double(loudest) / 10)
